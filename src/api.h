@@ -1,0 +1,14 @@
+/* api.h - route handlers, grouped by the file that implements them. */
+#ifndef MESHSYNC_API_H
+#define MESHSYNC_API_H
+
+#include "req.h"
+
+#define MESHSYNC_PROTOCOL	1
+
+/* api_node.c: this node's identity and condition */
+int	 api_ping(struct req *);
+int	 api_health(struct req *);
+int	 api_status(struct req *);
+
+#endif

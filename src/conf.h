@@ -1,0 +1,71 @@
+/* conf.h - the node's meshsync.conf: one table of keys, defaults and checks. */
+#ifndef MESHSYNC_CONF_H
+#define MESHSYNC_CONF_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+#define CONF_FILE	"meshsync.conf"
+#define CONF_VAL_MAX	1024
+
+/*
+ * Process-wide configuration: filled once at start-up by conf_load() and
+ * read-only afterwards.  Paths are absolute after loading.
+ */
+struct conf {
+	char	 dir[UTIL_PATH_MAX];		/* node directory */
+	char	 name[128];
+	char	 listen[128];			/* address:port for nginx */
+	char	 listen_addr[64];
+	int	 listen_port;
+	char	 public_url[256];
+	char	 instance_dir[UTIL_PATH_MAX];
+	char	 databases[CONF_VAL_MAX];	/* space-separated */
+	char	 ignore[CONF_VAL_MAX];		/* space-separated globs */
+	char	 timezone[64];
+	int	 sync_interval;			/* seconds */
+	int	 workers;			/* FastCGI pool size */
+	char	 post_apply_hook[CONF_VAL_MAX];
+	char	 allow_from[CONF_VAL_MAX];
+	long long max_body;			/* bytes, JSON bodies */
+	long long max_upload;			/* bytes, file uploads */
+	int	 max_clock_skew;		/* seconds */
+	char	 log_level[16];
+	char	 nginx[UTIL_PATH_MAX];		/* nginx binary */
+};
+
+/* Fill c with every default (no file read).  dir is the node directory. */
+void	 conf_defaults(struct conf *c, const char *dir);
+
+/*
+ * Load DIR/meshsync.conf over the defaults and check every value.
+ * Returns 0, or -1 with "meshsync.conf:LINE: reason" in err.
+ */
+int	 conf_load(struct conf *c, const char *dir, char *err, size_t errsz);
+
+/*
+ * Set one key from a string, checking it like conf_load does (used by the
+ * config page and by `init` options).  Returns 0, or -1 with a reason.
+ */
+int	 conf_set(struct conf *c, const char *key, const char *val, char *err,
+	    size_t errsz);
+
+/*
+ * Render the whole configuration as a meshsync.conf text: every key with a
+ * comment, set keys uncommented.  `set` is a NULL-terminated list of keys to
+ * write as active lines (others are written commented with their default).
+ * The caller frees the returned string; NULL on allocation failure.
+ */
+char	*conf_render(const struct conf *c, const char *const *set);
+
+/* Path helper: DIR/rel into buf.  Returns 0, or -1 on truncation. */
+int	 conf_path(const struct conf *c, char *buf, size_t bufsz,
+	    const char *rel);
+
+/* Path of the log file, the run dir and the state DB. */
+#define CONF_LOG	"meshsync.log"
+#define CONF_STATE_DB	"meshsync.db"
+#define CONF_RUN_DIR	"run"
+
+#endif

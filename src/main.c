@@ -1,0 +1,113 @@
+/* main.c - the meshsync executable: a table of subcommands, like git. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "keys.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0"
+#endif
+
+const struct cmd cmd_table[] = {
+	{ .name = "init", .fn = cmd_init,
+	  .summary = "create a node directory, identity and superadmin",
+	  .usage = "usage: meshsync init [--dir DIR] [--name NAME] "
+	    "[--listen ADDR:PORT]\n"
+	    "                     [--admin-password-file FILE]\n\n"
+	    "Creates DIR (default " CMD_DEFAULT_DIR ") with meshsync.conf "
+	    "(every key, defaults\ncommented), the state DB, the node's Ed25519 "
+	    "key pair and the superadmin\nuser 'admin'.  The password is random "
+	    "and printed once, unless read from\nFILE (first line).  Refuses an "
+	    "existing node and changes nothing.\n" },
+	{ .name = "up", .fn = cmd_up,
+	  .summary = "run a node in the foreground: nginx, pool and worker",
+	  .usage = "usage: meshsync up [--dir DIR] [--quiet]\n\n"
+	    "Renders the nginx config into DIR/run, starts nginx, the FastCGI "
+	    "pool and the\nsync worker, and supervises them.  Ctrl-C or SIGTERM "
+	    "stops all of them.\nEnvironment: MESHSYNC_NGINX overrides the nginx "
+	    "binary.\n" },
+	{ .name = "fcgi", .fn = cmd_fcgi,
+	  .summary = "run the FastCGI pool (started by up)",
+	  .usage = "usage: meshsync fcgi [--dir DIR]\n\n"
+	    "Pre-forks `workers` request workers on DIR/run/fcgi.sock and "
+	    "replaces any\nthat dies.  Normally started by `meshsync up`.\n" },
+	{ .name = "worker", .fn = cmd_worker,
+	  .summary = "run the sync worker (started by up)",
+	  .usage = "usage: meshsync worker [--dir DIR]\n\n"
+	    "The one process per node that syncs with peers.  Normally started "
+	    "by\n`meshsync up`.\n" },
+	{ .name = "status", .fn = cmd_status,
+	  .summary = "show this node, its processes and peers",
+	  .usage = "usage: meshsync status [--dir DIR] [--json]\n" },
+	{ .name = "user", .fn = cmd_user,
+	  .summary = "manage dashboard users",
+	  .usage = "usage: meshsync user add [--dir DIR] NAME ROLE "
+	    "[--password-file FILE]\n"
+	    "       meshsync user passwd [--dir DIR] NAME [--password-file FILE]\n"
+	    "       meshsync user del [--dir DIR] NAME\n"
+	    "       meshsync user list [--dir DIR]\n\n"
+	    "ROLE is superadmin or admin.  Without --password-file the password "
+	    "is read\nfrom standard input (first line).\n" },
+	{ .name = "demo", .fn = cmd_demo,
+	  .summary = "run a local 3-node demo mesh with sample data",
+	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE]\n\n"
+	    "Creates (or reuses) three nodes under DIR (default ./var/demo) on "
+	    "127.0.0.1\nports BASE..BASE+2 (default 8701), with a sample "
+	    "application database and\nfiles, and runs them until Ctrl-C.\n" },
+	{ .name = NULL },
+};
+
+const struct cmd *
+cmd_find(const char *name)
+{
+	for (const struct cmd *c = cmd_table; c->name != NULL; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+int
+cmd_usage(const struct cmd *cmd, int to_stderr)
+{
+	fputs(cmd->usage, to_stderr ? stderr : stdout);
+	return to_stderr ? 2 : 0;
+}
+
+static int
+usage(FILE *f)
+{
+	fprintf(f, "usage: meshsync COMMAND [options]   (meshsync COMMAND "
+	    "--help for details)\n\nCommands:\n");
+	for (const struct cmd *c = cmd_table; c->name != NULL; c++)
+		fprintf(f, "  %-8s %s\n", c->name, c->summary);
+	return f == stderr ? 2 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct cmd *cmd;
+
+	if (argc < 2)
+		return usage(stderr);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0)
+		return usage(stdout);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("meshsync %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if ((cmd = cmd_find(argv[1])) == NULL) {
+		fprintf(stderr, "meshsync: unknown command '%s'\n", argv[1]);
+		return usage(stderr);
+	}
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return cmd_usage(cmd, 0);
+	if (keys_init() == -1) {
+		fprintf(stderr, "meshsync: libsodium failed to initialise\n");
+		return 1;
+	}
+	return cmd->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,86 @@
+/* routes.c - the one table of every HTTP route meshsync answers. */
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "auth.h"
+
+static const struct route route_table[] = {
+	{ .method = "GET", .path = "/api/sync/ping", .access = ACC_ANY,
+	  .fn = api_ping },
+	{ .method = "GET", .path = "/api/sync/health", .access = ACC_ANY,
+	  .fn = api_health },
+	{ .method = "GET", .path = "/api/sync/status", .access = ACC_ADMIN,
+	  .fn = api_status },
+};
+
+#define NROUTES (sizeof(route_table) / sizeof(route_table[0]))
+
+static const char *const access_names[] = {
+	[ACC_ANY] = "anyone",
+	[ACC_ADMIN] = "admin",
+	[ACC_SUPERADMIN] = "superadmin",
+	[ACC_PEER] = "peer",
+	[ACC_ADMIN_OR_PEER] = "admin or peer",
+	[ACC_SUPER_OR_PEER] = "superadmin or peer",
+	[ACC_ADMIN_OR_LOCAL] = "admin or localhost",
+	[ACC_INTERNAL] = "internal",
+};
+
+const char *
+routes_access_name(enum route_access a)
+{
+	return access_names[a];
+}
+
+static int
+path_matches(const struct route *rt, const char *path)
+{
+	if (rt->prefix)
+		return strncmp(path, rt->path, strlen(rt->path)) == 0;
+	return strcmp(path, rt->path) == 0;
+}
+
+void
+routes_dispatch(struct req *r)
+{
+	const struct route *hit = NULL;
+	char allow[128] = "";
+	int path_known = 0;
+	/* HEAD is answered like GET; req_send leaves out the body. */
+	const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		const struct route *rt = &route_table[i];
+
+		if (!path_matches(rt, r->path))
+			continue;
+		path_known = 1;
+		if (strcmp(rt->method, method) == 0) {
+			hit = rt;
+			break;
+		}
+		if (strstr(allow, rt->method) == NULL) {
+			size_t l = strlen(allow);
+			snprintf(allow + l, sizeof(allow) - l, "%s%s",
+			    l ? ", " : "", rt->method);
+		}
+	}
+	if (hit == NULL) {
+		if (path_known) {
+			req_header(r, "Allow: %s", allow);
+			req_error(r, 405, "method %s not allowed here",
+			    r->method);
+		} else
+			req_error(r, 404, "no such route");
+		return;
+	}
+	if (auth_check(r, hit->access, hit->page) == -1)
+		return;		/* auth_check has answered */
+	if (hit->fn(r) == -1 && !r->responded)
+		req_error(r, 500, "internal error");
+	if (!r->responded)
+		req_error(r, 500, "handler sent no response");
+}
