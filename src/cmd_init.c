@@ -61,6 +61,8 @@ cmd_init_node(const char *dir, const char *name, const char *listen,
 	conf_path(&c, path, sizeof(path), "backups");
 	if (util_mkdirs(path, 0700) == -1)
 		goto syserr;
+	conf_path(&c, path, sizeof(path), CONF_LOG);
+	log_open(path, "init", LOG_LVL_INFO);
 	if (store_open(dbpath, 1, &db, why, sizeof(why)) == -1) {
 		util_fmt(err, errsz, "%s", why);
 		goto fail;

@@ -1,0 +1,2841 @@
+/* dbsync.c - database sync engine: harvest, change log, feed, merge/apply, compaction. */
+#include "dbsync.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "capture.h"
+#include "hlc.h"
+#include "log.h"
+
+/* The longest run of entries one row change can produce ("" + columns);
+ * SQLite's default column limit is 2000. */
+#define DBSYNC_ROW_MAX		2048
+#define DBSYNC_SCHEMA_CACHE	16
+#define DBSYNC_CONFLICTS_MAX	1000
+
+static const char *const dbsync_ddl =
+    "CREATE TABLE IF NOT EXISTS _meshsync_meta("
+    " key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _meshsync_vv("
+    " origin TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _meshsync_schemas("
+    " sid INTEGER PRIMARY KEY, tbl TEXT NOT NULL, hash TEXT NOT NULL,"
+    " UNIQUE(tbl, hash));"
+    /* val columns are untyped so every value is stored exactly as given. */
+    "CREATE TABLE IF NOT EXISTS _meshsync_changes("
+    " origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL,"
+    " tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, val,"
+    " phlc INTEGER NOT NULL, pnode TEXT NOT NULL, sid INTEGER NOT NULL,"
+    " PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _meshsync_shadow("
+    " tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, val,"
+    " hlc INTEGER NOT NULL, node TEXT NOT NULL, phlc INTEGER NOT NULL,"
+    " pnode TEXT NOT NULL, PRIMARY KEY(tbl, pk, col)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _meshsync_parked("
+    " origin TEXT NOT NULL, seq INTEGER NOT NULL, tbl TEXT NOT NULL,"
+    " hash TEXT NOT NULL, reason TEXT NOT NULL,"
+    " PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS _meshsync_parked_tbl"
+    " ON _meshsync_parked(tbl, hash);"
+    "CREATE TABLE IF NOT EXISTS _meshsync_conflicts("
+    " id INTEGER PRIMARY KEY, at TEXT NOT NULL, tbl TEXT NOT NULL,"
+    " pk TEXT NOT NULL, col TEXT NOT NULL, lose_val, win_val,"
+    " lose_hlc INTEGER NOT NULL, lose_node TEXT NOT NULL,"
+    " win_hlc INTEGER NOT NULL, win_node TEXT NOT NULL);";
+
+static const char *const dbsync_errs[] = {
+	[DBSYNC_OK] = "ok",
+	[DBSYNC_EINPUT] = "bad input",
+	[DBSYNC_EINTERNAL] = "internal error",
+	[DBSYNC_ECOMPACTED] = "cursor older than compacted change log",
+};
+
+const char *
+dbsync_strerror(enum dbsync_rc rc)
+{
+	if ((size_t)rc >= sizeof(dbsync_errs) / sizeof(dbsync_errs[0]))
+		return "unknown";
+	return dbsync_errs[rc];
+}
+
+/* ------------------------------------------------------------------ */
+/* SQL text buffer                                                      */
+
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+	int	 oom;
+};
+
+static void
+sb_addn(struct sbuf *b, const char *s, size_t n)
+{
+	char *np;
+	size_t ncap;
+
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		ncap = b->cap ? b->cap : 256;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		if ((np = realloc(b->p, ncap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_add(struct sbuf *b, const char *s)
+{
+	sb_addn(b, s, strlen(s));
+}
+
+static void
+sb_param(struct sbuf *b, int i)
+{
+	char tmp[16];
+
+	snprintf(tmp, sizeof(tmp), "?%d", i);
+	sb_add(b, tmp);
+}
+
+static void
+sb_ident(struct sbuf *b, const char *id)
+{
+	const char *q;
+
+	sb_add(b, "\"");
+	while ((q = strchr(id, '"')) != NULL) {
+		sb_addn(b, id, (size_t)(q - id) + 1);
+		sb_add(b, "\"");
+		id = q + 1;
+	}
+	sb_add(b, id);
+	sb_add(b, "\"");
+}
+
+/* ------------------------------------------------------------------ */
+/* Values                                                               */
+
+/* One SQLite value: borrowed (p points into a statement or JSON object)
+ * or owned (own != NULL, freed by dv_free). */
+struct dv {
+	int		 t;	/* SQLITE_INTEGER .. SQLITE_NULL */
+	int64_t		 i;
+	double		 r;
+	const char	*p;
+	int		 n;
+	char		*own;
+};
+
+static void
+dv_free(struct dv *v)
+{
+	free(v->own);
+	memset(v, 0, sizeof(*v));
+	v->t = SQLITE_NULL;
+}
+
+static void
+dv_int(struct dv *v, int64_t i)
+{
+	memset(v, 0, sizeof(*v));
+	v->t = SQLITE_INTEGER;
+	v->i = i;
+}
+
+/* Borrow column c of a stepped statement: valid until it steps again. */
+static void
+dv_col(struct dv *v, sqlite3_stmt *st, int c)
+{
+	memset(v, 0, sizeof(*v));
+	v->t = sqlite3_column_type(st, c);
+	switch (v->t) {
+	case SQLITE_INTEGER:
+		v->i = sqlite3_column_int64(st, c);
+		break;
+	case SQLITE_FLOAT:
+		v->r = sqlite3_column_double(st, c);
+		break;
+	case SQLITE_TEXT:
+		v->p = (const char *)sqlite3_column_text(st, c);
+		v->n = sqlite3_column_bytes(st, c);
+		break;
+	case SQLITE_BLOB:
+		v->p = sqlite3_column_blob(st, c);
+		v->n = sqlite3_column_bytes(st, c);
+		break;
+	default:
+		v->t = SQLITE_NULL;
+	}
+	/* A zero-length blob comes back as NULL, which would bind as NULL. */
+	if ((v->t == SQLITE_TEXT || v->t == SQLITE_BLOB) && v->p == NULL) {
+		v->p = "";
+		v->n = 0;
+	}
+}
+
+/* Deep copy src into dst (owned).  Returns 0 or -1 (memory). */
+static int
+dv_dup(struct dv *dst, const struct dv *src)
+{
+	*dst = *src;
+	dst->own = NULL;
+	if (src->t == SQLITE_TEXT || src->t == SQLITE_BLOB) {
+		if ((dst->own = malloc((size_t)src->n + 1)) == NULL)
+			return -1;
+		memcpy(dst->own, src->p, (size_t)src->n);
+		dst->own[src->n] = '\0';
+		dst->p = dst->own;
+	}
+	return 0;
+}
+
+static int
+dv_eq(const struct dv *a, const struct dv *b)
+{
+	if (a->t != b->t)
+		return 0;
+	switch (a->t) {
+	case SQLITE_INTEGER:
+		return a->i == b->i;
+	case SQLITE_FLOAT:
+		return memcmp(&a->r, &b->r, sizeof(a->r)) == 0;
+	case SQLITE_TEXT:
+	case SQLITE_BLOB:
+		return a->n == b->n && memcmp(a->p, b->p, (size_t)a->n) == 0;
+	default:
+		return 1;
+	}
+}
+
+static int
+dv_bind(sqlite3_stmt *st, int i, const struct dv *v)
+{
+	switch (v->t) {
+	case SQLITE_INTEGER:
+		return sqlite3_bind_int64(st, i, v->i);
+	case SQLITE_FLOAT:
+		return sqlite3_bind_double(st, i, v->r);
+	case SQLITE_TEXT:
+		return sqlite3_bind_text(st, i, v->p, v->n, SQLITE_TRANSIENT);
+	case SQLITE_BLOB:
+		return sqlite3_bind_blob(st, i, v->p, v->n, SQLITE_TRANSIENT);
+	default:
+		return sqlite3_bind_null(st, i);
+	}
+}
+
+/* Encode v as JSON (see the header).  *out NULL means JSON null.
+ * Returns 0 or -1 (memory). */
+static int
+dv_to_json(const struct dv *v, json_object **out)
+{
+	json_object *a = NULL;
+	char num[64], *b64 = NULL;
+	size_t len;
+
+	*out = NULL;
+	switch (v->t) {
+	case SQLITE_INTEGER:
+		*out = json_object_new_int64(v->i);
+		return *out == NULL ? -1 : 0;
+	case SQLITE_TEXT:
+		*out = json_object_new_string_len(v->p, v->n);
+		return *out == NULL ? -1 : 0;
+	case SQLITE_FLOAT:
+		/* 17 significant digits always round-trip an IEEE double. */
+		snprintf(num, sizeof(num), "%.17g", v->r);
+		if ((a = json_object_new_array_ext(2)) == NULL)
+			return -1;
+		json_object_array_add(a, json_object_new_string("r"));
+		json_object_array_add(a, json_object_new_string(num));
+		break;
+	case SQLITE_BLOB:
+		len = sodium_base64_ENCODED_LEN((size_t)v->n,
+		    sodium_base64_VARIANT_ORIGINAL);
+		if ((b64 = malloc(len)) == NULL)
+			return -1;
+		sodium_bin2base64(b64, len, (const unsigned char *)v->p,
+		    (size_t)v->n, sodium_base64_VARIANT_ORIGINAL);
+		if ((a = json_object_new_array_ext(2)) == NULL) {
+			free(b64);
+			return -1;
+		}
+		json_object_array_add(a, json_object_new_string("b"));
+		json_object_array_add(a, json_object_new_string(b64));
+		free(b64);
+		break;
+	default:
+		return 0;
+	}
+	if (json_object_array_length(a) != 2 ||
+	    json_object_array_get_idx(a, 1) == NULL) {
+		json_object_put(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
+}
+
+/*
+ * Decode a JSON value into v (strings borrowed from j, blobs owned).
+ * lenient (offline clients) also takes plain doubles and booleans.
+ * Returns 0, or -1 with *why set.
+ */
+static int
+dv_from_json(json_object *j, struct dv *v, int lenient, const char **why)
+{
+	json_object *tag, *val;
+	const char *s;
+	char *end;
+	size_t cap, blen;
+
+	memset(v, 0, sizeof(*v));
+	v->t = SQLITE_NULL;
+	switch (json_object_get_type(j)) {
+	case json_type_null:
+		return 0;
+	case json_type_int:
+		v->t = SQLITE_INTEGER;
+		v->i = json_object_get_int64(j);
+		if (v->i == INT64_MAX && json_object_get_uint64(j) !=
+		    (uint64_t)INT64_MAX) {
+			*why = "integer out of int64 range";
+			return -1;
+		}
+		return 0;
+	case json_type_string:
+		v->t = SQLITE_TEXT;
+		v->p = json_object_get_string(j);
+		v->n = json_object_get_string_len(j);
+		return 0;
+	case json_type_double:
+		if (!lenient)
+			break;
+		v->t = SQLITE_FLOAT;
+		v->r = json_object_get_double(j);
+		if (isnan(v->r)) {
+			*why = "NaN is not a value";
+			return -1;
+		}
+		return 0;
+	case json_type_boolean:
+		if (!lenient)
+			break;
+		dv_int(v, json_object_get_boolean(j) ? 1 : 0);
+		return 0;
+	case json_type_array:
+		if (json_object_array_length(j) != 2)
+			break;
+		tag = json_object_array_get_idx(j, 0);
+		val = json_object_array_get_idx(j, 1);
+		if (!json_object_is_type(tag, json_type_string) ||
+		    !json_object_is_type(val, json_type_string))
+			break;
+		s = json_object_get_string(val);
+		if (strcmp(json_object_get_string(tag), "r") == 0) {
+			errno = 0;
+			v->r = strtod(s, &end);
+			if (*s == '\0' || *end != '\0' || isnan(v->r)) {
+				*why = "bad real";
+				return -1;
+			}
+			v->t = SQLITE_FLOAT;
+			return 0;
+		}
+		if (strcmp(json_object_get_string(tag), "b") == 0) {
+			cap = (size_t)json_object_get_string_len(val) / 4 * 3 +
+			    3;
+			if ((v->own = malloc(cap)) == NULL) {
+				*why = "out of memory";
+				return -1;
+			}
+			if (sodium_base642bin((unsigned char *)v->own, cap, s,
+			    (size_t)json_object_get_string_len(val), NULL,
+			    &blen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+			    blen > INT32_MAX) {
+				dv_free(v);
+				*why = "bad base64 blob";
+				return -1;
+			}
+			v->t = SQLITE_BLOB;
+			v->p = v->own;
+			v->n = (int)blen;
+			return 0;
+		}
+		break;
+	default:
+		break;
+	}
+	*why = lenient ? "unsupported value (use null, number, string, "
+	    "[\"r\",text] or [\"b\",base64])" :
+	    "unsupported value encoding";
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Primary keys                                                         */
+
+/* Canonical key text of n values: a new string the caller frees, or NULL
+ * on memory error. */
+static char *
+pk_encode(const struct dv *v, int n)
+{
+	json_object *a, *j;
+	char *s = NULL;
+	int i;
+
+	if ((a = json_object_new_array_ext(n)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (dv_to_json(&v[i], &j) == -1 ||
+		    json_object_array_add(a, j) != 0)
+			goto fail;
+	}
+	s = strdup(json_object_to_json_string_ext(a,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+fail:
+	json_object_put(a);
+	return s;
+}
+
+/*
+ * Decode a JSON key array (1..CAPTURE_MAX_PK values) into v[]; strings are
+ * borrowed from arr.  Returns the count, or -1 with *why (v[] then holds
+ * nothing to free).
+ */
+static int
+pk_from_json(json_object *arr, struct dv v[CAPTURE_MAX_PK], int lenient,
+    const char **why)
+{
+	size_t n, i, k;
+
+	if (!json_object_is_type(arr, json_type_array) ||
+	    (n = json_object_array_length(arr)) < 1 || n > CAPTURE_MAX_PK) {
+		*why = "key must be an array of 1..4 values";
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (dv_from_json(json_object_array_get_idx(arr, i), &v[i],
+		    lenient, why) == -1) {
+			for (k = 0; k < i; k++)
+				dv_free(&v[k]);
+			return -1;
+		}
+	return (int)n;
+}
+
+static void
+pk_free(struct dv *v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		dv_free(&v[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Engine context: one per public call, inside one transaction          */
+
+struct shent {			/* one shadow column of a row */
+	char		*col;
+	struct dv	 v;
+	uint64_t	 hlc, phlc;
+	char		 node[DBSYNC_NODE_MAX + 1];
+	char		 pnode[DBSYNC_NODE_MAX + 1];
+};
+
+struct tstmt {			/* per-table statements */
+	sqlite3_stmt	*sel, *ups, *del;
+};
+
+struct touch {
+	int	 ti;
+	char	*pk;
+};
+
+struct eng {
+	sqlite3			*db;
+	const char		*self;
+	int64_t			 now_ms;
+	uint64_t		 hlc;
+	int64_t			 selfseq;
+	int64_t			 selfseq0;
+	int64_t			 capmax;
+	struct capture_table	*t;
+	int			 nt;
+	struct tstmt		*ts;
+	sqlite3_stmt		*s_shrow, *s_shcol, *s_shput, *s_chput;
+	sqlite3_stmt		*s_vvget, *s_vvput, *s_cfput, *s_scput;
+	sqlite3_stmt		*s_pkput;
+	struct shent		*sh;
+	int			 nsh, csh;
+	struct touch		*touch;
+	size_t			 ntouch, ctouch;
+	struct {
+		char	 tbl[CAPTURE_NAME_MAX + 1];
+		char	 hash[CAPTURE_HASH_LEN + 1];
+		int64_t	 sid;
+	}			 sc[DBSYNC_SCHEMA_CACHE];
+	int			 nsc;
+	struct dbsync_stats	*st;
+	struct dbsync_stats	 stbuf;
+	char			*err;
+	size_t			 errsz;
+};
+
+static int
+eng_dberr(struct eng *e, const char *what)
+{
+	snprintf(e->err, e->errsz, "%s: %s", what, sqlite3_errmsg(e->db));
+	return -1;
+}
+
+/* Prepare *slot once; return it reset with cleared bindings, or NULL. */
+static sqlite3_stmt *
+eng_prep(struct eng *e, sqlite3_stmt **slot, const char *sql)
+{
+	if (*slot == NULL) {
+		if (sqlite3_prepare_v3(e->db, sql, -1,
+		    SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
+			eng_dberr(e, "prepare");
+			return NULL;
+		}
+		return *slot;
+	}
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	return *slot;
+}
+
+static int
+exec_sql(sqlite3 *db, const char *sql, char *err, size_t errsz)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+vv_get(struct eng *e, const char *origin, int64_t *seq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*seq = 0;
+	if ((st = eng_prep(e, &e->s_vvget, "SELECT seq FROM _meshsync_vv "
+	    "WHERE origin = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return eng_dberr(e, "vv");
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+vv_put(struct eng *e, const char *origin, int64_t seq)
+{
+	sqlite3_stmt *st;
+
+	if ((st = eng_prep(e, &e->s_vvput, "INSERT INTO _meshsync_vv"
+	    "(origin, seq) VALUES(?1, ?2) ON CONFLICT(origin) DO UPDATE "
+	    "SET seq = excluded.seq")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seq);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "vv put");
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* Begin: BEGIN IMMEDIATE, load tables, clock and our seq.  On failure the
+ * transaction is rolled back and -1 returned. */
+static int
+eng_begin(struct eng *e, sqlite3 *db, const char *self, int64_t now_ms,
+    struct dbsync_stats *st, char *err, size_t errsz)
+{
+	memset(e, 0, sizeof(*e));
+	e->db = db;
+	e->self = self;
+	e->now_ms = now_ms;
+	e->err = err;
+	e->errsz = errsz;
+	e->st = st ? st : &e->stbuf;
+	memset(e->st, 0, sizeof(*e->st));
+	if (self != NULL && (self[0] == '\0' ||
+	    strlen(self) > DBSYNC_NODE_MAX)) {
+		snprintf(err, errsz, "bad node id");
+		return -1;
+	}
+	if (!sqlite3_get_autocommit(db)) {
+		snprintf(err, errsz, "called inside an open transaction");
+		return -1;
+	}
+	if (exec_sql(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+		return -1;
+	if (capture_load(db, &e->t, &e->nt, err, errsz) == -1 ||
+	    hlc_load(db, &e->hlc, err, errsz) == -1)
+		goto fail;
+	if (e->nt > 0 && (e->ts = calloc((size_t)e->nt, sizeof(*e->ts))) ==
+	    NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if (self != NULL && vv_get(e, self, &e->selfseq) == -1)
+		goto fail;
+	e->selfseq0 = e->selfseq;
+	return 0;
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void
+sh_clear(struct eng *e)
+{
+	int i;
+
+	for (i = 0; i < e->nsh; i++) {
+		free(e->sh[i].col);
+		dv_free(&e->sh[i].v);
+	}
+	e->nsh = 0;
+}
+
+/* Free everything; commit when ok (returns -1 if the commit fails),
+ * roll back otherwise. */
+static int
+eng_end(struct eng *e, int ok)
+{
+	size_t i;
+	int k;
+
+	if (ok) {
+		if (e->self != NULL && e->selfseq != e->selfseq0 &&
+		    vv_put(e, e->self, e->selfseq) == -1)
+			ok = 0;
+		else if (hlc_store(e->db, e->hlc, e->err, e->errsz) == -1)
+			ok = 0;
+	}
+	sqlite3_finalize(e->s_shrow);
+	sqlite3_finalize(e->s_shcol);
+	sqlite3_finalize(e->s_shput);
+	sqlite3_finalize(e->s_chput);
+	sqlite3_finalize(e->s_vvget);
+	sqlite3_finalize(e->s_vvput);
+	sqlite3_finalize(e->s_cfput);
+	sqlite3_finalize(e->s_scput);
+	sqlite3_finalize(e->s_pkput);
+	for (k = 0; e->ts != NULL && k < e->nt; k++) {
+		sqlite3_finalize(e->ts[k].sel);
+		sqlite3_finalize(e->ts[k].ups);
+		sqlite3_finalize(e->ts[k].del);
+	}
+	free(e->ts);
+	capture_free(e->t, e->nt);
+	sh_clear(e);
+	free(e->sh);
+	for (i = 0; i < e->ntouch; i++)
+		free(e->touch[i].pk);
+	free(e->touch);
+	if (ok && exec_sql(e->db, "COMMIT", e->err, e->errsz) == 0)
+		return 0;
+	sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int
+table_find(struct eng *e, const char *name)
+{
+	int i;
+
+	for (i = 0; i < e->nt; i++)
+		if (strcmp(e->t[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int
+table_by_tid(struct eng *e, int64_t tid)
+{
+	int i;
+
+	for (i = 0; i < e->nt; i++)
+		if (e->t[i].tid == tid)
+			return i;
+	return -1;
+}
+
+/* Index of column name in table ti, or -1. */
+static int
+col_find(const struct capture_table *t, const char *name)
+{
+	int j;
+
+	for (j = 0; j < t->ncol; j++)
+		if (strcmp(t->cols[j], name) == 0)
+			return j;
+	return -1;
+}
+
+static int
+col_is_pk(const struct capture_table *t, int j)
+{
+	int k;
+
+	for (k = 0; k < t->npk; k++)
+		if (t->pkidx[k] == j)
+			return 1;
+	return 0;
+}
+
+/* Schema id for (tbl, hash), created on first use.  -1 on error. */
+static int64_t
+schema_id(struct eng *e, const char *tbl, const char *hash)
+{
+	sqlite3_stmt *st;
+	int64_t sid;
+	int i;
+
+	for (i = 0; i < e->nsc; i++)
+		if (strcmp(e->sc[i].tbl, tbl) == 0 &&
+		    strcmp(e->sc[i].hash, hash) == 0)
+			return e->sc[i].sid;
+	if ((st = eng_prep(e, &e->s_scput, "INSERT INTO _meshsync_schemas"
+	    "(tbl, hash) VALUES(?1, ?2) ON CONFLICT(tbl, hash) DO UPDATE "
+	    "SET tbl = excluded.tbl RETURNING sid")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return eng_dberr(e, "schema id");
+	sid = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (e->nsc < DBSYNC_SCHEMA_CACHE) {
+		snprintf(e->sc[e->nsc].tbl, sizeof(e->sc[0].tbl), "%s", tbl);
+		snprintf(e->sc[e->nsc].hash, sizeof(e->sc[0].hash), "%s", hash);
+		e->sc[e->nsc++].sid = sid;
+	}
+	return sid;
+}
+
+/* Load the shadow of one row into e->sh (copies).  Returns 0 or -1. */
+static int
+sh_load(struct eng *e, const char *tbl, const char *pk)
+{
+	sqlite3_stmt *st;
+	struct shent *s;
+	struct dv v;
+	int rc;
+
+	sh_clear(e);
+	if ((st = eng_prep(e, &e->s_shrow, "SELECT col, val, hlc, node, "
+	    "phlc, pnode FROM _meshsync_shadow WHERE tbl = ?1 AND pk = ?2"))
+	    == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (e->nsh == e->csh) {
+			int ncap = e->csh ? e->csh * 2 : 16;
+			struct shent *ns = realloc(e->sh,
+			    (size_t)ncap * sizeof(*ns));
+
+			if (ns == NULL)
+				goto oom;
+			e->sh = ns;
+			e->csh = ncap;
+		}
+		s = &e->sh[e->nsh];
+		memset(s, 0, sizeof(*s));
+		dv_col(&v, st, 1);
+		if ((s->col = strdup((const char *)sqlite3_column_text(st, 0)))
+		    == NULL)
+			goto oom;
+		if (dv_dup(&s->v, &v) == -1) {
+			free(s->col);
+			goto oom;
+		}
+		e->nsh++;
+		s->hlc = (uint64_t)sqlite3_column_int64(st, 2);
+		snprintf(s->node, sizeof(s->node), "%s",
+		    (const char *)sqlite3_column_text(st, 3));
+		s->phlc = (uint64_t)sqlite3_column_int64(st, 4);
+		snprintf(s->pnode, sizeof(s->pnode), "%s",
+		    (const char *)sqlite3_column_text(st, 5));
+	}
+	if (rc != SQLITE_DONE)
+		return eng_dberr(e, "shadow");
+	sqlite3_reset(st);
+	return 0;
+oom:
+	snprintf(e->err, e->errsz, "out of memory");
+	return -1;
+}
+
+static struct shent *
+sh_find(struct eng *e, const char *col)
+{
+	int i;
+
+	for (i = 0; i < e->nsh; i++)
+		if (strcmp(e->sh[i].col, col) == 0)
+			return &e->sh[i];
+	return NULL;
+}
+
+static int
+sh_alive(const struct shent *s)
+{
+	return s != NULL && s->v.t == SQLITE_INTEGER && s->v.i == 1;
+}
+
+static int
+sh_put(struct eng *e, const char *tbl, const char *pk, const char *col,
+    const struct dv *v, uint64_t hlc, const char *node, uint64_t phlc,
+    const char *pnode)
+{
+	sqlite3_stmt *st;
+
+	if ((st = eng_prep(e, &e->s_shput, "INSERT OR REPLACE INTO "
+	    "_meshsync_shadow(tbl, pk, col, val, hlc, node, phlc, pnode) "
+	    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, col, -1, SQLITE_STATIC);
+	dv_bind(st, 4, v);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)hlc);
+	sqlite3_bind_text(st, 6, node, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)phlc);
+	sqlite3_bind_text(st, 8, pnode, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "shadow put");
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* One change-log entry, from a batch, the log or a harvest. */
+struct ent {
+	const char	*o;
+	int64_t		 s;
+	uint64_t	 h;
+	const char	*t;
+	char		*pk;		/* canonical key text, owned */
+	const char	*c;
+	struct dv	 v;
+	uint64_t	 ph;
+	const char	*pn;
+	const char	*hash;
+	int		 ti;		/* local table index or -1 */
+	int		 park;
+};
+
+static int
+ch_put(struct eng *e, const struct ent *x, int64_t sid)
+{
+	sqlite3_stmt *st;
+
+	if ((st = eng_prep(e, &e->s_chput, "INSERT INTO _meshsync_changes"
+	    "(origin, seq, hlc, tbl, pk, col, val, phlc, pnode, sid) "
+	    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, x->o, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, x->s);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)x->h);
+	sqlite3_bind_text(st, 4, x->t, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, x->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, x->c, -1, SQLITE_STATIC);
+	dv_bind(st, 7, &x->v);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)x->ph);
+	sqlite3_bind_text(st, 9, x->pn, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, sid);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "change log");
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+conflict_put(struct eng *e, const char *tbl, const char *pk, const char *col,
+    const struct dv *lv, uint64_t lh, const char *ln, const struct dv *wv,
+    uint64_t wh, const char *wn)
+{
+	sqlite3_stmt *st;
+	char at[40];
+
+	if ((st = eng_prep(e, &e->s_cfput, "INSERT INTO _meshsync_conflicts"
+	    "(at, tbl, pk, col, lose_val, win_val, lose_hlc, lose_node, "
+	    "win_hlc, win_node) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	    "?10)")) == NULL)
+		return -1;
+	hlc_fmt_time(e->now_ms, at, sizeof(at));
+	sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, col, -1, SQLITE_STATIC);
+	dv_bind(st, 5, lv);
+	dv_bind(st, 6, wv);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)lh);
+	sqlite3_bind_text(st, 8, ln, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)wh);
+	sqlite3_bind_text(st, 10, wn, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "conflict");
+	sqlite3_reset(st);
+	e->st->conflicts++;
+	return 0;
+}
+
+/* Remember that row (ti, pk) must be re-materialised. */
+static int
+touch_add(struct eng *e, int ti, const char *pk)
+{
+	struct touch *nt;
+
+	if (e->ntouch > 0 && e->touch[e->ntouch - 1].ti == ti &&
+	    strcmp(e->touch[e->ntouch - 1].pk, pk) == 0)
+		return 0;
+	if (e->ntouch == e->ctouch) {
+		size_t ncap = e->ctouch ? e->ctouch * 2 : 64;
+
+		if ((nt = realloc(e->touch, ncap * sizeof(*nt))) == NULL)
+			goto oom;
+		e->touch = nt;
+		e->ctouch = ncap;
+	}
+	if ((e->touch[e->ntouch].pk = strdup(pk)) == NULL)
+		goto oom;
+	e->touch[e->ntouch++].ti = ti;
+	return 0;
+oom:
+	snprintf(e->err, e->errsz, "out of memory");
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-table statements                                                 */
+
+/* Append ' WHERE "pk1" IS ?base AND ...'. */
+static void
+sb_where_pk(struct sbuf *b, const struct capture_table *t, int base)
+{
+	int k;
+
+	sb_add(b, " WHERE ");
+	for (k = 0; k < t->npk; k++) {
+		if (k > 0)
+			sb_add(b, " AND ");
+		sb_ident(b, t->cols[t->pkidx[k]]);
+		sb_add(b, " IS ");
+		sb_param(b, base + k);
+	}
+}
+
+static sqlite3_stmt *
+prep_sql(struct eng *e, struct sbuf *b)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (b->oom) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(e->db, b->p, -1, SQLITE_PREPARE_PERSISTENT,
+	    &st, NULL) != SQLITE_OK)
+		eng_dberr(e, "prepare");
+	return st;
+}
+
+/* SELECT all tracked columns of one row by key (?1..?npk). */
+static sqlite3_stmt *
+t_sel(struct eng *e, int ti)
+{
+	const struct capture_table *t = &e->t[ti];
+	struct sbuf b = { 0 };
+	int j;
+
+	if (e->ts[ti].sel != NULL) {
+		sqlite3_reset(e->ts[ti].sel);
+		return e->ts[ti].sel;
+	}
+	sb_add(&b, "SELECT ");
+	for (j = 0; j < t->ncol; j++) {
+		if (j > 0)
+			sb_add(&b, ", ");
+		sb_ident(&b, t->cols[j]);
+	}
+	sb_add(&b, " FROM ");
+	sb_ident(&b, t->name);
+	sb_where_pk(&b, t, 1);
+	e->ts[ti].sel = prep_sql(e, &b);
+	free(b.p);
+	return e->ts[ti].sel;
+}
+
+static sqlite3_stmt *
+t_del(struct eng *e, int ti)
+{
+	struct sbuf b = { 0 };
+
+	if (e->ts[ti].del != NULL) {
+		sqlite3_reset(e->ts[ti].del);
+		return e->ts[ti].del;
+	}
+	sb_add(&b, "DELETE FROM ");
+	sb_ident(&b, e->t[ti].name);
+	sb_where_pk(&b, &e->t[ti], 1);
+	e->ts[ti].del = prep_sql(e, &b);
+	free(b.p);
+	return e->ts[ti].del;
+}
+
+/*
+ * INSERT ... ON CONFLICT(pk) DO UPDATE of the columns with use[j] set
+ * (all when use is NULL); parameter ?j+1 is column j.  Upsert rather than
+ * REPLACE: REPLACE would delete the row first (firing delete cascades).
+ */
+static sqlite3_stmt *
+build_upsert(struct eng *e, int ti, const int *use)
+{
+	const struct capture_table *t = &e->t[ti];
+	struct sbuf b = { 0 };
+	sqlite3_stmt *st;
+	int j, k, first, nset = 0;
+
+	sb_add(&b, "INSERT INTO ");
+	sb_ident(&b, t->name);
+	sb_add(&b, "(");
+	for (j = 0, first = 1; j < t->ncol; j++) {
+		if (use && !use[j])
+			continue;
+		if (!first)
+			sb_add(&b, ", ");
+		first = 0;
+		sb_ident(&b, t->cols[j]);
+	}
+	sb_add(&b, ") VALUES(");
+	for (j = 0, first = 1; j < t->ncol; j++) {
+		if (use && !use[j])
+			continue;
+		if (!first)
+			sb_add(&b, ", ");
+		first = 0;
+		sb_param(&b, j + 1);
+	}
+	sb_add(&b, ") ON CONFLICT(");
+	for (k = 0; k < t->npk; k++) {
+		if (k > 0)
+			sb_add(&b, ", ");
+		sb_ident(&b, t->cols[t->pkidx[k]]);
+	}
+	sb_add(&b, ") DO ");
+	for (j = 0; j < t->ncol; j++) {
+		if ((use && !use[j]) || col_is_pk(t, j))
+			continue;
+		sb_add(&b, nset++ == 0 ? "UPDATE SET " : ", ");
+		sb_ident(&b, t->cols[j]);
+		sb_add(&b, " = excluded.");
+		sb_ident(&b, t->cols[j]);
+	}
+	if (nset == 0)
+		sb_add(&b, "NOTHING");
+	st = prep_sql(e, &b);
+	free(b.p);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* Harvest                                                              */
+
+static int
+emit_local(struct eng *e, int ti, const char *pk, const char *col,
+    const struct dv *v, uint64_t h, int64_t sid, const struct shent *prev)
+{
+	struct ent x;
+
+	memset(&x, 0, sizeof(x));
+	x.o = e->self;
+	x.s = ++e->selfseq;
+	x.h = h;
+	x.t = e->t[ti].name;
+	x.pk = (char *)pk;
+	x.c = col;
+	x.v = *v;
+	x.ph = prev ? prev->hlc : 0;
+	x.pn = prev ? prev->node : "";
+	if (ch_put(e, &x, sid) == -1 ||
+	    sh_put(e, x.t, pk, col, v, h, e->self, x.ph, x.pn) == -1)
+		return -1;
+	e->st->harvested++;
+	return 0;
+}
+
+/*
+ * Diff one row against its shadow and log what changed.  row is the
+ * table's SELECT positioned on the row, or NULL when the row is gone.
+ */
+static int
+harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
+{
+	const struct capture_table *t = &e->t[ti];
+	struct shent *alive, *s;
+	struct dv v;
+	int j, need_alive = 0, nchg = 0, *chg = NULL, ret = -1;
+	uint64_t h;
+	int64_t sid;
+
+	if (sh_load(e, t->name, pk) == -1)
+		return -1;
+	alive = sh_find(e, "");
+	if (row != NULL) {
+		need_alive = !sh_alive(alive);
+		if ((chg = calloc((size_t)t->ncol, sizeof(*chg))) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			return -1;
+		}
+		for (j = 0; j < t->ncol; j++) {
+			if (col_is_pk(t, j))
+				continue;
+			dv_col(&v, row, j);
+			s = sh_find(e, t->cols[j]);
+			if (s == NULL || !dv_eq(&v, &s->v)) {
+				chg[j] = 1;
+				nchg++;
+			}
+		}
+	} else if (!sh_alive(alive))
+		return 0;	/* never seen alive, or already a tombstone */
+	if (row != NULL && !need_alive && nchg == 0) {
+		free(chg);
+		return 0;
+	}
+	/* One tick per row change: the feed keeps entries with the same
+	 * (origin, hlc) in one batch, so a row never arrives half-written. */
+	h = e->hlc = hlc_tick(e->hlc, e->now_ms);
+	if ((sid = schema_id(e, t->name, t->hash)) == -1)
+		goto fail;
+	if (row == NULL || need_alive) {
+		dv_int(&v, row != NULL);
+		if (emit_local(e, ti, pk, "", &v, h, sid, alive) == -1)
+			goto fail;
+	}
+	for (j = 0; row != NULL && j < t->ncol; j++) {
+		if (!chg[j])
+			continue;
+		dv_col(&v, row, j);
+		if (emit_local(e, ti, pk, t->cols[j], &v, h, sid,
+		    sh_find(e, t->cols[j])) == -1)
+			goto fail;
+	}
+	ret = 0;
+fail:
+	free(chg);
+	return ret;
+}
+
+/* Harvest every pending capture (inside the engine's transaction). */
+static int
+harvest_locked(struct eng *e)
+{
+	sqlite3_stmt *q = NULL, *sel, *del = NULL;
+	struct dv pkv[CAPTURE_MAX_PK];
+	json_object *keyj = NULL;
+	const char *why = NULL;
+	char *pk = NULL;
+	int64_t maxid;
+	int rc, ti, k, npk = 0, ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "SELECT coalesce(max(id), 0) FROM "
+	    "_meshsync_capture", -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_step(q) != SQLITE_ROW) {
+		eng_dberr(e, "capture");
+		goto fail;
+	}
+	maxid = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	q = NULL;
+	if (maxid == 0)
+		return 0;
+	/* Many captures of one row collapse into one read of its current
+	 * state: harvest diffs states, it does not replay operations. */
+	if (sqlite3_prepare_v2(e->db, "SELECT tid, op = 0, k1, k2, k3, k4 "
+	    "FROM _meshsync_capture WHERE id <= ?1 "
+	    "GROUP BY tid, op = 0, k1, k2, k3, k4", -1, &q, NULL) !=
+	    SQLITE_OK) {
+		eng_dberr(e, "capture");
+		goto fail;
+	}
+	sqlite3_bind_int64(q, 1, maxid);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if ((ti = table_by_tid(e, sqlite3_column_int64(q, 0))) < 0)
+			continue;
+		if (sqlite3_column_int(q, 1)) {
+			json_object_put(keyj);
+			keyj = json_tokener_parse((const char *)
+			    sqlite3_column_text(q, 2));
+			if ((npk = pk_from_json(keyj, pkv, 0, &why)) !=
+			    e->t[ti].npk) {
+				pk_free(pkv, npk > 0 ? npk : 0);
+				npk = 0;
+				continue;
+			}
+		} else {
+			npk = e->t[ti].npk;
+			for (k = 0; k < npk; k++)
+				dv_col(&pkv[k], q, 2 + k);
+		}
+		free(pk);
+		if ((pk = pk_encode(pkv, npk)) == NULL ||
+		    (sel = t_sel(e, ti)) == NULL)
+			goto fail;
+		for (k = 0; k < npk; k++)
+			dv_bind(sel, k + 1, &pkv[k]);
+		pk_free(pkv, npk);
+		npk = 0;
+		rc = sqlite3_step(sel);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			eng_dberr(e, "harvest read");
+			goto fail;
+		}
+		if (harvest_row(e, ti, pk, rc == SQLITE_ROW ? sel : NULL) ==
+		    -1)
+			goto fail;
+		sqlite3_reset(sel);
+	}
+	if (rc != SQLITE_DONE) {
+		eng_dberr(e, "capture");
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_capture WHERE "
+	    "id <= ?1", -1, &del, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int64(del, 1, maxid);
+	if (sqlite3_step(del) != SQLITE_DONE)
+		goto dberr;
+	/* Publish our seq now: an apply in this transaction reads vv[self]
+	 * from the table. */
+	if (e->selfseq != e->selfseq0) {
+		if (vv_put(e, e->self, e->selfseq) == -1)
+			goto fail;
+		e->selfseq0 = e->selfseq;
+	}
+	ret = 0;
+	goto fail;
+dberr:
+	eng_dberr(e, "capture delete");
+fail:
+	pk_free(pkv, npk);
+	json_object_put(keyj);
+	free(pk);
+	sqlite3_finalize(q);
+	sqlite3_finalize(del);
+	return ret;
+}
+
+/* The capture id high-water mark: captures above it, made while we hold
+ * the write lock, are our own writes to app tables and are discarded. */
+static int
+capmax_get(struct eng *e)
+{
+	sqlite3_stmt *q = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "SELECT coalesce(max(id), 0) FROM "
+	    "_meshsync_capture", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW) {
+		e->capmax = sqlite3_column_int64(q, 0);
+		ret = 0;
+	} else
+		eng_dberr(e, "capture");
+	sqlite3_finalize(q);
+	return ret;
+}
+
+static int
+capture_discard(struct eng *e)
+{
+	sqlite3_stmt *q = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_capture WHERE "
+	    "id > ?1", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, e->capmax);
+		if (sqlite3_step(q) == SQLITE_DONE)
+			ret = 0;
+	}
+	if (ret == -1)
+		eng_dberr(e, "capture discard");
+	sqlite3_finalize(q);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Merge and materialise                                                */
+
+/*
+ * Merge one entry into the shadow by last-writer-wins on (hlc, node) and
+ * record a conflict when a concurrent, different value is overwritten
+ * (see the rule in dbsync.h).
+ */
+static int
+merge_entry(struct eng *e, const struct ent *x)
+{
+	sqlite3_stmt *st;
+	struct dv sv;
+	uint64_t sh, sph;
+	char sn[DBSYNC_NODE_MAX + 1], spn[DBSYNC_NODE_MAX + 1];
+	int rc, c, ret = -1;
+
+	if ((st = eng_prep(e, &e->s_shcol, "SELECT val, hlc, node, phlc, "
+	    "pnode FROM _meshsync_shadow WHERE tbl = ?1 AND pk = ?2 AND "
+	    "col = ?3")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, x->t, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, x->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, x->c, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		if (sh_put(e, x->t, x->pk, x->c, &x->v, x->h, x->o, x->ph,
+		    x->pn) == -1)
+			return -1;
+		return touch_add(e, x->ti, x->pk);
+	}
+	if (rc != SQLITE_ROW)
+		return eng_dberr(e, "shadow");
+	/* Copy before writing: the shadow row is about to be replaced. */
+	dv_col(&sv, st, 0);
+	if (dv_dup(&sv, &sv) == -1) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	sh = (uint64_t)sqlite3_column_int64(st, 1);
+	snprintf(sn, sizeof(sn), "%s", (const char *)sqlite3_column_text(st,
+	    2));
+	sph = (uint64_t)sqlite3_column_int64(st, 3);
+	snprintf(spn, sizeof(spn), "%s", (const char *)sqlite3_column_text(st,
+	    4));
+	sqlite3_reset(st);
+
+	c = hlc_cmp(x->h, x->o, sh, sn);
+	if (c > 0) {
+		if (!(x->ph == sh && strcmp(x->pn, sn) == 0) &&
+		    !dv_eq(&sv, &x->v) && conflict_put(e, x->t, x->pk, x->c,
+		    &sv, sh, sn, &x->v, x->h, x->o) == -1)
+			goto fail;
+		if (sh_put(e, x->t, x->pk, x->c, &x->v, x->h, x->o, x->ph,
+		    x->pn) == -1 || touch_add(e, x->ti, x->pk) == -1)
+			goto fail;
+	} else if (c < 0) {
+		if (!(sph == x->h && strcmp(spn, x->o) == 0) &&
+		    !dv_eq(&sv, &x->v) && conflict_put(e, x->t, x->pk, x->c,
+		    &x->v, x->h, x->o, &sv, sh, sn) == -1)
+			goto fail;
+	}
+	ret = 0;
+fail:
+	dv_free(&sv);
+	return ret;
+}
+
+/* Make the app table's row (ti, pk) match the shadow. */
+static int
+materialize_row(struct eng *e, int ti, const char *pk)
+{
+	const struct capture_table *t = &e->t[ti];
+	struct dv pkv[CAPTURE_MAX_PK];
+	json_object *keyj = NULL;
+	sqlite3_stmt *st = NULL, *adhoc = NULL;
+	struct shent *s;
+	const char *why = NULL;
+	int *use = NULL, j, k, npk = 0, all = 1, ret = -1;
+
+	if (sh_load(e, t->name, pk) == -1)
+		return -1;
+	keyj = json_tokener_parse(pk);
+	if ((npk = pk_from_json(keyj, pkv, 0, &why)) != t->npk) {
+		snprintf(e->err, e->errsz, "%s: bad stored key", t->name);
+		if (npk > 0)
+			pk_free(pkv, npk);
+		npk = 0;
+		goto fail;
+	}
+	if (!sh_alive(sh_find(e, ""))) {
+		if ((st = t_del(e, ti)) == NULL)
+			goto fail;
+		for (k = 0; k < npk; k++)
+			dv_bind(st, k + 1, &pkv[k]);
+	} else {
+		if ((use = calloc((size_t)t->ncol, sizeof(*use))) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			goto fail;
+		}
+		for (j = 0; j < t->ncol; j++) {
+			use[j] = col_is_pk(t, j) || sh_find(e, t->cols[j]);
+			all &= use[j];
+		}
+		if (all) {
+			if (e->ts[ti].ups == NULL)
+				e->ts[ti].ups = build_upsert(e, ti, NULL);
+			else
+				sqlite3_reset(e->ts[ti].ups);
+			st = e->ts[ti].ups;
+		} else	/* a column not seen yet keeps its default */
+			st = adhoc = build_upsert(e, ti, use);
+		if (st == NULL)
+			goto fail;
+		sqlite3_clear_bindings(st);
+		for (k = 0; k < npk; k++)
+			dv_bind(st, t->pkidx[k] + 1, &pkv[k]);
+		for (j = 0; j < t->ncol; j++)
+			if (!col_is_pk(t, j) &&
+			    (s = sh_find(e, t->cols[j])) != NULL)
+				dv_bind(st, j + 1, &s->v);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		snprintf(e->err, e->errsz, "writing %s %s: %s", t->name, pk,
+		    sqlite3_errmsg(e->db));
+		goto fail;
+	}
+	ret = 0;
+fail:
+	if (st != NULL && st != adhoc)
+		sqlite3_reset(st);
+	sqlite3_finalize(adhoc);
+	pk_free(pkv, npk);
+	json_object_put(keyj);
+	free(use);
+	return ret;
+}
+
+static int
+touch_cmp(const void *a, const void *b)
+{
+	const struct touch *x = a, *y = b;
+
+	if (x->ti != y->ti)
+		return x->ti < y->ti ? -1 : 1;
+	return strcmp(x->pk, y->pk);
+}
+
+static int
+materialize(struct eng *e)
+{
+	size_t i;
+
+	qsort(e->touch, e->ntouch, sizeof(*e->touch), touch_cmp);
+	for (i = 0; i < e->ntouch; i++) {
+		if (i > 0 && touch_cmp(&e->touch[i], &e->touch[i - 1]) == 0)
+			continue;
+		if (materialize_row(e, e->touch[i].ti, e->touch[i].pk) == -1)
+			return -1;
+	}
+	for (i = 0; i < e->ntouch; i++)
+		free(e->touch[i].pk);
+	e->ntouch = 0;
+	return 0;
+}
+
+/* Apply parked entries whose table now has the schema they were made
+ * under (e.g. after the app was upgraded and the table re-tracked). */
+static int
+unpark_locked(struct eng *e)
+{
+	sqlite3_stmt *q = NULL, *r = NULL, *d = NULL;
+	char (*pend)[2][CAPTURE_HASH_LEN + 1] = NULL;
+	int npend = 0, i, rc, ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "SELECT DISTINCT tbl, hash FROM "
+	    "_meshsync_parked", -1, &q, NULL) != SQLITE_OK)
+		goto dberr;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *tbl = (const char *)sqlite3_column_text(q, 0);
+		const char *hash = (const char *)sqlite3_column_text(q, 1);
+		int ti = table_find(e, tbl);
+		void *np;
+
+		if (ti < 0 || strcmp(e->t[ti].hash, hash) != 0)
+			continue;
+		if ((np = realloc(pend, (size_t)(npend + 1) *
+		    sizeof(*pend))) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			goto fail;
+		}
+		pend = np;
+		snprintf(pend[npend][0], sizeof(pend[0][0]), "%s", tbl);
+		snprintf(pend[npend][1], sizeof(pend[0][1]), "%s", hash);
+		npend++;
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	for (i = 0; i < npend; i++) {
+		int64_t n = 0;
+
+		if (sqlite3_prepare_v2(e->db, "SELECT c.origin, c.seq, c.hlc, "
+		    "c.pk, c.col, c.val, c.phlc, c.pnode FROM _meshsync_parked "
+		    "p JOIN _meshsync_changes c ON c.origin = p.origin AND "
+		    "c.seq = p.seq WHERE p.tbl = ?1 AND p.hash = ?2", -1, &r,
+		    NULL) != SQLITE_OK)
+			goto dberr;
+		sqlite3_bind_text(r, 1, pend[i][0], -1, SQLITE_STATIC);
+		sqlite3_bind_text(r, 2, pend[i][1], -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
+			struct ent x;
+			int j;
+
+			memset(&x, 0, sizeof(x));
+			x.ti = table_find(e, pend[i][0]);
+			x.t = e->t[x.ti].name;
+			x.o = (const char *)sqlite3_column_text(r, 0);
+			x.s = sqlite3_column_int64(r, 1);
+			x.h = (uint64_t)sqlite3_column_int64(r, 2);
+			x.pk = (char *)sqlite3_column_text(r, 3);
+			x.c = (const char *)sqlite3_column_text(r, 4);
+			dv_col(&x.v, r, 5);
+			x.ph = (uint64_t)sqlite3_column_int64(r, 6);
+			x.pn = (const char *)sqlite3_column_text(r, 7);
+			j = col_find(&e->t[x.ti], x.c);
+			if (x.c[0] != '\0' && (j < 0 ||
+			    col_is_pk(&e->t[x.ti], j)))
+				continue;	/* cannot happen with equal hashes */
+			if (merge_entry(e, &x) == -1)
+				goto fail;
+			n++;
+		}
+		if (rc != SQLITE_DONE)
+			goto dberr;
+		sqlite3_finalize(r);
+		r = NULL;
+		if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_parked "
+		    "WHERE tbl = ?1 AND hash = ?2", -1, &d, NULL) != SQLITE_OK)
+			goto dberr;
+		sqlite3_bind_text(d, 1, pend[i][0], -1, SQLITE_STATIC);
+		sqlite3_bind_text(d, 2, pend[i][1], -1, SQLITE_STATIC);
+		if (sqlite3_step(d) != SQLITE_DONE)
+			goto dberr;
+		sqlite3_finalize(d);
+		d = NULL;
+		e->st->unparked += n;
+		log_info("applied %lld parked changes for %s: schemas match "
+		    "now", (long long)n, pend[i][0]);
+	}
+	ret = 0;
+	goto fail;
+dberr:
+	eng_dberr(e, "unpark");
+fail:
+	sqlite3_finalize(q);
+	sqlite3_finalize(r);
+	sqlite3_finalize(d);
+	free(pend);
+	return ret;
+}
+
+/*
+ * The common start of every write operation: harvest local writes, note
+ * the capture high-water mark (every capture above it until commit is one
+ * of our own materialising writes, to be discarded, never harvested), and
+ * merge parked entries whose schema matches now.  The caller materialises
+ * and discards before committing.
+ */
+static int
+eng_prologue(struct eng *e)
+{
+	if (harvest_locked(e) == -1 || capmax_get(e) == -1 ||
+	    unpark_locked(e) == -1)
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public: open, harvest, vv                                            */
+
+int
+dbsync_init(sqlite3 *db, char *err, size_t errsz)
+{
+	int own = sqlite3_get_autocommit(db);
+
+	if (own && exec_sql(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+		return -1;
+	if (capture_init(db, err, errsz) == -1 ||
+	    exec_sql(db, dbsync_ddl, err, errsz) == -1) {
+		if (own)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	if (own && exec_sql(db, "COMMIT", err, errsz) == -1) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int
+dbsync_open(const char *path, sqlite3 **out, char *err, size_t errsz)
+{
+	sqlite3 *db = NULL;
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errsz, "%s: %s", path, db ?
+		    sqlite3_errmsg(db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db, DBSYNC_BUSY_MS);
+	if (dbsync_init(db, err, errsz) == -1)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	return -1;
+}
+
+enum dbsync_rc
+dbsync_harvest(sqlite3 *db, const char *self_node_id, int64_t now_ms,
+    struct dbsync_stats *st, char *err, size_t errsz)
+{
+	struct eng e;
+
+	if (self_node_id == NULL) {
+		snprintf(err, errsz, "no node id");
+		return DBSYNC_EINTERNAL;
+	}
+	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
+		return DBSYNC_EINTERNAL;
+	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	    capture_discard(&e) == -1) {
+		eng_end(&e, 0);
+		return DBSYNC_EINTERNAL;
+	}
+	return eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
+}
+
+int
+dbsync_vv(sqlite3 *db, json_object **out, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	json_object *o;
+	int rc;
+
+	*out = NULL;
+	if ((o = json_object_new_object()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT origin, seq FROM _meshsync_vv "
+	    "ORDER BY origin", -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_object_add(o, (const char *)
+		    sqlite3_column_text(st, 0),
+		    json_object_new_int64(sqlite3_column_int64(st, 1)));
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(st);
+	*out = o;
+	return 0;
+dberr:
+	snprintf(err, errsz, "vv: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	json_object_put(o);
+	return -1;
+}
+
+/* Check a vv-shaped object {node: seq >= 0}.  0 ok, -1 with err. */
+static int
+vv_check(json_object *vv, char *err, size_t errsz)
+{
+	if (vv == NULL)
+		return 0;
+	if (!json_object_is_type(vv, json_type_object)) {
+		snprintf(err, errsz, "version vector must be an object");
+		return -1;
+	}
+	json_object_object_foreach(vv, k, v) {
+		if (k[0] == '\0' || strlen(k) > DBSYNC_NODE_MAX ||
+		    !json_object_is_type(v, json_type_int) ||
+		    json_object_get_int64(v) < 0) {
+			snprintf(err, errsz, "version vector: bad entry");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int64_t
+vv_of(json_object *vv, const char *origin)
+{
+	json_object *v;
+
+	if (vv == NULL || !json_object_object_get_ex(vv, origin, &v))
+		return 0;
+	return json_object_get_int64(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Feed                                                                 */
+
+enum dbsync_rc
+dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
+    json_object **batch_out, char *err, size_t errsz)
+{
+	sqlite3_stmt *q = NULL, *sq = NULL;
+	json_object *batch = NULL, *vv = NULL, *schemas = NULL, *changes;
+	json_object *o, *j;
+	enum dbsync_rc rc = DBSYNC_EINTERNAL;
+	int intx = 0, count = 0, more = 0, src;
+
+	*batch_out = NULL;
+	if (vv_check(since_vv, err, errsz) == -1)
+		return DBSYNC_EINPUT;
+	if (limit < 1)
+		limit = 1;
+	if (limit > DBSYNC_MAX_BATCH)
+		limit = DBSYNC_MAX_BATCH;
+	/* One read transaction: vv, schemas and entries from one snapshot. */
+	if (exec_sql(db, "BEGIN", err, errsz) == -1)
+		return DBSYNC_EINTERNAL;
+	intx = 1;
+	if (dbsync_vv(db, &vv, err, errsz) == -1)
+		goto fail;
+	if ((batch = json_object_new_object()) == NULL ||
+	    (schemas = json_object_new_object()) == NULL ||
+	    (changes = json_object_new_array()) == NULL)
+		goto oom;
+	json_object_object_add(batch, "vv", json_object_get(vv));
+	json_object_object_add(batch, "schemas", schemas);
+	json_object_object_add(batch, "changes", changes);
+	if (sqlite3_prepare_v2(db, "SELECT tbl, hash FROM _meshsync_tracked",
+	    -1, &sq, NULL) != SQLITE_OK)
+		goto dberr;
+	while ((src = sqlite3_step(sq)) == SQLITE_ROW)
+		json_object_object_add(schemas, (const char *)
+		    sqlite3_column_text(sq, 0), json_object_new_string(
+		    (const char *)sqlite3_column_text(sq, 1)));
+	if (src != SQLITE_DONE)
+		goto dberr;
+	if (sqlite3_prepare_v2(db, "SELECT c.seq, c.hlc, c.tbl, c.pk, c.col, "
+	    "c.val, c.phlc, c.pnode, s.hash FROM _meshsync_changes c "
+	    "LEFT JOIN _meshsync_schemas s ON s.sid = c.sid "
+	    "WHERE c.origin = ?1 AND c.seq > ?2 ORDER BY c.seq LIMIT ?3",
+	    -1, &q, NULL) != SQLITE_OK)
+		goto dberr;
+
+	json_object_object_foreach(vv, origin, maxv) {
+		int64_t from = vv_of(since_vv, origin), last = from;
+		int64_t upto = json_object_get_int64(maxv);
+		uint64_t lasth = 0;
+
+		if (upto <= from)
+			continue;
+		if (count >= limit) {
+			more = 1;
+			break;
+		}
+		sqlite3_reset(q);
+		sqlite3_bind_text(q, 1, origin, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, from);
+		sqlite3_bind_int(q, 3, limit - count + DBSYNC_ROW_MAX);
+		while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+			int64_t seq = sqlite3_column_int64(q, 0);
+			uint64_t h = (uint64_t)sqlite3_column_int64(q, 1);
+			const char *tbl = (const char *)
+			    sqlite3_column_text(q, 2);
+			const char *hash = (const char *)
+			    sqlite3_column_text(q, 8);
+			json_object *cur;
+			struct dv v;
+
+			if (seq != last + 1) {
+				snprintf(err, errsz, "changes of %s after %lld "
+				    "were compacted", origin,
+				    (long long)last);
+				rc = DBSYNC_ECOMPACTED;
+				goto fail;
+			}
+			if (count >= limit && h != lasth)
+				break;
+			if ((o = json_object_new_object()) == NULL)
+				goto oom;
+			json_object_array_add(changes, o);
+			json_object_object_add(o, "o",
+			    json_object_new_string(origin));
+			json_object_object_add(o, "s",
+			    json_object_new_int64(seq));
+			json_object_object_add(o, "h",
+			    json_object_new_int64((int64_t)h));
+			json_object_object_add(o, "t",
+			    json_object_new_string(tbl));
+			if ((j = json_tokener_parse((const char *)
+			    sqlite3_column_text(q, 3))) == NULL)
+				goto oom;
+			json_object_object_add(o, "k", j);
+			json_object_object_add(o, "c", json_object_new_string(
+			    (const char *)sqlite3_column_text(q, 4)));
+			dv_col(&v, q, 5);
+			if (dv_to_json(&v, &j) == -1)
+				goto oom;
+			json_object_object_add(o, "v", j);
+			json_object_object_add(o, "ph", json_object_new_int64(
+			    sqlite3_column_int64(q, 6)));
+			json_object_object_add(o, "pn", json_object_new_string(
+			    (const char *)sqlite3_column_text(q, 7)));
+			if (hash != NULL && (!json_object_object_get_ex(
+			    schemas, tbl, &cur) ||
+			    strcmp(json_object_get_string(cur), hash) != 0))
+				json_object_object_add(o, "sh",
+				    json_object_new_string(hash));
+			count++;
+			last = seq;
+			lasth = h;
+		}
+		if (src != SQLITE_ROW && src != SQLITE_DONE)
+			goto dberr;
+		if (last < upto)
+			more = 1;
+	}
+	json_object_object_add(batch, "more", json_object_new_boolean(more));
+	*batch_out = batch;
+	batch = NULL;
+	rc = DBSYNC_OK;
+	goto fail;
+oom:
+	snprintf(err, errsz, "out of memory");
+	goto fail;
+dberr:
+	snprintf(err, errsz, "feed: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(q);
+	sqlite3_finalize(sq);
+	if (intx)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	json_object_put(vv);
+	json_object_put(batch);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Apply                                                                */
+
+static void
+ents_free(struct ent *x, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(x[i].pk);
+		dv_free(&x[i].v);
+	}
+	free(x);
+}
+
+static int
+ent_cmp(const void *a, const void *b)
+{
+	const struct ent *x = a, *y = b;
+	int c = strcmp(x->o, y->o);
+
+	if (c != 0)
+		return c;
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
+static const char *
+get_str(json_object *o, const char *key, size_t maxlen)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    (size_t)json_object_get_string_len(v) > maxlen)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int
+get_int(json_object *o, const char *key, int64_t min, int64_t *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	*out = json_object_get_int64(v);
+	return *out < min ? -1 : 0;
+}
+
+static int
+hash_ok(const char *h)
+{
+	size_t i;
+
+	if (h == NULL || strlen(h) != CAPTURE_HASH_LEN)
+		return 0;
+	for (i = 0; i < CAPTURE_HASH_LEN; i++)
+		if (!((h[i] >= '0' && h[i] <= '9') ||
+		    (h[i] >= 'a' && h[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/*
+ * Shape-check a batch and decode it into a new array *out of *n entries
+ * (strings borrowed from batch).  Returns 0, or -1 with err.
+ */
+static int
+batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
+    struct ent **out, size_t *n, char *err, size_t errsz)
+{
+	json_object *changes, *schemas = NULL, *c, *k, *v, *hv;
+	struct ent *x = NULL;
+	struct dv pkv[CAPTURE_MAX_PK];
+	const char *why = NULL;
+	size_t len, i;
+	int64_t i64;
+	int npk;
+
+	*out = NULL;
+	*n = 0;
+	if (!json_object_is_type(batch, json_type_object) ||
+	    !json_object_object_get_ex(batch, "changes", &changes) ||
+	    !json_object_is_type(changes, json_type_array)) {
+		snprintf(err, errsz, "batch: \"changes\" array missing");
+		return -1;
+	}
+	if (json_object_object_get_ex(batch, "schemas", &schemas) &&
+	    !json_object_is_type(schemas, json_type_object)) {
+		snprintf(err, errsz, "batch: \"schemas\" must be an object");
+		return -1;
+	}
+	if ((len = json_object_array_length(changes)) > DBSYNC_MAX_APPLY) {
+		snprintf(err, errsz, "batch: %zu changes, more than %d", len,
+		    DBSYNC_MAX_APPLY);
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if ((x = calloc(len, sizeof(*x))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		struct ent *e = &x[i];
+		int64_t ph;
+
+		e->v.t = SQLITE_NULL;
+		c = json_object_array_get_idx(changes, i);
+		why = NULL;
+		if (!json_object_is_type(c, json_type_object))
+			why = "not an object";
+		else if ((e->o = get_str(c, "o", DBSYNC_NODE_MAX)) == NULL ||
+		    e->o[0] == '\0')
+			why = "bad origin \"o\"";
+		else if (get_int(c, "s", 1, &e->s) == -1)
+			why = "bad seq \"s\"";
+		else if (get_int(c, "h", 1, &i64) == -1)
+			why = "bad clock \"h\"";
+		else if ((e->t = get_str(c, "t", CAPTURE_NAME_MAX)) == NULL ||
+		    !capture_name_ok(e->t))
+			why = "bad table \"t\"";
+		else if ((e->c = get_str(c, "c", 4096)) == NULL)
+			why = "bad column \"c\"";
+		else if (get_int(c, "ph", 0, &ph) == -1)
+			why = "bad prev clock \"ph\"";
+		else if ((e->pn = get_str(c, "pn", DBSYNC_NODE_MAX)) == NULL)
+			why = "bad prev node \"pn\"";
+		else if (!json_object_object_get_ex(c, "k", &k))
+			why = "key \"k\" missing";
+		else if (!json_object_object_get_ex(c, "v", &v))
+			why = "value \"v\" missing";
+		if (why != NULL)
+			goto bad;
+		e->h = (uint64_t)i64;
+		e->ph = (uint64_t)ph;
+		if (json_object_object_get_ex(c, "sh", &hv))
+			e->hash = json_object_is_type(hv, json_type_string) ?
+			    json_object_get_string(hv) : NULL;
+		else if (schemas != NULL &&
+		    json_object_object_get_ex(schemas, e->t, &hv))
+			e->hash = json_object_is_type(hv, json_type_string) ?
+			    json_object_get_string(hv) : NULL;
+		else {
+			why = "unknown table (no schema hash in the batch)";
+			goto bad;
+		}
+		if (!hash_ok(e->hash)) {
+			why = "bad schema hash";
+			goto bad;
+		}
+		if ((npk = pk_from_json(k, pkv, 0, &why)) < 0)
+			goto bad;
+		e->pk = pk_encode(pkv, npk);
+		pk_free(pkv, npk);
+		if (e->pk == NULL) {
+			why = "out of memory";
+			goto bad;
+		}
+		if (dv_from_json(v, &e->v, 0, &why) == -1)
+			goto bad;
+		if (e->c[0] == '\0' && !(e->v.t == SQLITE_INTEGER &&
+		    (e->v.i == 0 || e->v.i == 1))) {
+			why = "row marker value must be 0 or 1";
+			goto bad;
+		}
+		if (hlc_wall(e->h) > now_ms + max_future_ms) {
+			snprintf(err, errsz, "change %zu from %s: clock %lld ms "
+			    "ahead of ours (limit %lld ms); batch rejected", i,
+			    e->o, (long long)(hlc_wall(e->h) - now_ms),
+			    (long long)max_future_ms);
+			log_warnx("%s", err);
+			goto fail;
+		}
+	}
+	*out = x;
+	*n = len;
+	return 0;
+bad:
+	snprintf(err, errsz, "change %zu: %s", i, why ? why : "invalid");
+fail:
+	ents_free(x, len);
+	return -1;
+}
+
+/*
+ * Second validation pass, against our tables: decide what is parked and
+ * check that what is not parked names known columns.  -1 with err.
+ */
+static int
+batch_check_local(struct eng *e, struct ent *x, size_t n)
+{
+	size_t i;
+	int j, npk;
+
+	for (i = 0; i < n; i++) {
+		json_object *kj;
+
+		x[i].ti = table_find(e, x[i].t);
+		if (x[i].ti < 0 || strcmp(e->t[x[i].ti].hash, x[i].hash)) {
+			x[i].park = 1;
+			continue;
+		}
+		kj = json_tokener_parse(x[i].pk);
+		npk = kj ? (int)json_object_array_length(kj) : -1;
+		json_object_put(kj);
+		if (npk != e->t[x[i].ti].npk) {
+			snprintf(e->err, e->errsz, "change %zu: key of %s has "
+			    "%d values, table has %d key columns", i, x[i].t,
+			    npk, e->t[x[i].ti].npk);
+			return -1;
+		}
+		if (x[i].c[0] == '\0')
+			continue;
+		j = col_find(&e->t[x[i].ti], x[i].c);
+		if (j < 0 || col_is_pk(&e->t[x[i].ti], j)) {
+			snprintf(e->err, e->errsz, "change %zu: %s has no "
+			    "column %.64s", i, x[i].t, x[i].c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+park(struct eng *e, const struct ent *x)
+{
+	sqlite3_stmt *st;
+	char reason[200];
+	int ti = x->ti;
+
+	if (ti < 0)
+		snprintf(reason, sizeof(reason), "table not tracked here");
+	else
+		snprintf(reason, sizeof(reason), "schema differs: ours %.12s, "
+		    "theirs %.12s; re-track after aligning the schema",
+		    e->t[ti].hash, x->hash);
+	if ((st = eng_prep(e, &e->s_pkput, "INSERT OR IGNORE INTO "
+	    "_meshsync_parked(origin, seq, tbl, hash, reason) "
+	    "VALUES(?1, ?2, ?3, ?4, ?5)")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, x->o, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, x->s);
+	sqlite3_bind_text(st, 3, x->t, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, x->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "park");
+	sqlite3_reset(st);
+	if (e->st->parked++ == 0)
+		log_warnx("parking changes for %s from %s: %s", x->t, x->o,
+		    reason);
+	return 0;
+}
+
+enum dbsync_rc
+dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
+    int64_t now_ms, int64_t max_future_ms, struct dbsync_stats *st,
+    char *err, size_t errsz)
+{
+	struct eng e;
+	struct ent *x = NULL;
+	size_t n = 0, i;
+	enum dbsync_rc rc = DBSYNC_EINTERNAL;
+	const char *cur = NULL;
+	int64_t curseq = 0, curseq0 = 0, sid;
+	int stopped = 0, inited = 0;
+
+	if (st != NULL)
+		memset(st, 0, sizeof(*st));
+	if (batch_parse(batch, now_ms, max_future_ms, &x, &n, err, errsz) ==
+	    -1)
+		return DBSYNC_EINPUT;
+	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
+		goto out;
+	inited = 1;
+	/* Harvest first, in this transaction: a local write not yet in the
+	 * shadow would otherwise be overwritten without ever being logged. */
+	if (eng_prologue(&e) == -1)
+		goto out;
+	if (batch_check_local(&e, x, n) == -1) {
+		rc = DBSYNC_EINPUT;
+		goto out;
+	}
+	qsort(x, n, sizeof(*x), ent_cmp);
+	for (i = 0; i < n; i++) {
+		if (cur == NULL || strcmp(cur, x[i].o) != 0) {
+			if (cur != NULL && curseq != curseq0 &&
+			    vv_put(&e, cur, curseq) == -1)
+				goto out;
+			cur = x[i].o;
+			if (vv_get(&e, cur, &curseq) == -1)
+				goto out;
+			curseq0 = curseq;
+			stopped = 0;
+		}
+		if (x[i].s <= curseq) {
+			e.st->skipped++;
+			continue;
+		}
+		if (stopped || x[i].s != curseq + 1) {
+			/* A gap: the missing entries come in a later batch,
+			 * and these with them; applying past a gap would
+			 * make the vv claim entries we never saw. */
+			stopped = 1;
+			e.st->deferred++;
+			continue;
+		}
+		curseq = x[i].s;
+		if (hlc_merge(e.hlc, x[i].h, now_ms, max_future_ms,
+		    &e.hlc) == -1) {
+			snprintf(err, errsz, "clock from %s too far ahead",
+			    x[i].o);
+			rc = DBSYNC_EINPUT;
+			goto out;
+		}
+		if ((sid = schema_id(&e, x[i].t, x[i].hash)) == -1 ||
+		    ch_put(&e, &x[i], sid) == -1)
+			goto out;
+		if (x[i].park) {
+			if (park(&e, &x[i]) == -1)
+				goto out;
+			continue;
+		}
+		if (merge_entry(&e, &x[i]) == -1)
+			goto out;
+		e.st->applied++;
+	}
+	if (cur != NULL && curseq != curseq0 && vv_put(&e, cur, curseq) == -1)
+		goto out;
+	/* An entry of our own origin that we did not have (DB restored from
+	 * an old backup) moved vv[self]: keep our next seq after it. */
+	if (vv_get(&e, self_node_id, &e.selfseq) == -1)
+		goto out;
+	e.selfseq0 = e.selfseq;
+	if (materialize(&e) == -1 || capture_discard(&e) == -1)
+		goto out;
+	inited = 0;
+	rc = eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
+out:
+	if (inited)
+		eng_end(&e, 0);
+	ents_free(x, n);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Offline clients                                                      */
+
+static int
+days_from_civil(int y, int m, int d, int64_t *out)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	int64_t era, yoe, doy, doe;
+
+	if (m < 1 || m > 12 || d < 1 ||
+	    d > mdays[m - 1] + (m == 2 && leap))
+		return -1;
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	*out = era * 146097 + doe - 719468;
+	return 0;
+}
+
+/* Parse fixed-width digits. */
+static int
+digits(const char *s, int n, int *out)
+{
+	int i, v = 0;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * RFC 3339 date-time with a mandatory offset ("Z" or +hh:mm / -hh:mm) to
+ * UTC milliseconds.  Returns 0, or -1 when malformed.
+ */
+static int
+rfc3339_ms(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, ms = 0, sign = 0, i;
+	int64_t days;
+
+	if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' ||
+	    digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d) ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) ||
+	    s[16] != ':' || digits(s + 17, 2, &sec))
+		return -1;
+	s += 19;
+	if (*s == '.') {
+		s++;
+		for (i = 0; *s >= '0' && *s <= '9'; i++, s++)
+			if (i < 3)
+				ms = ms * 10 + (*s - '0');
+		if (i == 0)
+			return -1;
+		for (; i < 3; i++)
+			ms *= 10;
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s == '-' ? -1 : 1;
+		if (digits(s + 1, 2, &oh) || s[3] != ':' ||
+		    digits(s + 4, 2, &om))
+			return -1;
+		s += 6;
+	} else
+		return -1;
+	if (*s != '\0' || h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59)
+		return -1;
+	if (sec == 60)
+		sec = 59;	/* leap second: clamp, ms order is kept */
+	if (days_from_civil(y, mo, d, &days) == -1)
+		return -1;
+	*out = ((days * 86400 + h * 3600 + mi * 60 + sec) -
+	    (int64_t)sign * (oh * 3600 + om * 60)) * 1000 + ms;
+	return 0;
+}
+
+struct cchg {			/* one validated client change */
+	int		 ti;
+	int		 del;
+	int64_t		 ts_ms;
+	struct dv	 pk[CAPTURE_MAX_PK];	/* key order */
+	int		 nval;
+	int		*vcol;			/* column index per value */
+	struct dv	*val;
+};
+
+static void
+cchg_free(struct cchg *c, size_t n)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; c != NULL && i < n; i++) {
+		for (k = 0; k < CAPTURE_MAX_PK; k++)
+			dv_free(&c[i].pk[k]);
+		for (k = 0; k < c[i].nval; k++)
+			dv_free(&c[i].val[k]);
+		free(c[i].val);
+		free(c[i].vcol);
+	}
+	free(c);
+}
+
+/* Validate the whole request against our tables.  -1 with err. */
+static int
+client_parse(struct eng *e, json_object *req, struct cchg **out, size_t *n)
+{
+	json_object *changes, *c, *pk, *vals, *jv;
+	struct cchg *x = NULL;
+	const char *why = NULL, *tbl, *op, *ts;
+	size_t len = 0, i;
+	int j, k, got;
+
+	*out = NULL;
+	*n = 0;
+	if (!json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "changes", &changes) ||
+	    !json_object_is_type(changes, json_type_array)) {
+		snprintf(e->err, e->errsz, "\"changes\" array missing");
+		return -1;
+	}
+	if ((len = json_object_array_length(changes)) > DBSYNC_MAX_BATCH) {
+		snprintf(e->err, e->errsz, "more than %d changes",
+		    DBSYNC_MAX_BATCH);
+		return -1;
+	}
+	if (len > 0 && (x = calloc(len, sizeof(*x))) == NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		struct cchg *cc = &x[i];
+		const struct capture_table *t;
+
+		c = json_object_array_get_idx(changes, i);
+		if (!json_object_is_type(c, json_type_object)) {
+			why = "not an object";
+			goto bad;
+		}
+		if ((tbl = get_str(c, "table", CAPTURE_NAME_MAX)) == NULL ||
+		    (cc->ti = table_find(e, tbl)) < 0) {
+			why = "unknown or untracked table";
+			goto bad;
+		}
+		t = &e->t[cc->ti];
+		if ((op = get_str(c, "op", 16)) == NULL ||
+		    (strcmp(op, "upsert") && strcmp(op, "delete"))) {
+			why = "\"op\" must be \"upsert\" or \"delete\"";
+			goto bad;
+		}
+		cc->del = strcmp(op, "delete") == 0;
+		if ((ts = get_str(c, "ts", 64)) == NULL ||
+		    rfc3339_ms(ts, &cc->ts_ms) == -1) {
+			why = "\"ts\" must be RFC 3339 with an offset, e.g. "
+			    "2026-11-22T09:15:00-05:00";
+			goto bad;
+		}
+		if (cc->ts_ms > e->now_ms + DBSYNC_CLIENT_MAX_FUTURE_MS) {
+			why = "\"ts\" is in the future";
+			goto bad;
+		}
+		if (!json_object_object_get_ex(c, "pk", &pk) ||
+		    !json_object_is_type(pk, json_type_object) ||
+		    json_object_object_length(pk) != t->npk) {
+			why = "\"pk\" must be an object with every key column";
+			goto bad;
+		}
+		for (k = 0; k < t->npk; k++) {
+			if (!json_object_object_get_ex(pk,
+			    t->cols[t->pkidx[k]], &jv)) {
+				why = "\"pk\" lacks a key column";
+				goto bad;
+			}
+			if (dv_from_json(jv, &cc->pk[k], 1, &why) == -1)
+				goto bad;
+		}
+		if (cc->del)
+			continue;
+		if (!json_object_object_get_ex(c, "values", &vals))
+			vals = NULL;
+		else if (!json_object_is_type(vals, json_type_object)) {
+			why = "\"values\" must be an object";
+			goto bad;
+		}
+		got = vals ? json_object_object_length(vals) : 0;
+		if (got > 0 && ((cc->vcol = calloc((size_t)got,
+		    sizeof(int))) == NULL || (cc->val = calloc((size_t)got,
+		    sizeof(struct dv))) == NULL)) {
+			why = "out of memory";
+			goto bad;
+		}
+		if (vals == NULL)
+			continue;
+		json_object_object_foreach(vals, key, val) {
+			if ((j = col_find(t, key)) < 0 || col_is_pk(t, j)) {
+				snprintf(e->err, e->errsz, "change %zu: %s has "
+				    "no column %.64s (or it is a key column)",
+				    i, t->name, key);
+				goto fail;
+			}
+			cc->vcol[cc->nval] = j;
+			if (dv_from_json(val, &cc->val[cc->nval], 1, &why) ==
+			    -1)
+				goto bad;
+			cc->nval++;
+		}
+	}
+	*out = x;
+	*n = len;
+	return 0;
+bad:
+	snprintf(e->err, e->errsz, "change %zu: %s", i, why ? why : "invalid");
+fail:
+	cchg_free(x, len);
+	return -1;
+}
+
+/*
+ * Write one client change as a local write.  Returns 0, -1 internal, or
+ * -2 when the app table refused it (a constraint: the client's fault).
+ */
+static int
+client_one(struct eng *e, const struct cchg *c, const char *client)
+{
+	const struct capture_table *t = &e->t[c->ti];
+	struct sbuf b = { 0 };
+	sqlite3_stmt *sel, *w = NULL;
+	struct shent *s, *alive;
+	struct dv mark;
+	uint64_t ch = hlc_pack(c->ts_ms, 0);
+	char *pk;
+	int k, j, exists, rc, np = 0, *stale = NULL, ret = -1, first;
+
+	if ((pk = pk_encode(c->pk, t->npk)) == NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	if (sh_load(e, t->name, pk) == -1 || (sel = t_sel(e, c->ti)) == NULL)
+		goto fail;
+	for (k = 0; k < t->npk; k++)
+		dv_bind(sel, k + 1, &c->pk[k]);
+	if ((rc = sqlite3_step(sel)) != SQLITE_ROW && rc != SQLITE_DONE) {
+		eng_dberr(e, "read");
+		goto fail;
+	}
+	exists = rc == SQLITE_ROW;
+	sqlite3_reset(sel);
+	alive = sh_find(e, "");
+
+	/* The row's existence changed after the client's edit: keep it. */
+	if (alive != NULL && hlc_wall(alive->hlc) > c->ts_ms &&
+	    (c->del || !exists)) {
+		dv_int(&mark, !c->del);
+		if (!dv_eq(&mark, &alive->v) && conflict_put(e, t->name, pk,
+		    "", &mark, ch, client, &alive->v, alive->hlc,
+		    alive->node) == -1)
+			goto fail;
+		e->st->skipped++;
+		ret = 0;
+		goto fail;
+	}
+	if (c->del) {
+		if (exists) {
+			if ((w = t_del(e, c->ti)) == NULL)
+				goto fail;
+			for (k = 0; k < t->npk; k++)
+				dv_bind(w, k + 1, &c->pk[k]);
+			if (sqlite3_step(w) != SQLITE_DONE)
+				goto werr;
+			sqlite3_reset(w);
+			w = NULL;
+			e->st->applied++;
+		}
+		ret = 0;
+		goto fail;
+	}
+	if (c->nval > 0 && (stale = calloc((size_t)c->nval, sizeof(int))) ==
+	    NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		goto fail;
+	}
+	for (k = 0; k < c->nval; k++) {
+		s = sh_find(e, t->cols[c->vcol[k]]);
+		if (s != NULL && hlc_wall(s->hlc) > c->ts_ms) {
+			stale[k] = 1;
+			e->st->skipped++;
+			if (!dv_eq(&c->val[k], &s->v) && conflict_put(e,
+			    t->name, pk, s->col, &c->val[k], ch, client, &s->v,
+			    s->hlc, s->node) == -1)
+				goto fail;
+		} else
+			np++;
+	}
+	if (exists) {
+		if (np == 0) {
+			ret = 0;
+			goto fail;
+		}
+		sb_add(&b, "UPDATE ");
+		sb_ident(&b, t->name);
+		for (k = 0, first = 1; k < c->nval; k++) {
+			if (stale[k])
+				continue;
+			sb_add(&b, first ? " SET " : ", ");
+			first = 0;
+			sb_ident(&b, t->cols[c->vcol[k]]);
+			sb_add(&b, " = ");
+			sb_param(&b, t->npk + 1 + k);
+		}
+		sb_where_pk(&b, t, 1);
+	} else {
+		/* A new (or re-inserted) row: stale columns take the newer
+		 * known value rather than the default. */
+		sb_add(&b, "INSERT INTO ");
+		sb_ident(&b, t->name);
+		sb_add(&b, "(");
+		for (k = 0; k < t->npk; k++) {
+			sb_add(&b, k ? ", " : "");
+			sb_ident(&b, t->cols[t->pkidx[k]]);
+		}
+		for (k = 0; k < c->nval; k++) {
+			sb_add(&b, ", ");
+			sb_ident(&b, t->cols[c->vcol[k]]);
+		}
+		sb_add(&b, ") VALUES(");
+		for (k = 0; k < t->npk + c->nval; k++) {
+			sb_add(&b, k ? ", " : "");
+			sb_param(&b, k + 1);
+		}
+		sb_add(&b, ")");
+	}
+	if ((w = prep_sql(e, &b)) == NULL)
+		goto fail;
+	for (k = 0; k < t->npk; k++)
+		dv_bind(w, k + 1, &c->pk[k]);
+	for (k = 0; k < c->nval; k++) {
+		j = t->npk + 1 + k;
+		if (!stale[k])
+			dv_bind(w, j, &c->val[k]);
+		else if (!exists)
+			dv_bind(w, j, &sh_find(e, t->cols[c->vcol[k]])->v);
+	}
+	if (sqlite3_step(w) != SQLITE_DONE)
+		goto werr;
+	e->st->applied++;
+	ret = 0;
+	goto fail;
+werr:
+	rc = sqlite3_extended_errcode(e->db);
+	snprintf(e->err, e->errsz, "%s: %s", t->name, sqlite3_errmsg(e->db));
+	if ((rc & 0xff) == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_MISMATCH
+	    || (rc & 0xff) == SQLITE_TOOBIG)
+		ret = -2;
+fail:
+	if (w != NULL && w != e->ts[c->ti].del)
+		sqlite3_finalize(w);
+	else if (w != NULL)
+		sqlite3_reset(w);
+	free(b.p);
+	free(stale);
+	free(pk);
+	return ret;
+}
+
+enum dbsync_rc
+dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
+    int64_t now_ms, struct dbsync_stats *st, char *err, size_t errsz)
+{
+	struct eng e;
+	struct cchg *x = NULL;
+	char client[DBSYNC_NODE_MAX + 16];
+	size_t n = 0, i;
+	enum dbsync_rc rc = DBSYNC_EINTERNAL;
+	int r;
+
+	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
+		return DBSYNC_EINTERNAL;
+	snprintf(client, sizeof(client), "client@%s", self_node_id);
+	/* Unparked rows are written and their captures dropped before the
+	 * client's writes, whose captures must be harvested. */
+	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	    capture_discard(&e) == -1)
+		goto fail;
+	if (client_parse(&e, req, &x, &n) == -1) {
+		rc = DBSYNC_EINPUT;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		if ((r = client_one(&e, &x[i], client)) == -2) {
+			char tmp[256];
+
+			snprintf(tmp, sizeof(tmp), "%s", err);
+			snprintf(err, errsz, "change %zu: %s", i, tmp);
+			rc = DBSYNC_EINPUT;
+			goto fail;
+		}
+		if (r == -1)
+			goto fail;
+	}
+	/* The writes were captured like any local write; log them now so
+	 * the request and its change-log entries commit together. */
+	if (harvest_locked(&e) == -1)
+		goto fail;
+	cchg_free(x, n);
+	return eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
+fail:
+	cchg_free(x, n);
+	eng_end(&e, 0);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Compaction, conflicts, snapshot                                      */
+
+enum dbsync_rc
+dbsync_compact(sqlite3 *db, json_object *acked_vv, int64_t *removed,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t total = 0;
+	enum dbsync_rc rc = DBSYNC_EINTERNAL;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (acked_vv == NULL || vv_check(acked_vv, err, errsz) == -1)
+		return DBSYNC_EINPUT;
+	if (exec_sql(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+		return DBSYNC_EINTERNAL;
+	/* Parked entries are still needed locally: keep them. */
+	if (sqlite3_prepare_v2(db, "DELETE FROM _meshsync_changes WHERE "
+	    "origin = ?1 AND seq <= ?2 AND NOT EXISTS (SELECT 1 FROM "
+	    "_meshsync_parked p WHERE p.origin = ?1 AND "
+	    "p.seq = _meshsync_changes.seq)", -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	json_object_object_foreach(acked_vv, origin, seq) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, json_object_get_int64(seq));
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto dberr;
+		total += sqlite3_changes(db);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (exec_sql(db, "COMMIT", err, errsz) == -1)
+		goto fail;
+	if (removed != NULL)
+		*removed = total;
+	return DBSYNC_OK;
+dberr:
+	snprintf(err, errsz, "compact: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* {"value", "hlc", "node", "time"} for one side of a conflict. */
+static json_object *
+conflict_side(sqlite3_stmt *st, int vcol, int hcol, int ncol)
+{
+	json_object *o, *j;
+	struct dv v;
+	char t[40];
+	uint64_t h = (uint64_t)sqlite3_column_int64(st, hcol);
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	dv_col(&v, st, vcol);
+	if (dv_to_json(&v, &j) == -1) {
+		json_object_put(o);
+		return NULL;
+	}
+	json_object_object_add(o, "value", j);
+	json_object_object_add(o, "hlc", json_object_new_int64((int64_t)h));
+	json_object_object_add(o, "node", json_object_new_string(
+	    (const char *)sqlite3_column_text(st, ncol)));
+	hlc_fmt_time(hlc_wall(h), t, sizeof(t));
+	json_object_object_add(o, "time", json_object_new_string(t));
+	return o;
+}
+
+int
+dbsync_conflicts(sqlite3 *db, int limit, int offset, json_object **out,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	json_object *res = NULL, *arr, *o, *s;
+	int rc, ret = -1;
+
+	*out = NULL;
+	if (limit < 1)
+		limit = 1;
+	if (limit > DBSYNC_CONFLICTS_MAX)
+		limit = DBSYNC_CONFLICTS_MAX;
+	if (offset < 0)
+		offset = 0;
+	if ((res = json_object_new_object()) == NULL ||
+	    (arr = json_object_new_array()) == NULL)
+		goto oom;
+	json_object_object_add(res, "conflicts", arr);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM _meshsync_conflicts",
+	    -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+		goto dberr;
+	json_object_object_add(res, "total",
+	    json_object_new_int64(sqlite3_column_int64(st, 0)));
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT id, at, tbl, pk, col, lose_val, "
+	    "lose_hlc, lose_node, win_val, win_hlc, win_node FROM "
+	    "_meshsync_conflicts ORDER BY id DESC LIMIT ?1 OFFSET ?2", -1,
+	    &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int(st, 1, limit);
+	sqlite3_bind_int(st, 2, offset);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((o = json_object_new_object()) == NULL)
+			goto oom;
+		json_object_array_add(arr, o);
+		json_object_object_add(o, "id",
+		    json_object_new_int64(sqlite3_column_int64(st, 0)));
+		json_object_object_add(o, "at", json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 1)));
+		json_object_object_add(o, "table", json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 2)));
+		json_object_object_add(o, "pk", json_tokener_parse(
+		    (const char *)sqlite3_column_text(st, 3)));
+		json_object_object_add(o, "column", json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 4)));
+		if ((s = conflict_side(st, 5, 6, 7)) == NULL)
+			goto oom;
+		json_object_object_add(o, "loser", s);
+		if ((s = conflict_side(st, 8, 9, 10)) == NULL)
+			goto oom;
+		json_object_object_add(o, "winner", s);
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	*out = res;
+	res = NULL;
+	ret = 0;
+	goto fail;
+oom:
+	snprintf(err, errsz, "out of memory");
+	goto fail;
+dberr:
+	snprintf(err, errsz, "conflicts: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(st);
+	json_object_put(res);
+	return ret;
+}
+
+int
+dbsync_parked(sqlite3 *db, json_object **out, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	json_object *arr, *o;
+	int rc;
+
+	*out = NULL;
+	if ((arr = json_object_new_array()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT tbl, hash, reason, count(*) FROM "
+	    "_meshsync_parked GROUP BY tbl, hash, reason ORDER BY tbl", -1,
+	    &st, NULL) != SQLITE_OK)
+		goto dberr;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((o = json_object_new_object()) == NULL)
+			goto dberr;
+		json_object_array_add(arr, o);
+		json_object_object_add(o, "table", json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 0)));
+		json_object_object_add(o, "hash", json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 1)));
+		json_object_object_add(o, "reason", json_object_new_string(
+		    (const char *)sqlite3_column_text(st, 2)));
+		json_object_object_add(o, "count",
+		    json_object_new_int64(sqlite3_column_int64(st, 3)));
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(st);
+	*out = arr;
+	return 0;
+dberr:
+	snprintf(err, errsz, "parked: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	json_object_put(arr);
+	return -1;
+}
+
+int
+dbsync_snapshot(sqlite3 *db, const char *dest_path, json_object **vv_out,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3 *copy = NULL;
+	int made = 0;
+
+	*vv_out = NULL;
+	if (access(dest_path, F_OK) == 0) {
+		snprintf(err, errsz, "%s exists", dest_path);
+		return -1;
+	}
+	/* VACUUM INTO reads one consistent snapshot of the whole DB, so the
+	 * copy's vv describes exactly the rows it holds. */
+	if (sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(st, 1, dest_path, -1, SQLITE_STATIC);
+	made = 1;
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_open_v2(dest_path, &copy, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errsz, "%s: cannot open copy", dest_path);
+		goto fail;
+	}
+	/* Unharvested captures are this node's writes: this node will log
+	 * them under its own id; the copy must not claim them as its own. */
+	if (exec_sql(copy, "BEGIN; DELETE FROM _meshsync_capture; "
+	    "DELETE FROM _meshsync_conflicts; COMMIT", err, errsz) == -1 ||
+	    dbsync_vv(copy, vv_out, err, errsz) == -1)
+		goto fail;
+	sqlite3_close(copy);
+	return 0;
+dberr:
+	snprintf(err, errsz, "snapshot: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(st);
+	sqlite3_close(copy);
+	if (made)
+		unlink(dest_path);
+	return -1;
+}

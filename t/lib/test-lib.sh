@@ -1,0 +1,157 @@
+# t/lib/test-lib.sh - shell test library, in the manner of git's t/test-lib.sh.
+# Each test file sources this, then runs test_expect_success blocks and ends
+# with test_done.  Output is TAP.  Every test gets its own scratch dir, its
+# own free ports and its own node dirs; everything started is stopped at exit.
+
+set -u
+: "${MESHSYNC:?MESHSYNC must point at the meshsync binary (run via make check)}"
+export MESHSYNC_SHARE="${MESHSYNC_SHARE:-}"
+
+TEST_NAME=$(basename "$0" .t)
+SCRATCH=$(mktemp -d "/tmp/ms-$TEST_NAME.XXXXXX")
+ARTIFACTS="${TEST_BUILD_DIR:-.}/t/artifacts/$TEST_NAME"
+mkdir -p "$ARTIFACTS"
+test_count=0
+test_failed=0
+test_pids=""
+
+say() { echo "# $*"; }
+
+test_expect_success() {
+	local title=$1 body=$2
+	test_count=$((test_count + 1))
+	if (eval "$body") >"$SCRATCH/.out" 2>&1; then
+		echo "ok $test_count - $title"
+	else
+		echo "not ok $test_count - $title"
+		test_failed=$((test_failed + 1))
+		sed 's/^/#   /' "$SCRATCH/.out" | tail -n 40
+	fi
+}
+
+# Like test_expect_success but in the current shell, so variables set by the
+# body stay set (use for steps that start things).
+test_expect_success_here() {
+	local title=$1 body=$2
+	test_count=$((test_count + 1))
+	if eval "$body" >"$SCRATCH/.out" 2>&1; then
+		echo "ok $test_count - $title"
+	else
+		echo "not ok $test_count - $title"
+		test_failed=$((test_failed + 1))
+		sed 's/^/#   /' "$SCRATCH/.out" | tail -n 40
+	fi
+}
+
+test_skip() {
+	test_count=$((test_count + 1))
+	echo "ok $test_count # skip $1"
+}
+
+# A TCP port nothing listens on (random, then checked).
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# init_node NAME [extra init args]: a node in $SCRATCH/NAME on a free port;
+# sets NAME_DIR, NAME_PORT, NAME_URL, NAME_PW.
+init_node() {
+	local name=$1 port dir
+	shift
+	port=$(free_port)
+	dir="$SCRATCH/$name"
+	printf 'pw-%s-secret\n' "$name" >"$SCRATCH/$name.pw"
+	"$MESHSYNC" init --dir "$dir" --name "$name" --listen "127.0.0.1:$port" \
+		--admin-password-file "$SCRATCH/$name.pw" "$@" >/dev/null || return 1
+	eval "${name}_DIR=\$dir ${name}_PORT=\$port ${name}_URL=http://127.0.0.1:\$port ${name}_PW=pw-\$name-secret"
+}
+
+# conf_set NAME KEY VALUE: append a key to a node's meshsync.conf.
+conf_set() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	echo "$2 = $3" >>"$dir/meshsync.conf"
+}
+
+# start_node NAME: `meshsync up` in the background, wait until ping answers.
+start_node() {
+	local name=$1 dir url i
+	eval "dir=\$${name}_DIR url=\$${name}_URL"
+	"$MESHSYNC" up --dir "$dir" --quiet >>"$SCRATCH/$name.up.log" 2>&1 &
+	eval "${name}_UP=$!"
+	test_pids="$test_pids $!"
+	for i in $(seq 1 200); do
+		if curl -sf -o /dev/null "$url/api/sync/ping"; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	cat "$SCRATCH/$name.up.log"
+	return 1
+}
+
+# stop_node NAME: SIGTERM to up and wait for it; returns up's status.
+stop_node() {
+	local pid rc
+	eval "pid=\${${1}_UP:-}"
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	eval "${1}_UP="
+	return $rc
+}
+
+# Processes whose command line mentions a path (the node dir).
+procs_of() {
+	pgrep -f -- "$1" || true
+}
+
+# login NAME [USER PASSWORD]: session cookie jar in $SCRATCH/NAME.jar.
+login() {
+	local name=$1 user=${2:-admin} pw url
+	eval "url=\$${name}_URL"
+	eval "pw=\${3:-\$${name}_PW}"
+	rm -f "$SCRATCH/$name.jar"
+	curl -s -o /dev/null -c "$SCRATCH/$name.jar" -b "$SCRATCH/$name.jar" "$url/sync/login" &&
+	curl -s -o /dev/null -w '%{http_code}' -c "$SCRATCH/$name.jar" -b "$SCRATCH/$name.jar" \
+		--data-urlencode "user=$user" --data-urlencode "password=$pw" \
+		--data-urlencode "csrf=$(csrf_of "$name")" "$url/sync/login" | grep -q 303
+}
+
+# csrf_of NAME: the CSRF token from the node's login/session cookie jar.
+csrf_of() {
+	awk '$6 == "ms_csrf" { print $7 }' "$SCRATCH/$1.jar" | tail -n 1
+}
+
+test_cleanup() {
+	local p
+	for p in $test_pids; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $test_pids; do
+		wait "$p" 2>/dev/null
+	done
+	if [ "$test_failed" -eq 0 ] && [ -z "${TEST_KEEP:-}" ]; then
+		rm -rf "$SCRATCH"
+	else
+		cp -r "$SCRATCH"/*.log "$ARTIFACTS"/ 2>/dev/null
+		for d in "$SCRATCH"/*/; do
+			[ -f "$d/meshsync.log" ] && cp "$d/meshsync.log" "$ARTIFACTS/$(basename "$d").meshsync.log"
+		done
+		echo "# scratch kept in $SCRATCH"
+	fi
+}
+trap test_cleanup EXIT
+
+test_done() {
+	echo "1..$test_count"
+	[ "$test_failed" -eq 0 ]
+}
