@@ -11,4 +11,10 @@ int	 api_ping(struct req *);
 int	 api_health(struct req *);
 int	 api_status(struct req *);
 
+/* api_peers.c: pairing */
+int	 api_hello(struct req *);
+int	 api_peers_list(struct req *);
+int	 api_peers_add(struct req *);
+int	 api_peers_action(struct req *);
+
 #endif

@@ -509,14 +509,13 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 	struct col *c = NULL, *pk[CAPTURE_MAX_PK];
 	sqlite3_stmt *st = NULL;
 	char *pkj = NULL, *colsj = NULL;
-	int ncol = 0, npk = 0, i, rc, ret = -1, intx = 0, isnew = 1;
+	int ncol = 0, npk = 0, i, rc, ret = -1, intx = 0, isnew = 1, own;
 	int64_t tid = 0;
 
-	if (!sqlite3_get_autocommit(app)) {
-		snprintf(err, errsz, "capture_track inside a transaction");
-		return -1;
-	}
-	if (exec_sql(app, "BEGIN IMMEDIATE", err, errsz) == -1)
+	/* Inside a caller's transaction (dbsync_track) use a savepoint. */
+	own = sqlite3_get_autocommit(app);
+	if (exec_sql(app, own ? "BEGIN IMMEDIATE" : "SAVEPOINT capture_track",
+	    err, errsz) == -1)
 		return -1;
 	intx = 1;
 	if (capture_init(app, err, errsz) == -1 ||
@@ -584,7 +583,8 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 	if ((isnew || strcmp(oldhash, hash) != 0) &&
 	    enqueue_all(app, canon, tid, pk, npk, err, errsz) == -1)
 		goto fail;
-	if (exec_sql(app, "COMMIT", err, errsz) == -1)
+	if (exec_sql(app, own ? "COMMIT" : "RELEASE capture_track", err,
+	    errsz) == -1)
 		goto fail;
 	intx = 0;
 	log_info("tracking %s (schema %.12s%s)", canon, hash,
@@ -595,8 +595,11 @@ dberr:
 	snprintf(err, errsz, "track %s: %s", table, sqlite3_errmsg(app));
 fail:
 	sqlite3_finalize(st);
-	if (intx)
+	if (intx && own)
 		sqlite3_exec(app, "ROLLBACK", NULL, NULL, NULL);
+	else if (intx)
+		sqlite3_exec(app, "ROLLBACK TO capture_track; "
+		    "RELEASE capture_track", NULL, NULL, NULL);
 	cols_free(c, ncol);
 	free(pkj);
 	free(colsj);
@@ -607,17 +610,15 @@ int
 capture_untrack(sqlite3 *app, const char *table, char *err, size_t errsz)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = -1, intx = 0;
+	int ret = -1, intx = 0, own;
 
 	if (!capture_name_ok(table)) {
 		snprintf(err, errsz, "refusing table name");
 		return -1;
 	}
-	if (!sqlite3_get_autocommit(app)) {
-		snprintf(err, errsz, "capture_untrack inside a transaction");
-		return -1;
-	}
-	if (exec_sql(app, "BEGIN IMMEDIATE", err, errsz) == -1)
+	own = sqlite3_get_autocommit(app);
+	if (exec_sql(app, own ? "BEGIN IMMEDIATE" :
+	    "SAVEPOINT capture_untrack", err, errsz) == -1)
 		return -1;
 	intx = 1;
 	if (capture_init(app, err, errsz) == -1 ||
@@ -638,7 +639,8 @@ capture_untrack(sqlite3 *app, const char *table, char *err, size_t errsz)
 	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto dberr;
-	if (exec_sql(app, "COMMIT", err, errsz) == -1)
+	if (exec_sql(app, own ? "COMMIT" : "RELEASE capture_untrack", err,
+	    errsz) == -1)
 		goto fail;
 	intx = 0;
 	ret = 0;
@@ -647,8 +649,11 @@ dberr:
 	snprintf(err, errsz, "untrack %s: %s", table, sqlite3_errmsg(app));
 fail:
 	sqlite3_finalize(st);
-	if (intx)
+	if (intx && own)
 		sqlite3_exec(app, "ROLLBACK", NULL, NULL, NULL);
+	else if (intx)
+		sqlite3_exec(app, "ROLLBACK TO capture_untrack; "
+		    "RELEASE capture_untrack", NULL, NULL, NULL);
 	return ret;
 }
 

@@ -65,7 +65,9 @@ int	 capture_init(sqlite3 *db, char *err, size_t errsz);
 int	 capture_name_ok(const char *name);
 
 /*
- * Start tracking `table` (must not be called inside an open transaction).
+ * Start tracking `table`.  Outside a transaction it runs its own (BEGIN
+ * IMMEDIATE); inside one it uses a savepoint.  The CLI should prefer
+ * dbsync_track(), which also harvests around the schema change.
  * Idempotent: re-running re-installs the triggers for the current column
  * set and updates the stored schema hash.  When the table is new to
  * tracking or its schema changed, every existing row (and every row the
@@ -81,9 +83,10 @@ int	 capture_track(sqlite3 *app, const char *table, char *err,
 
 /*
  * Stop tracking: drop the triggers, forget the table and its pending
- * captures (the change log and shadow are kept).  Untracking a table that
- * is not tracked succeeds.  Not inside an open transaction.  Returns 0, or
- * -1 with err filled and nothing changed.
+ * captures (the change log and shadow are kept; prefer dbsync_untrack(),
+ * which harvests those captures first).  Untracking a table that is not
+ * tracked succeeds.  Own transaction, or a savepoint inside the caller's.
+ * Returns 0, or -1 with err filled and nothing changed.
  */
 int	 capture_untrack(sqlite3 *app, const char *table, char *err,
 	    size_t errsz);

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -43,7 +44,7 @@ cmd_user(int argc, char **argv)
 	if (cmd_open_state(&c, dir, "user", &db, NULL) == -1)
 		return 1;
 	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
-		if (strcmp(pwfile, "-") == 0)
+		if (strcmp(pwfile, "-") == 0 && isatty(STDIN_FILENO))
 			fprintf(stderr, "password for %s: ", argv[optind + 1]);
 		if (cmd_read_secret(pwfile, pw, sizeof(pw)) == -1) {
 			fprintf(stderr, "meshsync user: cannot read the password\n");

@@ -66,6 +66,12 @@ static const struct conf_key conf_keys[] = {
 	{ .key = "max_clock_skew", .kind = CK_INT, NUM(max_clock_skew),
 	  .min = 1, .max = 86400,
 	  .help = "Seconds a peer's clock may run ahead before its batch is refused" },
+	{ .key = "session_idle", .kind = CK_INT, NUM(session_idle),
+	  .min = 1, .max = 30 * 86400,
+	  .help = "Seconds a dashboard session may sit unused before it ends" },
+	{ .key = "session_max", .kind = CK_INT, NUM(session_max),
+	  .min = 1, .max = 365 * 86400,
+	  .help = "Seconds after login a session ends regardless of use" },
 	{ .key = "log_level", .kind = CK_LEVEL, STR(log_level),
 	  .help = "error, warn, info or debug" },
 	{ .key = "nginx", .kind = CK_STR, STR(nginx),
@@ -114,6 +120,8 @@ conf_defaults(struct conf *c, const char *dir)
 	c->max_body = 8LL << 20;
 	c->max_upload = 4LL << 30;
 	c->max_clock_skew = 60;
+	c->session_idle = 8 * 3600;
+	c->session_max = 7 * 86400;
 	util_strlcpy(c->log_level, "info", sizeof(c->log_level));
 }
 

@@ -21,6 +21,10 @@
 #define DBSYNC_ROW_MAX		2048
 #define DBSYNC_SCHEMA_CACHE	16
 #define DBSYNC_CONFLICTS_MAX	1000
+/* Clock of a column's first value on a row we already knew: the column
+ * is new to the schema (ALTER TABLE ADD COLUMN + re-track), so its value
+ * is the default, not a write, and must lose to any real write. */
+#define DBSYNC_HLC_INITIAL	1
 
 static const char *const dbsync_ddl =
     "CREATE TABLE IF NOT EXISTS _meshsync_meta("
@@ -1150,8 +1154,9 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 		if (!chg[j])
 			continue;
 		dv_col(&v, row, j);
-		if (emit_local(e, ti, pk, t->cols[j], &v, h, sid,
-		    sh_find(e, t->cols[j])) == -1)
+		s = sh_find(e, t->cols[j]);
+		if (emit_local(e, ti, pk, t->cols[j], &v, s == NULL &&
+		    alive != NULL ? DBSYNC_HLC_INITIAL : h, sid, s) == -1)
 			goto fail;
 	}
 	ret = 0;
@@ -1346,7 +1351,8 @@ merge_entry(struct eng *e, const struct ent *x)
 
 	c = hlc_cmp(x->h, x->o, sh, sn);
 	if (c > 0) {
-		if (!(x->ph == sh && strcmp(x->pn, sn) == 0) &&
+		if (sh > DBSYNC_HLC_INITIAL &&
+		    !(x->ph == sh && strcmp(x->pn, sn) == 0) &&
 		    !dv_eq(&sv, &x->v) && conflict_put(e, x->t, x->pk, x->c,
 		    &sv, sh, sn, &x->v, x->h, x->o) == -1)
 			goto fail;
@@ -1354,7 +1360,8 @@ merge_entry(struct eng *e, const struct ent *x)
 		    x->pn) == -1 || touch_add(e, x->ti, x->pk) == -1)
 			goto fail;
 	} else if (c < 0) {
-		if (!(sph == x->h && strcmp(spn, x->o) == 0) &&
+		if (x->h > DBSYNC_HLC_INITIAL &&
+		    !(sph == x->h && strcmp(spn, x->o) == 0) &&
 		    !dv_eq(&sv, &x->v) && conflict_put(e, x->t, x->pk, x->c,
 		    &x->v, x->h, x->o, &sv, sh, sn) == -1)
 			goto fail;
@@ -1450,7 +1457,8 @@ materialize(struct eng *e)
 {
 	size_t i;
 
-	qsort(e->touch, e->ntouch, sizeof(*e->touch), touch_cmp);
+	if (e->ntouch > 1)
+		qsort(e->touch, e->ntouch, sizeof(*e->touch), touch_cmp);
 	for (i = 0; i < e->ntouch; i++) {
 		if (i > 0 && touch_cmp(&e->touch[i], &e->touch[i - 1]) == 0)
 			continue;
@@ -1699,6 +1707,78 @@ vv_of(json_object *vv, const char *origin)
 	if (vv == NULL || !json_object_object_get_ex(vv, origin, &v))
 		return 0;
 	return json_object_get_int64(v);
+}
+
+/* Reload the tracked-table descriptions after a (re-)track. */
+static int
+eng_reload(struct eng *e)
+{
+	int k;
+
+	for (k = 0; e->ts != NULL && k < e->nt; k++) {
+		sqlite3_finalize(e->ts[k].sel);
+		sqlite3_finalize(e->ts[k].ups);
+		sqlite3_finalize(e->ts[k].del);
+	}
+	free(e->ts);
+	e->ts = NULL;
+	capture_free(e->t, e->nt);
+	e->t = NULL;
+	e->nt = 0;
+	if (capture_load(e->db, &e->t, &e->nt, e->err, e->errsz) == -1)
+		return -1;
+	if (e->nt > 0 && (e->ts = calloc((size_t)e->nt, sizeof(*e->ts))) ==
+	    NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Shared body of dbsync_track/untrack. */
+static int
+track_op(sqlite3 *db, const char *self, const char *table, int64_t now_ms,
+    int untrack, char *err, size_t errsz)
+{
+	struct eng e;
+
+	if (eng_begin(&e, db, self, now_ms, NULL, err, errsz) == -1)
+		return -1;
+	/* Pending captures belong to the old column set: log them first. */
+	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	    capture_discard(&e) == -1)
+		goto fail;
+	if (untrack) {
+		if (capture_untrack(db, table, err, errsz) == -1)
+			goto fail;
+		return eng_end(&e, 1);
+	}
+	if (capture_track(db, table, err, errsz) == -1 || eng_reload(&e) == -1)
+		goto fail;
+	/* Harvest the queued rows while we still hold the write lock: the
+	 * values of new columns are their values at re-track time (logged
+	 * with the initial clock), not writes that could beat real ones. */
+	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	    capture_discard(&e) == -1)
+		goto fail;
+	return eng_end(&e, 1);
+fail:
+	eng_end(&e, 0);
+	return -1;
+}
+
+int
+dbsync_track(sqlite3 *db, const char *self_node_id, const char *table,
+    int64_t now_ms, char *err, size_t errsz)
+{
+	return track_op(db, self_node_id, table, now_ms, 0, err, errsz);
+}
+
+int
+dbsync_untrack(sqlite3 *db, const char *self_node_id, const char *table,
+    int64_t now_ms, char *err, size_t errsz)
+{
+	return track_op(db, self_node_id, table, now_ms, 1, err, errsz);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2128,7 +2208,8 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
 		rc = DBSYNC_EINPUT;
 		goto out;
 	}
-	qsort(x, n, sizeof(*x), ent_cmp);
+	if (n > 1)
+		qsort(x, n, sizeof(*x), ent_cmp);
 	for (i = 0; i < n; i++) {
 		if (cur == NULL || strcmp(cur, x[i].o) != 0) {
 			if (cur != NULL && curseq != curseq0 &&

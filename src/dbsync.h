@@ -51,6 +51,15 @@
  * arrives late via another path may be reported as a conflict although it
  * was not concurrent; nothing is ever dropped silently.
  *
+ * New columns
+ * -----------
+ * When a harvest meets a column with no shadow value on a row it already
+ * knows (the app added the column and re-tracked), the value is the
+ * column's default, not a write: it is logged with hlc 1, so any real write
+ * of that column on any node wins, and it never counts as a conflict.
+ * dbsync_track() does that harvest inside the re-track transaction, so
+ * only values present at re-track time get the initial clock.
+ *
  * Value encoding in JSON (lossless, type-exact)
  * ---------------------------------------------
  *   NULL            null
@@ -136,6 +145,20 @@ int	 dbsync_open(const char *path, sqlite3 **out, char *err,
 
 /* Create the _meshsync_* tables on an open connection.  0 or -1. */
 int	 dbsync_init(sqlite3 *db, char *err, size_t errsz);
+
+/*
+ * Track (or re-track after the app changed the table) / untrack `table`
+ * in one transaction: harvest pending captures under the old column set,
+ * then capture_track()/capture_untrack(), then (track) harvest every row
+ * so values of new columns are logged with the initial clock while the
+ * write lock is held -- a real write made after this call always wins over
+ * them.  Use these from the CLI rather than capture_* directly.  Refusals
+ * are capture_track's.  Returns 0, or -1 with err filled, nothing changed.
+ */
+int	 dbsync_track(sqlite3 *db, const char *self_node_id,
+	    const char *table, int64_t now_ms, char *err, size_t errsz);
+int	 dbsync_untrack(sqlite3 *db, const char *self_node_id,
+	    const char *table, int64_t now_ms, char *err, size_t errsz);
 
 /*
  * Turn pending captures into change-log entries with origin self_node_id,

@@ -49,6 +49,16 @@ const struct cmd cmd_table[] = {
 	    "       meshsync user list [--dir DIR]\n\n"
 	    "ROLE is superadmin or admin.  Without --password-file the password "
 	    "is read\nfrom standard input (first line).\n" },
+	{ .name = "peer", .fn = cmd_peer,
+	  .summary = "pair with other nodes by address",
+	  .usage = "usage: meshsync peer add [--dir DIR] ADDRESS [--name NAME]\n"
+	    "       meshsync peer list [--dir DIR]\n"
+	    "       meshsync peer check|enable|disable|remove|repin [--dir DIR] PEER\n\n"
+	    "ADDRESS is an IP or domain with an optional :port or http(s):// "
+	    "prefix.\n`add` fetches the node's identity and pins its public key "
+	    "(trust on first\nuse); the pair is connected once the other node "
+	    "has added this one too.\n`repin` accepts a changed key of an "
+	    "existing peer.  PEER is a name, node id\nor number from `list`.\n" },
 	{ .name = "demo", .fn = cmd_demo,
 	  .summary = "run a local 3-node demo mesh with sample data",
 	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE]\n\n"

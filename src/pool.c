@@ -63,7 +63,10 @@ serve(const struct conf *c, int listen_fd)
 	ctx.conf = c;
 	ctx.id = &id;
 	ctx.db = db;
-	ctx.templates = tdir;
+	if ((ctx.tmpl = tmpl_set_new(tdir, err, sizeof(err))) == NULL) {
+		log_err("templates: %s", err);
+		_exit(1);
+	}
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, listen_fd, 0) != 0) {
 		log_err("FCGX_Init failed");
@@ -77,6 +80,7 @@ serve(const struct conf *c, int listen_fd)
 		req_finish(&r);
 		FCGX_Finish_r(&fr);
 	}
+	tmpl_set_free(ctx.tmpl);
 	sqlite3_close(db);
 	_exit(0);
 }

@@ -9,7 +9,9 @@
 
 #include <fcgiapp.h>
 
+#include "keys.h"
 #include "log.h"
+#include "sign.h"
 #include "util.h"
 
 static const struct {
@@ -151,6 +153,10 @@ req_init(struct req *r, const struct req_ctx *ctx, void *fcgx)
 		uri = param(f, "DOCUMENT_URI");
 	r->path = uri;
 	r->query = param(f, "QUERY_STRING");
+	r->request_uri = param(f, "MESHSYNC_REQUEST_URI");
+	r->signature = param(f, "HTTP_X_MESHSYNC_SIGNATURE");
+	r->authorization = param(f, "HTTP_AUTHORIZATION");
+	r->csrf_header = param(f, "HTTP_X_CSRF_TOKEN");
 	r->remote_addr = param(f, "MESHSYNC_REMOTE_ADDR");
 	if (*r->remote_addr == '\0')
 		r->remote_addr = param(f, "REMOTE_ADDR");
@@ -381,6 +387,16 @@ req_send(struct req *r, int status, const char *ctype, const char *body,
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -1;
 	FCGX_PutStr(head, n, f->out);
+	if (r->auth.peer_id != 0 && r->ctx->id != NULL) {
+		char hash[KEYS_HASH_HEX], sig[KEYS_SIG_HEX], line[256];
+		keys_sha256_hex(hash, body ? body : "", len);
+		if (sign_response(sig, r->ctx->id, r->auth.peer_nonce, status,
+		    hash) == 0) {
+			n = snprintf(line, sizeof(line), "%s: %s\r\n",
+			    SIGN_RESP_HEADER, sig);
+			FCGX_PutStr(line, n, f->out);
+		}
+	}
 	for (size_t i = 0; i < r->nheaders; i++) {
 		FCGX_PutS(r->headers[i], f->out);
 		FCGX_PutStr("\r\n", 2, f->out);

@@ -10,6 +10,7 @@
 
 #include "conf.h"
 #include "store.h"
+#include "tmpl.h"
 
 #define REQ_MAX_PARAMS		64	/* query or form fields */
 #define REQ_MAX_PARAM_LEN	8192	/* one decoded value */
@@ -22,7 +23,7 @@ struct req_ctx {
 	const struct conf		*conf;
 	const struct store_identity	*id;
 	sqlite3				*db;
-	const char			*templates;	/* template dir */
+	struct tmpl_set			*tmpl;		/* per-worker cache */
 };
 
 struct req_param {
@@ -39,6 +40,7 @@ struct req_auth {
 	int		 peer_id;		/* 0: not a signed peer request */
 	char		 peer_node[STORE_NODE_ID_LEN];
 	char		 peer_name[128];
+	char		 peer_nonce[33];	/* to sign the response */
 };
 
 struct req {
@@ -49,6 +51,10 @@ struct req {
 	const char	*method;
 	const char	*path;			/* without the query */
 	const char	*query;
+	const char	*request_uri;		/* raw, as the client sent it */
+	const char	*signature;		/* X-Meshsync-Signature */
+	const char	*authorization;
+	const char	*csrf_header;		/* X-CSRF-Token */
 	const char	*remote_addr;
 	const char	*content_type;
 	const char	*cookie;

@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "page.h"
 
 static const struct route route_table[] = {
 	{ .method = "GET", .path = "/api/sync/ping", .access = ACC_ANY,
@@ -14,6 +15,36 @@ static const struct route route_table[] = {
 	  .fn = api_health },
 	{ .method = "GET", .path = "/api/sync/status", .access = ACC_ADMIN,
 	  .fn = api_status },
+	{ .method = "POST", .path = "/api/sync/login", .access = ACC_ANY,
+	  .fn = api_login },
+	{ .method = "POST", .path = "/api/sync/hello", .access = ACC_PEER,
+	  .fn = api_hello },
+	{ .method = "GET", .path = "/api/sync/peers", .access = ACC_ADMIN,
+	  .fn = api_peers_list },
+	{ .method = "POST", .path = "/api/sync/peers", .access = ACC_SUPERADMIN,
+	  .fn = api_peers_add },
+	{ .method = "POST", .path = "/api/sync/peers/action",
+	  .access = ACC_SUPERADMIN, .fn = api_peers_action },
+
+	/* Pages: unauthenticated visitors are sent to the login form. */
+	{ .method = "GET", .path = "/sync/login", .access = ACC_ANY, .page = 1,
+	  .fn = page_login },
+	{ .method = "POST", .path = "/sync/login", .access = ACC_ANY, .page = 1,
+	  .fn = page_login_post },
+	{ .method = "POST", .path = "/sync/logout", .access = ACC_ADMIN,
+	  .page = 1, .fn = page_logout },
+	{ .method = "GET", .path = "/sync/dashboard", .access = ACC_ADMIN,
+	  .page = 1, .fn = page_dashboard },
+	{ .method = "GET", .path = "/sync/servers", .access = ACC_SUPERADMIN,
+	  .page = 1, .fn = page_servers },
+	{ .method = "POST", .path = "/sync/servers/add",
+	  .access = ACC_SUPERADMIN, .page = 1, .fn = page_servers_add },
+	{ .method = "POST", .path = "/sync/servers/action",
+	  .access = ACC_SUPERADMIN, .page = 1, .fn = page_servers_action },
+	{ .method = "GET", .path = "/sync/users", .access = ACC_SUPERADMIN,
+	  .page = 1, .fn = page_users },
+	{ .method = "POST", .path = "/sync/users/action",
+	  .access = ACC_SUPERADMIN, .page = 1, .fn = page_users_action },
 };
 
 #define NROUTES (sizeof(route_table) / sizeof(route_table[0]))

@@ -49,6 +49,7 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE nonces ("
 	"  node_id TEXT NOT NULL, nonce TEXT NOT NULL, ts_ms INTEGER NOT NULL,"
 	"  PRIMARY KEY (node_id, nonce));"
+	"CREATE INDEX nonces_ts ON nonces(ts_ms);"
 	"CREATE TABLE events ("
 	"  id INTEGER PRIMARY KEY,"
 	"  time TEXT NOT NULL,"

@@ -1,0 +1,366 @@
+/* peer.c - libcurl client for peer requests; every request but ping is signed. */
+#include "peer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "keys.h"
+#include "log.h"
+#include "sign.h"
+#include "util.h"
+
+static int curl_ready;
+
+static void
+ensure_curl(void)
+{
+	if (!curl_ready) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl_ready = 1;
+	}
+}
+
+void
+peer_resp_free(struct peer_resp *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}
+
+struct sink {
+	struct peer_resp	*resp;
+	size_t			 cap;
+	int			 overflow;
+	char			 resp_sig[KEYS_SIG_HEX];
+};
+
+/* Keep the response signature header; libcurl hands headers one by one. */
+static size_t
+on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb, hl = strlen(SIGN_RESP_HEADER);
+
+	if (n > hl + 2 && strncasecmp(data, SIGN_RESP_HEADER, hl) == 0 &&
+	    data[hl] == ':') {
+		const char *v = data + hl + 1;
+		size_t vl;
+		while (*v == ' ')
+			v++;
+		vl = strcspn(v, "\r\n");
+		if (vl < sizeof(s->resp_sig)) {
+			memcpy(s->resp_sig, v, vl);
+			s->resp_sig[vl] = '\0';
+		}
+	}
+	return n;
+}
+
+static size_t
+on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+
+	if (s->resp->len + n > (size_t)PEER_MAX_RESPONSE) {
+		s->overflow = 1;
+		return 0;
+	}
+	if (s->resp->len + n + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		char *p;
+		while (cap < s->resp->len + n + 1)
+			cap *= 2;
+		if ((p = realloc(s->resp->body, cap)) == NULL)
+			return 0;
+		s->resp->body = p;
+		s->cap = cap;
+	}
+	memcpy(s->resp->body + s->resp->len, data, n);
+	s->resp->len += n;
+	s->resp->body[s->resp->len] = '\0';
+	return n;
+}
+
+/*
+ * One HTTP exchange.  With pk/nonce set (a signed request) the answer must
+ * carry a response signature by that key over this nonce, status and body;
+ * anything else is treated as a transport failure, never as data.
+ */
+static int
+perform(const char *url, const char *method, const char *sig_header,
+    const char *body, size_t len, const char *pk, const char *nonce,
+    struct peer_resp *resp)
+{
+	struct curl_slist *hdrs = NULL;
+	struct sink sink = { .resp = resp };
+	char line[SIGN_HEADER_MAX + 64];
+	CURLcode cc;
+	CURL *h;
+
+	memset(resp, 0, sizeof(*resp));
+	ensure_curl();
+	if ((h = curl_easy_init()) == NULL) {
+		util_strlcpy(resp->err, "out of memory", sizeof(resp->err));
+		return -1;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)PEER_TIMEOUT_S);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "meshsync/" PACKAGE_VERSION);
+	if (sig_header != NULL) {
+		util_fmt(line, sizeof(line), "%s: %s", SIGN_HEADER, sig_header);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)len);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	}
+	/* No "Expect: 100-continue" round trip on small bodies. */
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	else if (sink.overflow)
+		util_strlcpy(resp->err, "response too large", sizeof(resp->err));
+	else
+		util_fmt(resp->err, sizeof(resp->err), "%s",
+		    curl_easy_strerror(cc));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	if (cc != CURLE_OK) {
+		peer_resp_free(resp);
+		return -1;
+	}
+	if (pk != NULL && resp->status < 400) {
+		char hash[KEYS_HASH_HEX];
+		keys_sha256_hex(hash, resp->body ? resp->body : "", resp->len);
+		if (sign_response_verify(sink.resp_sig, pk, nonce, resp->status,
+		    hash) == -1) {
+			util_strlcpy(resp->err, "answer not signed by the "
+			    "peer's pinned key", sizeof(resp->err));
+			peer_resp_free(resp);
+			resp->status = 0;
+			return -1;
+		}
+	}
+	if (resp->status >= 400 && resp->body != NULL) {
+		json_object *o = json_tokener_parse(resp->body), *e;
+		if (o != NULL && json_object_object_get_ex(o, "error", &e))
+			util_fmt(resp->err, sizeof(resp->err), "%s",
+			    json_object_get_string(e));
+		else
+			util_fmt(resp->err, sizeof(resp->err), "HTTP %ld",
+			    resp->status);
+		json_object_put(o);
+	}
+	return 0;
+}
+
+int
+peer_ping(const char *url, json_object **out, char *err, size_t errsz)
+{
+	struct peer_resp resp;
+	char full[PEERS_URL_MAX + 32];
+	json_object *o = NULL, *v;
+
+	*out = NULL;
+	util_fmt(full, sizeof(full), "%s/api/sync/ping", url);
+	if (perform(full, "GET", NULL, NULL, 0, NULL, NULL, &resp) == -1) {
+		util_fmt(err, errsz, "cannot reach %s: %s", url, resp.err);
+		return -1;
+	}
+	if (resp.status != 200 || resp.body == NULL ||
+	    (o = json_tokener_parse(resp.body)) == NULL ||
+	    !json_object_object_get_ex(o, "node_id", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) != STORE_NODE_ID_LEN - 1 ||
+	    !json_object_object_get_ex(o, "public_key", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) != KEYS_PK_HEX - 1) {
+		util_fmt(err, errsz, "%s does not answer like a meshsync node "
+		    "(HTTP %ld)", url, resp.status);
+		json_object_put(o);
+		peer_resp_free(&resp);
+		return -1;
+	}
+	peer_resp_free(&resp);
+	*out = o;
+	return 0;
+}
+
+int
+peer_call(const struct store_identity *self, const struct peer *p,
+    const char *method, const char *uri, const char *body, size_t len,
+    struct peer_resp *resp)
+{
+	char hash[KEYS_HASH_HEX], hdr[SIGN_HEADER_MAX], url[PEERS_URL_MAX + 4096];
+	char nonce[SIGN_NONCE_HEX];
+
+	keys_sha256_hex(hash, body ? body : "", len);
+	util_random_hex(nonce, sizeof(nonce), 16);
+	if (sign_request(hdr, sizeof(hdr), self, p->node_id, method, uri, hash,
+	    0, nonce) == -1 || util_fmt(url, sizeof(url), "%s%s", p->url,
+	    uri) == -1) {
+		memset(resp, 0, sizeof(*resp));
+		util_strlcpy(resp->err, "cannot sign the request",
+		    sizeof(resp->err));
+		return -1;
+	}
+	return perform(url, method, hdr, body, len, p->pubkey, nonce, resp);
+}
+
+static const char *
+jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return "";
+}
+
+int
+peer_hello(sqlite3 *db, const struct store_identity *self, struct peer *p,
+    char *err, size_t errsz)
+{
+	struct peer_resp resp;
+	json_object *ping = NULL;
+
+	/* The unsigned ping first: a changed key must be seen and named,
+	 * not reported as a vague signature failure. */
+	if (peer_ping(p->url, &ping, err, errsz) == -1) {
+		peers_note(db, p->id, "error", err, -1);
+		return -1;
+	}
+	if (strcmp(jstr(ping, "node_id"), p->node_id) != 0 ||
+	    strcmp(jstr(ping, "public_key"), p->pubkey) != 0) {
+		char fp[64];
+		keys_fingerprint(fp, sizeof(fp), jstr(ping, "public_key"));
+		util_fmt(err, errsz, "the identity of %s changed (now %s, key "
+		    "%s): if that is expected, run `meshsync peer repin %s`",
+		    p->name, jstr(ping, "node_id"), fp, p->name);
+		json_object_put(ping);
+		peers_note(db, p->id, "error", err, -1);
+		return -1;
+	}
+	json_object_put(ping);
+	if (peer_call(self, p, "POST", "/api/sync/hello", "{}", 2, &resp) == -1) {
+		util_fmt(err, errsz, "cannot reach %s: %s", p->url, resp.err);
+		peers_note(db, p->id, "error", err, -1);
+		return -1;
+	}
+	peer_resp_free(&resp);
+	if (resp.status == 200) {
+		p->they_know_us = 1;
+		peers_note(db, p->id, "ok", NULL, 1);
+		return 1;
+	}
+	if (resp.status == 401 && strstr(resp.err, "unknown peer") != NULL) {
+		util_fmt(err, errsz, "%s has not added this node yet: add it "
+		    "there too", p->name);
+		p->they_know_us = 0;
+		peers_note(db, p->id, "error", err, 0);
+		return 0;
+	}
+	util_fmt(err, errsz, "%s refused: %s", p->name, resp.err);
+	peers_note(db, p->id, "error", err, 0);
+	return -1;
+}
+
+int
+peer_add_url(sqlite3 *db, const struct store_identity *self, const char *url,
+    const char *name, const char *expect_key, struct peer *out, char *err,
+    size_t errsz)
+{
+	char norm[PEERS_URL_MAX], why[256];
+	json_object *ping = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (peers_normalize_url(url, norm, sizeof(norm), err, errsz) == -1)
+		return -1;
+	if (peer_ping(norm, &ping, err, errsz) == -1)
+		return -1;
+	util_strlcpy(out->node_id, jstr(ping, "node_id"), sizeof(out->node_id));
+	util_strlcpy(out->pubkey, jstr(ping, "public_key"), sizeof(out->pubkey));
+	util_strlcpy(out->url, norm, sizeof(out->url));
+	if (name == NULL || *name == '\0')
+		name = *jstr(ping, "name") ? jstr(ping, "name") : norm;
+	if (util_strlcpy(out->name, name, sizeof(out->name)) == -1) {
+		util_fmt(err, errsz, "peer name too long");
+		goto done;
+	}
+	for (const char *c = out->name; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20) {
+			util_fmt(err, errsz, "control characters in peer name");
+			goto done;
+		}
+	if (strcmp(out->node_id, self->node_id) == 0) {
+		util_fmt(err, errsz, "%s is this node itself", norm);
+		goto done;
+	}
+	if (expect_key != NULL && *expect_key != '\0' &&
+	    strcmp(expect_key, out->pubkey) != 0) {
+		util_fmt(err, errsz, "%s now presents a different key than the "
+		    "one confirmed: nothing pinned", norm);
+		goto done;
+	}
+	if (peers_add(db, out, err, errsz) == -1)
+		goto done;
+	log_info("pinned peer %s (%s) at %s", out->name, out->node_id, norm);
+	store_event(db, "info", "peer", out->name, "peer added: %s", norm);
+	peer_hello(db, self, out, why, sizeof(why));
+	rc = 0;
+done:
+	json_object_put(ping);
+	return rc;
+}
+
+int
+peer_repin(sqlite3 *db, struct peer *p, char *new_fp, size_t fpsz, char *err,
+    size_t errsz)
+{
+	json_object *ping = NULL;
+	int rc = -1;
+
+	if (peer_ping(p->url, &ping, err, errsz) == -1)
+		return -1;
+	if (strcmp(jstr(ping, "node_id"), p->node_id) != 0) {
+		util_fmt(err, errsz, "%s now answers as another node (%s): "
+		    "remove and add it instead", p->url, jstr(ping, "node_id"));
+		goto done;
+	}
+	if (strcmp(jstr(ping, "public_key"), p->pubkey) == 0) {
+		util_fmt(err, errsz, "the key of %s has not changed", p->name);
+		goto done;
+	}
+	util_strlcpy(p->pubkey, jstr(ping, "public_key"), sizeof(p->pubkey));
+	if (peers_repin(db, p->id, p->pubkey) == -1) {
+		util_fmt(err, errsz, "state DB: %s", sqlite3_errmsg(db));
+		goto done;
+	}
+	keys_fingerprint(new_fp, fpsz, p->pubkey);
+	store_event(db, "warn", "peer", p->name, "key re-pinned, new "
+	    "fingerprint %s", new_fp);
+	rc = 0;
+done:
+	json_object_put(ping);
+	return rc;
+}

@@ -1,0 +1,827 @@
+/* 3003-dbsync.c - sync engine scenarios: every write kind, relay, LWW and conflicts, delete vs update, replays, bad input, parking, compaction, snapshot, offline clients. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "capture.h"
+#include "dbsync.h"
+#include "hlc.h"
+#include "tap.h"
+#include "dbtest.h"
+
+static const char *schema =
+    "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL,"
+    " body TEXT, score REAL, data BLOB);"
+    "CREATE TABLE tags(code TEXT PRIMARY KEY, label TEXT NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE pairs(a INTEGER, b TEXT, v, PRIMARY KEY(a, b));";
+
+static const char *tables[] = { "notes", "tags", "pairs" };
+
+static void
+mknode(struct tnode *n, const char *id)
+{
+	size_t i;
+
+	dbt_node(n, id, schema);
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (dbt_track(n, tables[i]) == -1)
+			abort();
+}
+
+/* 1 when every tracked table is byte-identical on a and b. */
+static int
+same(struct tnode *a, struct tnode *b)
+{
+	char d1[65], d2[65];
+	size_t i;
+
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		dbt_digest(a->db, tables[i], d1);
+		dbt_digest(b->db, tables[i], d2);
+		if (strcmp(d1, d2) != 0) {
+			tap_diag("%s differs between %s and %s", tables[i],
+			    a->id, b->id);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static enum dbsync_rc
+sync1(struct tnode *a, struct tnode *b)
+{
+	return dbt_sync(a, b, 1000, NULL, NULL, 0, NULL);
+}
+
+static void
+sync2(struct tnode *a, struct tnode *b)
+{
+	sync1(a, b);
+	sync1(b, a);
+}
+
+static void
+harvest_at(struct tnode *n, int64_t now)
+{
+	char err[256];
+
+	if (dbsync_harvest(n->db, n->id, now, NULL, err, sizeof(err)) !=
+	    DBSYNC_OK)
+		tap_diag("harvest %s: %s", n->id, err);
+}
+
+static enum dbsync_rc
+apply_str(struct tnode *n, const char *json, int64_t now, char *err,
+    size_t errsz)
+{
+	json_object *b = json_tokener_parse(json);
+	enum dbsync_rc rc;
+
+	if (b == NULL) {
+		snprintf(err, errsz, "test json does not parse");
+		return DBSYNC_EINTERNAL;
+	}
+	rc = dbsync_apply(n->db, n->id, b, now, HLC_MAX_FUTURE_MS, NULL, err,
+	    errsz);
+	json_object_put(b);
+	return rc;
+}
+
+static enum dbsync_rc
+client_str(struct tnode *n, const char *json, struct dbsync_stats *st,
+    char *err, size_t errsz)
+{
+	json_object *b = json_tokener_parse(json);
+	enum dbsync_rc rc;
+
+	if (b == NULL) {
+		snprintf(err, errsz, "test json does not parse");
+		return DBSYNC_EINTERNAL;
+	}
+	rc = dbsync_apply_client(n->db, n->id, b, dbt_now(), st, err, errsz);
+	json_object_put(b);
+	return rc;
+}
+
+/* Fingerprint of everything meshsync keeps, to prove "nothing changed". */
+static void
+state(struct tnode *n, char *out, size_t outsz)
+{
+	char d[3][65], buf[128];
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		dbt_digest(n->db, tables[i], d[i]);
+	snprintf(out, outsz, "%.8s%.8s%.8s/%lld/%lld/%lld/%s", d[0], d[1],
+	    d[2], dbt_int(n->db, "SELECT count(*) FROM _meshsync_changes"),
+	    dbt_int(n->db, "SELECT count(*) FROM _meshsync_shadow"),
+	    dbt_int(n->db, "SELECT count(*) FROM _meshsync_parked"),
+	    dbt_str(n->db, buf, sizeof(buf), "SELECT group_concat(origin || "
+	    "'=' || seq) FROM _meshsync_vv"));
+}
+
+static void
+test_write_kinds(void)
+{
+	struct tnode a, b;
+	char buf[256];
+
+	mknode(&a, "wk-a");
+	mknode(&b, "wk-b");
+	dbt_exec(a.app, "INSERT INTO notes VALUES(1, 'app', 'b1', 0.1, "
+	    "x'00ff00'); INSERT INTO tags VALUES('007', 'bond');"
+	    "INSERT INTO pairs VALUES(1, 'x', NULL)");
+	tap_is_int(dbt_shell(&a, "INSERT INTO notes VALUES(2, 'shell', NULL, "
+	    "1e308, x''); INSERT INTO notes VALUES(3, 'gone', NULL, NULL, "
+	    "NULL); UPDATE notes SET body = 'héllo ✓ 日本' WHERE id = 1; "
+	    "DELETE FROM notes WHERE id = 3; UPDATE pairs SET b = 'y';"), 0,
+	    "writes through the sqlite3 shell");
+	tap_is_int(sync1(&a, &b), DBSYNC_OK, "sync A->B");
+	tap_ok(same(&a, &b), "B identical to A after one sync");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT body FROM notes "
+	    "WHERE id = 1"), "héllo ✓ 日本", "update (unicode) arrived");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM notes WHERE id = 3"), 0,
+	    "insert+delete before harvest: nothing on B");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT typeof(data) || "
+	    "length(data) || hex(data) FROM notes WHERE id = 2"), "blob0",
+	    "empty blob stays an empty blob");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT typeof(code) || "
+	    "code FROM tags"), "text007", "text key keeps its type");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(a || "
+	    "b) FROM pairs"), "1y", "key-changing update moved the row");
+
+	dbt_exec(a.app, "DELETE FROM notes WHERE id = 2");
+	sync1(&a, &b);
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM notes WHERE id = 2"), 0,
+	    "delete arrived");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_capture"), 0,
+	    "apply's own writes are not left in the capture table");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_changes WHERE "
+	    "origin = 'wk-b'"), 0, "apply's writes are not logged as B's");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+static void
+test_values(void)
+{
+	struct tnode a, b;
+	sqlite3_stmt *st;
+	static const double reals[] = { 0.1, 1.0 / 3.0, -2.5e-310, 1e308,
+	    INFINITY, -INFINITY, 4.35, 123456789.123456789 };
+	char *big;
+	size_t i;
+	int ok = 1;
+
+	mknode(&a, "val-a");
+	mknode(&b, "val-b");
+	sqlite3_prepare_v2(a.app, "INSERT INTO pairs VALUES(?1, 'r', ?2)", -1,
+	    &st, NULL);
+	for (i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int(st, 1, (int)i);
+		sqlite3_bind_double(st, 2, reals[i]);
+		sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	sqlite3_bind_int(st, 1, 100);
+	sqlite3_bind_text(st, 2, "a\0b", 3, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_bind_int(st, 1, 101);
+	sqlite3_bind_int64(st, 2, INT64_MIN);
+	sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_bind_int(st, 1, 102);
+	sqlite3_bind_int64(st, 2, INT64_MAX);
+	sqlite3_step(st);
+	big = malloc(1 << 20);
+	memset(big, 'z', 1 << 20);
+	sqlite3_reset(st);
+	sqlite3_bind_int(st, 1, 103);
+	sqlite3_bind_text(st, 2, big, 1 << 20, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	free(big);
+	dbt_exec(a.app, "INSERT INTO pairs VALUES(104, 'r', '42');"
+	    "INSERT INTO pairs VALUES(105, 'r', 42.0);"
+	    "INSERT INTO pairs VALUES(106, 'r', randomblob(3000))");
+	tap_is_int(sync1(&a, &b), DBSYNC_OK, "sync odd values");
+	tap_ok(same(&a, &b), "reals, inf, int64 limits, NUL in text, 1 MiB "
+	    "text, '42' vs 42.0, blobs: byte-identical");
+	sqlite3_prepare_v2(b.app, "SELECT v FROM pairs WHERE a = ?1", -1, &st,
+	    NULL);
+	for (i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int(st, 1, (int)i);
+		if (sqlite3_step(st) != SQLITE_ROW ||
+		    memcmp(&reals[i], &(double){ sqlite3_column_double(st, 0) },
+		    sizeof(double)) != 0)
+			ok = 0;
+	}
+	sqlite3_finalize(st);
+	tap_ok(ok, "every real is bit-exact on B");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+static void
+test_relay(void)
+{
+	struct tnode a, b, c;
+	struct dbsync_stats st;
+	long long before;
+
+	mknode(&a, "rl-a");
+	mknode(&b, "rl-b");
+	mknode(&c, "rl-c");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(10, 'from a')");
+	dbt_exec(c.app, "INSERT INTO tags VALUES('c', 'from c')");
+	sync2(&a, &b);
+	sync2(&b, &c);
+	tap_is_int(dbt_int(c.db, "SELECT count(*) FROM notes WHERE id = 10"),
+	    1, "A's row reached C through B");
+	tap_is_int(dbt_int(c.db, "SELECT seq FROM _meshsync_vv WHERE origin = "
+	    "'rl-a'"), 5, "C's cursor knows origin A");
+	sync2(&a, &b);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM tags"), 1,
+	    "C's row reached A through B");
+	tap_ok(same(&a, &c) && same(&a, &b), "A, B, C identical");
+	before = dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes");
+	dbt_sync(&b, &a, 1000, &st, NULL, 0, NULL);
+	tap_is_int(st.applied + st.skipped, 0, "nothing echoes back to A");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes"),
+	    before, "A's log did not grow");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes "
+	    "WHERE origin = 'rl-a'"), 5, "A's own entries: alive + 4 columns "
+	    "(NULLs too), nothing from elsewhere");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+	dbt_node_close(&c);
+}
+
+static void
+test_conflicts(void)
+{
+	struct tnode a, b;
+	json_object *cf, *c0;
+	char err[256], buf[256];
+	int64_t t = dbt_now();
+
+	mknode(&a, "cf-a");
+	mknode(&b, "cf-b");
+	dbt_exec(a.app, "INSERT INTO notes VALUES(1, 't', 'b', 1.0, NULL)");
+	sync2(&a, &b);
+
+	/* Different columns. */
+	dbt_exec(a.app, "UPDATE notes SET title = 'title by a' WHERE id = 1");
+	dbt_exec(b.app, "UPDATE notes SET body = 'body by b' WHERE id = 1");
+	sync2(&a, &b);
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title || '|' || "
+	    "body FROM notes"), "title by a|body by b",
+	    "concurrent edits of different columns both survive on A");
+	tap_ok(same(&a, &b), "... and B");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts") +
+	    dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts"), 0,
+	    "no conflict for different columns");
+
+	/* Same column: B's later clock wins everywhere. */
+	dbt_exec(a.app, "UPDATE notes SET title = 'A wins?' WHERE id = 1");
+	dbt_exec(b.app, "UPDATE notes SET title = 'B wins' WHERE id = 1");
+	harvest_at(&a, t + 5000);
+	harvest_at(&b, t + 6000);
+	sync2(&a, &b);
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes"),
+	    "B wins", "same column: later clock wins on A");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT title FROM notes"),
+	    "B wins", "same winner on B");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT lose_val || '>' || "
+	    "win_val || ':' || lose_node || '>' || win_node FROM "
+	    "_meshsync_conflicts"), "A wins?>B wins:cf-a>cf-b",
+	    "A (where the value lost) recorded the conflict");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE lose_val = 'A wins?'"), 1,
+	    "B recorded the remote value it rejected");
+
+	tap_is_int(dbsync_conflicts(a.db, 10, 0, &cf, err, sizeof(err)), 0,
+	    "conflicts listing");
+	c0 = json_object_array_get_idx(json_object_object_get(cf,
+	    "conflicts"), 0);
+	tap_is_str(json_object_get_string(json_object_object_get(
+	    json_object_object_get(c0, "loser"), "value")), "A wins?",
+	    "listing shows the loser");
+	tap_is_str(json_object_get_string(json_object_object_get(c0, "pk")),
+	    "[ 1 ]", "listing shows the key");
+	tap_is_int(json_object_get_int(json_object_object_get(cf, "total")), 1,
+	    "listing total");
+	json_object_put(cf);
+
+	/* Equal clocks: node id breaks the tie the same way everywhere. */
+	dbt_exec(a.app, "UPDATE notes SET score = 10 WHERE id = 1");
+	dbt_exec(b.app, "UPDATE notes SET score = 20 WHERE id = 1");
+	harvest_at(&a, t + 60000);
+	harvest_at(&b, t + 60000);
+	sync2(&a, &b);
+	tap_is_int(dbt_int(a.db, "SELECT score FROM notes"), 20,
+	    "tie on clock: larger node id wins");
+	tap_ok(same(&a, &b), "tie resolved identically");
+
+	/* Sequential overwrite is not a conflict. */
+	dbt_exec(a.db, "DELETE FROM _meshsync_conflicts");
+	dbt_exec(b.db, "DELETE FROM _meshsync_conflicts");
+	dbt_exec(a.app, "UPDATE notes SET body = 'x' WHERE id = 1");
+	sync2(&a, &b);
+	dbt_exec(b.app, "UPDATE notes SET body = 'y' WHERE id = 1");
+	sync2(&b, &a);
+	dbt_exec(a.app, "UPDATE notes SET body = 'z' WHERE id = 1");
+	sync2(&a, &b);
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT body FROM notes"),
+	    "z", "sequential overwrites applied");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts") +
+	    dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts"), 0,
+	    "sequential overwrites are not conflicts");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+static void
+test_delete_update(void)
+{
+	struct tnode a, b;
+	int64_t t = dbt_now();
+	int round;
+
+	mknode(&a, "du-a");
+	mknode(&b, "du-b");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'one'), "
+	    "(2, 'two')");
+	sync2(&a, &b);
+	for (round = 0; round < 2; round++) {
+		int id = round + 1;
+
+		dbt_exec(a.app, "DELETE FROM notes WHERE id = %d", id);
+		dbt_exec(b.app, "UPDATE notes SET body = 'edited' WHERE id = "
+		    "%d", id);
+		/* round 0: the update is later; round 1: the delete is. */
+		harvest_at(&a, t + 10000 + (round ? 3000 : 0));
+		harvest_at(&b, t + 11000);
+		sync2(&a, &b);
+		sync2(&a, &b);
+		tap_is_int(dbt_int(a.db, "SELECT count(*) FROM notes WHERE "
+		    "id = %d", id) + dbt_int(b.db, "SELECT count(*) FROM "
+		    "notes WHERE id = %d", id), 0, round == 0 ?
+		    "delete vs later update: deleted on both" :
+		    "delete vs earlier update: deleted on both");
+		tap_ok(same(&a, &b), "identical after delete vs update");
+	}
+	/* Re-insert after delete: resurrects, with the new values. */
+	dbt_exec(b.app, "INSERT INTO notes(id, title) VALUES(1, 'back')");
+	sync2(&a, &b);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM notes WHERE id = 1 AND "
+	    "title = 'back' AND body IS NULL"), 1,
+	    "re-insert after delete arrives with the re-inserted values");
+	tap_ok(same(&a, &b), "identical after re-insert");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+static void
+test_replay(void)
+{
+	struct tnode a, b, d;
+	json_object *keep[64];
+	char err[512], s1[256], s2[256];
+	struct dbsync_stats st;
+	enum dbsync_rc rc;
+	int nkeep = 0, i, k, total = 0;
+
+	mknode(&a, "rp-a");
+	mknode(&b, "rp-b");
+	mknode(&d, "rp-d");
+	for (i = 0; i < 20; i++)
+		dbt_exec(a.app, "INSERT INTO notes(id, title, body) VALUES(%d, "
+		    "'t%d', 'b%d')", i, i, i);
+	dbt_sync(&a, &b, 7, NULL, keep, 64, &nkeep);
+	tap_ok(nkeep >= 8, "small limit gives several batches (%d)", nkeep);
+	tap_ok(same(&a, &b), "batched sync complete");
+	for (i = 0; i < nkeep; i++) {
+		json_object *ch = json_object_object_get(keep[i], "changes");
+		size_t len = json_object_array_length(ch);
+		json_object *last = json_object_array_get_idx(ch, len - 1);
+		json_object *nx = i + 1 < nkeep ? json_object_array_get_idx(
+		    json_object_object_get(keep[i + 1], "changes"), 0) : NULL;
+
+		total += (int)len;
+		if (nx != NULL && json_object_get_int64(json_object_object_get(
+		    last, "h")) == json_object_get_int64(json_object_object_get(
+		    nx, "h")))
+			tap_diag("batch %d splits a row", i);
+	}
+	tap_is_int(total, 100, "20 rows x (alive + 4 columns) entries");
+
+	/* Apply the batches to D backwards: each is deferred until the
+	 * previous ones came. */
+	for (i = nkeep - 1; i >= 1; i--) {
+		rc = dbsync_apply(d.db, d.id, keep[i], dbt_now(), 60000, &st,
+		    err, sizeof(err));
+		if (rc != DBSYNC_OK || st.applied != 0)
+			break;
+	}
+	tap_ok(i == 0, "reordered batches (a gap first) apply nothing");
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < nkeep; i++)
+			dbsync_apply(d.db, d.id, keep[(i * 5 + k) % nkeep],
+			    dbt_now(), 60000, NULL, err, sizeof(err));
+	for (i = 0; i < nkeep; i++)
+		dbsync_apply(d.db, d.id, keep[i], dbt_now(), 60000, NULL, err,
+		    sizeof(err));
+	tap_ok(same(&a, &d), "shuffled, duplicated batches converge");
+	state(&d, s1, sizeof(s1));
+	for (i = 0; i < nkeep; i++) {
+		dbsync_apply(d.db, d.id, keep[i], dbt_now(), 60000, &st, err,
+		    sizeof(err));
+		if (st.applied != 0)
+			break;
+	}
+	state(&d, s2, sizeof(s2));
+	tap_ok(i == nkeep && strcmp(s1, s2) == 0,
+	    "replaying every batch again changes nothing");
+	for (i = 0; i < nkeep; i++)
+		json_object_put(keep[i]);
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+	dbt_node_close(&d);
+}
+
+/* Expand the two placeholders "%s" (schema hash) and "%lld" (clock). */
+static void
+fill(char *out, size_t outsz, const char *tmpl, const char *hash,
+    long long h)
+{
+	char num[32];
+	size_t o = 0;
+
+	snprintf(num, sizeof(num), "%lld", h);
+	while (*tmpl != '\0' && o + 70 < outsz) {
+		if (strncmp(tmpl, "%s", 2) == 0) {
+			o += (size_t)snprintf(out + o, outsz - o, "%s", hash);
+			tmpl += 2;
+		} else if (strncmp(tmpl, "%lld", 4) == 0) {
+			o += (size_t)snprintf(out + o, outsz - o, "%s", num);
+			tmpl += 4;
+		} else
+			out[o++] = *tmpl++;
+	}
+	out[o] = '\0';
+}
+
+static void
+test_bad_input(void)
+{
+	struct tnode a, b;
+	json_object *batch, *ch, *big;
+	char err[512], s1[256], s2[256], hash[65], json[2048];
+	int64_t now = dbt_now();
+	enum dbsync_rc rc;
+	size_t i;
+	struct {
+		const char *name, *json;
+	} bad[] = {
+		{ "not an object", "[1]" },
+		{ "no changes", "{\"schemas\":{}}" },
+		{ "seq as string", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":\"1\",\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1],\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+		{ "unknown table", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"nope\","
+		    "\"k\":[1],\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+		{ "missing key", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+		{ "row marker 2", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1],\"c\":\"\",\"v\":2,\"ph\":0,\"pn\":\"\"}]}" },
+		{ "bad base64", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1],\"c\":\"data\",\"v\":[\"b\",\"!!\"],\"ph\":0,"
+		    "\"pn\":\"\"}]}" },
+		{ "unknown column", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1],\"c\":\"nope\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+		{ "bare double", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1],\"c\":\"score\",\"v\":1.5,\"ph\":0,\"pn\":\"\"}]}"
+		},
+		{ "future clock", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1],\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+		{ "key arity", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
+		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+		    "\"k\":[1,2],\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+	};
+
+	mknode(&a, "bad-a");
+	mknode(&b, "bad-b");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'keep')");
+	sync2(&a, &b);
+	dbt_exec(b.app, "INSERT INTO notes(id, title) VALUES(2, 'pending')");
+	capture_schema_hash(b.db, "notes", hash, err, sizeof(err));
+	state(&b, s1, sizeof(s1));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		long long h = (long long)hlc_pack(now, 0);
+
+		if (strcmp(bad[i].name, "future clock") == 0)
+			h = (long long)hlc_pack(now + 120000, 0);
+		fill(json, sizeof(json), bad[i].json, hash, h);
+		err[0] = '\0';
+		rc = apply_str(&b, json, now, err, sizeof(err));
+		tap_is_int(rc, DBSYNC_EINPUT, bad[i].name);
+		tap_ok(err[0] != '\0', "  reason: %s", err);
+	}
+	/* A valid entry followed by a bad one: nothing of it applies. */
+	snprintf(json, sizeof(json), "{\"schemas\":{\"notes\":\"%s\"},"
+	    "\"changes\":[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
+	    "\"k\":[9],\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"},"
+	    "{\"o\":\"x\",\"s\":2,\"h\":%lld,\"t\":\"notes\","
+	    "\"k\":[9],\"c\":\"title\",\"v\":{},\"ph\":0,\"pn\":\"\"}]}", hash,
+	    (long long)hlc_pack(now, 0), (long long)hlc_pack(now, 0));
+	tap_is_int(apply_str(&b, json, now, err, sizeof(err)), DBSYNC_EINPUT,
+	    "good entry + bad entry rejected as a whole");
+	/* Oversized. */
+	batch = json_tokener_parse("{\"schemas\":{},\"changes\":[]}");
+	ch = json_object_object_get(batch, "changes");
+	for (i = 0; i <= DBSYNC_MAX_APPLY; i++)
+		json_object_array_add(ch, json_object_new_int(0));
+	tap_is_int(dbsync_apply(b.db, b.id, batch, now, 60000, NULL, err,
+	    sizeof(err)), DBSYNC_EINPUT, "oversized batch rejected");
+	json_object_put(batch);
+	state(&b, s2, sizeof(s2));
+	tap_is_str(s2, s1, "bad input changed nothing (tables, log, shadow, "
+	    "vv)");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_capture"), 1,
+	    "pending local capture survived the rejected applies");
+	big = NULL;
+	batch = json_tokener_parse("[1]");
+	tap_is_int(dbsync_feed(a.db, batch, 10, &big, err, sizeof(err)),
+	    DBSYNC_EINPUT, "feed: malformed cursor");
+	json_object_put(batch);
+	json_object_put(big);
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+static void
+test_schema_park(void)
+{
+	struct tnode a, b, c;
+	struct dbsync_stats st;
+	json_object *pk;
+	char err[256], buf[256];
+
+	mknode(&a, "sp-a");
+	mknode(&b, "sp-b");
+	mknode(&c, "sp-c");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'v1')");
+	sync2(&a, &b);
+	sync2(&b, &c);
+	/* A's app is upgraded first. */
+	dbt_exec(a.app, "ALTER TABLE notes ADD COLUMN color TEXT");
+	dbt_track(&a, "notes");
+	dbt_exec(a.app, "UPDATE notes SET color = 'red', title = 'v2' WHERE "
+	    "id = 1; INSERT INTO tags VALUES('t', 'unaffected')");
+	dbt_sync(&a, &b, 1000, &st, NULL, 0, NULL);
+	tap_ok(st.parked > 0, "schema mismatch: %lld entries parked",
+	    (long long)st.parked);
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT title FROM notes"),
+	    "v1", "parked entries not applied");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM tags"), 1,
+	    "other tables keep syncing");
+	tap_ok(dbsync_parked(b.db, &pk, err, sizeof(err)) == 0 &&
+	    json_object_array_length(pk) == 1, "parked listing");
+	tap_ok(strstr(json_object_get_string(json_object_object_get(
+	    json_object_array_get_idx(pk, 0), "reason")), "schema differs") !=
+	    NULL, "parked reason says why");
+	json_object_put(pk);
+	dbt_sync(&b, &c, 1000, &st, NULL, 0, NULL);
+	tap_ok(st.parked > 0, "relayed to C under A's schema, parked there");
+	dbt_sync(&a, &b, 1000, &st, NULL, 0, NULL);
+	tap_is_int(st.applied + st.parked, 0, "parked entries are not "
+	    "re-requested (the cursor moved)");
+
+	/* B's app is upgraded: the parked entries apply. */
+	dbt_exec(b.app, "ALTER TABLE notes ADD COLUMN color TEXT");
+	dbt_track(&b, "notes");
+	harvest_at(&b, dbt_now());
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT title || color FROM "
+	    "notes"), "v2red", "after re-track the parked entries applied");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_parked"), 0,
+	    "nothing parked any more");
+	dbt_exec(c.app, "ALTER TABLE notes ADD COLUMN color TEXT");
+	dbt_track(&c, "notes");
+	sync2(&a, &b);
+	sync2(&b, &c);
+	sync2(&a, &b);
+	tap_ok(same(&a, &b) && same(&b, &c), "A, B, C identical after all "
+	    "upgraded");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts") +
+	    dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts") +
+	    dbt_int(c.db, "SELECT count(*) FROM _meshsync_conflicts"), 0,
+	    "a new column's default is no conflict");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+	dbt_node_close(&c);
+}
+
+static void
+test_compact_snapshot(void)
+{
+	struct tnode a, b, e, f;
+	json_object *vv, *snapvv, *batch = NULL;
+	char err[256], path[sizeof(e.path)], buf[64];
+	int64_t removed = -1;
+
+	mknode(&a, "cs-a");
+	mknode(&b, "cs-b");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'x'), (2, 'y')");
+	sync2(&a, &b);
+	dbsync_vv(b.db, &vv, err, sizeof(err));
+	tap_is_int(dbsync_compact(a.db, vv, &removed, err, sizeof(err)),
+	    DBSYNC_OK, "compact with B's acknowledged vv");
+	json_object_put(vv);
+	tap_ok(removed > 0, "removed %lld entries", (long long)removed);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes"), 0,
+	    "all acknowledged entries gone");
+	vv = json_tokener_parse("{\"cs-a\": 1}");
+	dbt_exec(a.app, "UPDATE notes SET title = 'z' WHERE id = 1");
+	harvest_at(&a, dbt_now());
+	dbsync_compact(a.db, vv, &removed, err, sizeof(err));
+	json_object_put(vv);
+	tap_is_int(removed, 0, "unacknowledged entries are never compacted");
+	tap_is_int(dbt_int(a.db, "SELECT min(seq) FROM _meshsync_changes"),
+	    11, "sequence continues after compaction");
+	sync1(&a, &b);
+	tap_ok(same(&a, &b), "sync continues after compaction");
+
+	/* A fresh node cannot follow a compacted log... */
+	dbt_node(&f, "cs-f", schema);
+	dbsync_vv(f.db, &vv, err, sizeof(err));
+	tap_is_int(dbsync_feed(a.db, vv, 100, &batch, err, sizeof(err)),
+	    DBSYNC_ECOMPACTED, "fresh node behind compaction: ECOMPACTED");
+	json_object_put(vv);
+	json_object_put(batch);
+	dbt_node_close(&f);
+
+	/* ... but can start from a snapshot. */
+	snprintf(path, sizeof(path), "%s/cs-e.db", dbt_scratch());
+	tap_is_int(dbsync_snapshot(a.db, path, &snapvv, err, sizeof(err)), 0,
+	    "snapshot");
+	tap_is_int(dbsync_snapshot(a.db, path, &vv, err, sizeof(err)), -1,
+	    "snapshot refuses to overwrite");
+	dbsync_vv(a.db, &vv, err, sizeof(err));
+	tap_is_str(json_object_to_json_string(snapvv),
+	    json_object_to_json_string(vv), "snapshot vv = source vv");
+	json_object_put(vv);
+	json_object_put(snapvv);
+	memset(&e, 0, sizeof(e));
+	snprintf(e.id, sizeof(e.id), "cs-e");
+	snprintf(e.path, sizeof(e.path), "%s", path);
+	dbsync_open(path, &e.db, err, sizeof(err));
+	sqlite3_open(path, &e.app);
+	tap_ok(same(&a, &e), "snapshot identical");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(3, 'after')");
+	dbt_exec(e.app, "INSERT INTO tags VALUES('e', 'from e')");
+	tap_is_int(sync1(&a, &e), DBSYNC_OK, "snapshot node follows the feed");
+	sync1(&e, &a);
+	sync1(&a, &b);
+	tap_ok(same(&a, &e) && same(&a, &b), "A, B and the bootstrapped node "
+	    "identical");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT label FROM tags"),
+	    "from e", "bootstrapped node's writes flow back");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+	dbt_node_close(&e);
+}
+
+static void
+test_client(void)
+{
+	struct tnode a, b;
+	struct dbsync_stats st;
+	char err[512], s1[256], s2[256], buf[256], json[1024];
+	size_t i;
+	static const char *bad[] = {
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{\"title\":\"x\"},"
+		    "\"ts\":\"2021-11-22T09:15:00\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{\"nope\":\"x\"},"
+		    "\"ts\":\"2021-11-22T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{},\"values\":{\"title\":\"x\"},"
+		    "\"ts\":\"2021-11-22T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"nope\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{},"
+		    "\"ts\":\"2021-11-22T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"merge\","
+		    "\"pk\":{\"id\":5},\"values\":{},"
+		    "\"ts\":\"2021-11-22T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{\"title\":{\"a\":1}},"
+		    "\"ts\":\"2021-11-22T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{\"title\":\"x\"},"
+		    "\"ts\":\"2021-02-29T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":6},\"values\":{\"body\":\"no title\"},"
+		    "\"ts\":\"2021-11-22T09:15:00Z\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":7},\"values\":{\"title\":\"ok\"},"
+		    "\"ts\":\"2021-11-22T09:15:00+01:00\"},"
+		    "{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":8},\"values\":{\"title\":null},"
+		    "\"ts\":\"2021-11-22T09:15:00+01:00\"}]}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{\"title\":\"x\"},"
+		    "\"ts\":\"2999-01-01T00:00:00Z\"}]}",
+		"{\"changes\":{}}",
+	};
+
+	mknode(&a, "cl-a");
+	mknode(&b, "cl-b");
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'server')");
+	harvest_at(&a, dbt_now());
+	state(&a, s1, sizeof(s1));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		tap_is_int(client_str(&a, bad[i], &st, err, sizeof(err)),
+		    DBSYNC_EINPUT, "client: malformed request refused");
+		tap_ok(err[0] != '\0', "  reason: %s", err);
+	}
+	state(&a, s2, sizeof(s2));
+	tap_is_str(s2, s1, "malformed client requests changed nothing");
+
+	tap_is_int(client_str(&a, "{\"changes\":["
+	    "{\"table\":\"notes\",\"op\":\"upsert\",\"pk\":{\"id\":5},"
+	    "\"values\":{\"title\":\"offline\",\"score\":2.5,"
+	    "\"data\":[\"b\",\"AAEC\"]},\"ts\":\"2021-11-22T09:15:00-05:00\"},"
+	    "{\"table\":\"pairs\",\"op\":\"upsert\",\"pk\":{\"a\":1,\"b\":\"k\"},"
+	    "\"values\":{\"v\":true},\"ts\":\"2021-11-22T14:15:00.250Z\"}]}",
+	    &st, err, sizeof(err)), DBSYNC_OK, "client upserts accepted");
+	tap_is_int(st.applied, 2, "two rows written");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title || score || "
+	    "hex(data) FROM notes WHERE id = 5"), "offline2.5000102",
+	    "client row written with typed values");
+	tap_ok(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes WHERE "
+	    "pk = '[5]'") > 0, "client write harvested in the same request");
+
+	/* Stale edit: the server's value is newer than the client's ts. */
+	snprintf(json, sizeof(json), "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"upsert\",\"pk\":{\"id\":1},\"values\":{\"title\":"
+	    "\"stale\",\"body\":\"fresh\"},\"ts\":\"2000-01-01T00:00:00Z\"}]}");
+	dbt_exec(a.db, "UPDATE _meshsync_shadow SET hlc = 1 WHERE pk = '[1]' "
+	    "AND col = 'body'");	/* body: never really written */
+	tap_is_int(client_str(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
+	    "stale client edit accepted");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title || '|' || "
+	    "body FROM notes WHERE id = 1"), "server|fresh",
+	    "newer server value kept, older one overwritten");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE lose_val = 'stale' AND win_val = 'server'"), 1,
+	    "stale client value recorded as a conflict loser");
+	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"delete\",\"pk\":{\"id\":5},"
+	    "\"ts\":\"2999-01-01T00:00:00+14:00\"}]}", &st, err, sizeof(err)),
+	    DBSYNC_EINPUT, "delete with ts far ahead refused");
+	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"delete\",\"pk\":{\"id\":5},"
+	    "\"ts\":\"2021-11-22T09:15:00-05:00\"}]}", &st, err, sizeof(err)),
+	    DBSYNC_OK, "client delete");
+	sync2(&a, &b);
+	tap_ok(same(&a, &b), "client changes reach the peers");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	test_write_kinds();
+	test_values();
+	test_relay();
+	test_conflicts();
+	test_delete_update();
+	test_replay();
+	test_bad_input();
+	test_schema_park();
+	test_compact_snapshot();
+	test_client();
+	dbt_cleanup();
+	return tap_done();
+}
