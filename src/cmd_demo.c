@@ -15,6 +15,8 @@
 
 #include "cmd.h"
 #include "node.h"
+#include "peer.h"
+#include "peers.h"
 #include "util.h"
 
 #define DEMO_NODES	3
@@ -80,6 +82,41 @@ dberr:
 syserr:
 	util_fmt(err, errsz, "%s: %s", path, strerror(errno));
 	return -1;
+}
+
+/* Pair every node with every other through the real flow (ping, pin,
+ * hello), exactly as `meshsync peer add` does; pairs already made on an
+ * earlier run are left alone. */
+static int
+demo_pair(const struct conf *conf)
+{
+	for (int i = 0; i < DEMO_NODES; i++) {
+		char path[UTIL_PATH_MAX], err[512];
+		struct store_identity id;
+		sqlite3 *db = NULL;
+
+		conf_path(&conf[i], path, sizeof(path), CONF_STATE_DB);
+		if (store_open(path, 0, &db, err, sizeof(err)) == -1 ||
+		    store_identity_load(db, &id) == -1) {
+			fprintf(stderr, "meshsync demo: %s: %s\n", path, err);
+			sqlite3_close(db);
+			return -1;
+		}
+		for (int j = 0; j < DEMO_NODES; j++) {
+			struct peer p;
+			if (j == i || peers_find(db, demo_names[j], &p) == 0)
+				continue;
+			if (peer_add_url(db, &id, conf[j].public_url,
+			    demo_names[j], NULL, &p, err, sizeof(err)) == -1) {
+				fprintf(stderr, "meshsync demo: pairing %s with "
+				    "%s: %s\n", demo_names[i], demo_names[j], err);
+				sqlite3_close(db);
+				return -1;
+			}
+		}
+		sqlite3_close(db);
+	}
+	return 0;
 }
 
 static volatile sig_atomic_t demo_stop;
@@ -193,7 +230,10 @@ cmd_demo(int argc, char **argv)
 			waited += 100;
 		}
 	}
-	printf("\nmeshsync demo: %d nodes running\n\n", DEMO_NODES);
+	if (demo_pair(conf) == -1)
+		goto stop;
+	printf("\nmeshsync demo: %d nodes running, each paired with the "
+	    "others\n\n", DEMO_NODES);
 	for (int i = 0; i < DEMO_NODES; i++)
 		printf("  %-8s http://%s/sync/dashboard   login: admin / %s\n",
 		    demo_names[i], conf[i].listen, pw[i]);
