@@ -857,6 +857,7 @@ struct ent {
 	uint64_t	 ph;
 	const char	*pn;
 	const char	*hash;
+	int		 npk;		/* values in the key */
 	int		 ti;		/* local table index or -1 */
 	int		 park;
 };
@@ -2077,6 +2078,7 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 		}
 		if ((npk = pk_from_json(k, pkv, 0, &why)) < 0)
 			goto bad;
+		e->npk = npk;
 		e->pk = pk_encode(pkv, npk);
 		pk_free(pkv, npk);
 		if (e->pk == NULL) {
@@ -2091,9 +2093,12 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 			goto bad;
 		}
 		if (hlc_wall(e->h) > now_ms + max_future_ms) {
+			char o[DBSYNC_NODE_MAX + 1];
+
 			snprintf(err, errsz, "change %zu from %s: clock %lld ms "
 			    "ahead of ours (limit %lld ms); batch rejected", i,
-			    e->o, (long long)(hlc_wall(e->h) - now_ms),
+			    log_scrub(o, sizeof(o), e->o),
+			    (long long)(hlc_wall(e->h) - now_ms),
 			    (long long)max_future_ms);
 			log_warnx("%s", err);
 			goto fail;
@@ -2120,16 +2125,12 @@ batch_check_local(struct eng *e, struct ent *x, size_t n)
 	int j, npk;
 
 	for (i = 0; i < n; i++) {
-		json_object *kj;
-
 		x[i].ti = table_find(e, x[i].t);
 		if (x[i].ti < 0 || strcmp(e->t[x[i].ti].hash, x[i].hash)) {
 			x[i].park = 1;
 			continue;
 		}
-		kj = json_tokener_parse(x[i].pk);
-		npk = kj ? (int)json_object_array_length(kj) : -1;
-		json_object_put(kj);
+		npk = x[i].npk;
 		if (npk != e->t[x[i].ti].npk) {
 			snprintf(e->err, e->errsz, "change %zu: key of %s has "
 			    "%d values, table has %d key columns", i, x[i].t,
@@ -2173,9 +2174,12 @@ park(struct eng *e, const struct ent *x)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return eng_dberr(e, "park");
 	sqlite3_reset(st);
-	if (e->st->parked++ == 0)
-		log_warnx("parking changes for %s from %s: %s", x->t, x->o,
-		    reason);
+	if (e->st->parked++ == 0) {
+		char o[DBSYNC_NODE_MAX + 1];
+
+		log_warnx("parking changes for %s from %s: %s", x->t,
+		    log_scrub(o, sizeof(o), x->o), reason);
+	}
 	return 0;
 }
 
@@ -2194,6 +2198,10 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
 
 	if (st != NULL)
 		memset(st, 0, sizeof(*st));
+	if (self_node_id == NULL) {
+		snprintf(err, errsz, "no node id");
+		return DBSYNC_EINTERNAL;
+	}
 	if (batch_parse(batch, now_ms, max_future_ms, &x, &n, err, errsz) ==
 	    -1)
 		return DBSYNC_EINPUT;
@@ -2656,6 +2664,10 @@ dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
 	enum dbsync_rc rc = DBSYNC_EINTERNAL;
 	int r;
 
+	if (self_node_id == NULL) {
+		snprintf(err, errsz, "no node id");
+		return DBSYNC_EINTERNAL;
+	}
 	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
 	snprintf(client, sizeof(client), "client@%s", self_node_id);

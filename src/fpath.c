@@ -82,13 +82,6 @@ fpath_check(const char *rel, char *err, size_t errsz)
 	return 0;
 }
 
-/* Does word (len bytes of a space-separated list) equal s exactly? */
-static int
-word_is(const char *word, size_t len, const char *s)
-{
-	return strlen(s) == len && memcmp(word, s, len) == 0;
-}
-
 /* Is rel a tracked database or one of its sidecars? */
 static int
 is_database(const char *rel, const char *databases)
@@ -268,7 +261,9 @@ fpath_open(int rootfd, const char *rel, int flags, mode_t mode)
 	}
 	if (fpath_openat2_on && !fpath_openat2_missing) {
 		fd = open_beneath2(rootfd, rel, flags, mode);
-		if (fd != -2)
+		/* O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR: let the
+		 * walk (just as safe) tell a symlink (ELOOP) from a file. */
+		if (fd != -2 && !(fd == -1 && errno == ENOTDIR))
 			return fd;
 	}
 	return open_beneath_walk(rootfd, rel, flags, mode);

@@ -10,8 +10,8 @@
 /*
  * An HLC value is 48 bits of wall-clock milliseconds since the Unix epoch
  * shifted left by 16, or'ed with a 16-bit logical counter.  It fits in a
- * positive int64 until the year 10889, so it is stored as a SQLite INTEGER
- * and compared as a plain number.  Total order across nodes is the pair
+ * positive int64 (47 bits of ms last until the year 6429), so it is
+ * stored as a SQLite INTEGER and compared as a plain number.  Total order across nodes is the pair
  * (hlc, node id), ties broken by strcmp of the node ids.
  */
 #define HLC_COUNTER_BITS	16
@@ -51,7 +51,8 @@ int	 hlc_merge(uint64_t last, uint64_t remote, int64_t now_ms,
  * Compare (a, node_a) with (b, node_b): <0, 0 or >0.  Node ids break ties
  * so every node picks the same winner.  NULL node ids compare as "".
  */
-int	 hlc_cmp(uint64_t a, const char *node_a, uint64_t b, const char *node_b);
+int	 hlc_cmp(uint64_t a, const char *node_a, uint64_t b,
+	    const char *node_b);
 
 /*
  * Format h's wall time as RFC 3339 UTC with milliseconds

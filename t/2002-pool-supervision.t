@@ -38,7 +38,7 @@ test_expect_success 'a killed pool worker is replaced while requests keep succee
 '
 
 test_expect_success 'status reports zone, UTC offset and local date' '
-	curl -sf "$a_URL/api/sync/status" >"$SCRATCH/s" &&
+	curl -sf -H "Authorization: Bearer $(token a)" "$a_URL/api/sync/status" >"$SCRATCH/s" &&
 	test "$(jq -r .timezone.zone "$SCRATCH/s")" = America/New_York &&
 	jq -r .timezone.utc_offset "$SCRATCH/s" | grep -Eq "^-0[45]:00$" &&
 	test "$(jq -r .timezone.local_date "$SCRATCH/s")" = "$(TZ=America/New_York date +%F)"

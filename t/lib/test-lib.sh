@@ -126,6 +126,13 @@ login() {
 		--data-urlencode "csrf=$(csrf_of "$name")" "$url/sync/login" | grep -q 303
 }
 
+# token NAME: a bearer token for the node's superadmin (API calls in tests).
+token() {
+	local url pw
+	eval "url=\$${1}_URL pw=\$${1}_PW"
+	curl -s -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "$url/api/sync/login" | jq -r .token
+}
+
 # csrf_of NAME: the CSRF token from the node's login/session cookie jar.
 csrf_of() {
 	awk '$6 == "ms_csrf" { print $7 }' "$SCRATCH/$1.jar" | tail -n 1

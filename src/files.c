@@ -1,0 +1,2466 @@
+/* files.c - file sync engine: index scan, manifests, verified atomic install, conflict rules. */
+#include "files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "fpath.h"
+#include "hlc.h"
+#include "log.h"
+#include "tm.h"
+#include "util.h"
+
+#define FILES_IO_CHUNK		65536	/* read/copy buffer: constant memory */
+#define FILES_DEPTH_MAX		128	/* directory nesting the scan follows */
+#define FILES_COPY_TRIES	20	/* "-N" suffixes tried for a copy name */
+#define FILES_TMP_NAME_MAX	48
+#define FILES_CONFLICT_TAG	".sync-conflict-"
+
+const char files_schema[] =
+	"CREATE TABLE IF NOT EXISTS files_meta ("
+	"  key TEXT PRIMARY KEY,"		/* 'hlc', 'lseq' */
+	"  value INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS files_index ("
+	"  path TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('file','dir')),"
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  mode INTEGER NOT NULL DEFAULT 0,"	/* permission bits, 0777 */
+	"  mtime_ns INTEGER NOT NULL DEFAULT 0,"
+	"  ctime_ns INTEGER NOT NULL DEFAULT 0,"	/* local change detection */
+	"  ino INTEGER NOT NULL DEFAULT 0,"		/* local change detection */
+	"  hash TEXT NOT NULL DEFAULT '',"	/* BLAKE2b-256 hex; '' dirs */
+	"  hlc INTEGER NOT NULL,"
+	"  origin TEXT NOT NULL,"
+	"  prev_hlc INTEGER NOT NULL DEFAULT 0,"
+	"  prev_origin TEXT NOT NULL DEFAULT '',"
+	"  vv TEXT NOT NULL DEFAULT '{}',"	/* {"node": hlc} seen by writer */
+	"  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0,1)),"
+	"  lseq INTEGER NOT NULL UNIQUE);"	/* manifest cursor */
+	"CREATE TABLE IF NOT EXISTS files_cursors ("
+	"  peer TEXT PRIMARY KEY,"
+	"  lseq INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS files_conflicts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at_ms INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('copy','kept')),"
+	"  path TEXT NOT NULL,"
+	"  copy TEXT,"				/* NULL for 'kept' */
+	"  win_hlc INTEGER NOT NULL,"
+	"  win_origin TEXT NOT NULL,"
+	"  lose_hlc INTEGER NOT NULL,"
+	"  lose_origin TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS files_conflicts_path "
+	"  ON files_conflicts(path, id);";
+
+static const char *const files_rc_names[] = {
+	[FILES_OK] = "ok",
+	[FILES_EINPUT] = "input",
+	[FILES_EINTERNAL] = "internal",
+	[FILES_EPARTIAL] = "partial",
+};
+
+/* One index row, or one manifest entry (local stat fields unused). */
+struct frow {
+	char		 path[FPATH_MAX + 1];
+	int		 present;	/* the row exists */
+	int		 dir;		/* kind 'dir' */
+	int64_t		 size;
+	int		 mode;
+	int64_t		 mtime_ns, ctime_ns, ino;
+	char		 hash[FILES_HASH_HEX + 1];
+	uint64_t	 hlc;
+	char		 origin[FILES_NODE_MAX + 1];
+	uint64_t	 prev_hlc;
+	char		 prev_origin[FILES_NODE_MAX + 1];
+	int		 deleted;
+	int64_t		 lseq;
+	json_object	*vv;		/* owned; NULL means {} */
+};
+
+/* State of one transaction against the index. */
+struct fctx {
+	sqlite3			*db;
+	const struct files_cfg	*cfg;
+	int			 rootfd;
+	uint64_t		 clock;		/* file HLC, stored at commit */
+	int64_t			 lseq;		/* change counter, ditto */
+	int64_t			 now_ms;
+	sqlite3_stmt		*get, *put, *setstat, *seen;
+	char			*err;
+	size_t			 errsz;
+};
+
+/* What to do with one remote entry; see files.h for the rules. */
+enum fact {
+	ACT_SKIP,	/* older or same version: nothing */
+	ACT_INSTALL,	/* make the disk match R and take R's version */
+	ACT_ADOPT,	/* disk already matches R's content: take its version */
+	ACT_COPY,	/* keep local loser as a conflict copy, then install */
+	ACT_KEEP,	/* R deletes concurrently: keep L, fresh version */
+	ACT_RESURRECT,	/* L deleted concurrently: install R, fresh version */
+};
+
+enum fstate {
+	ENT_PENDING = 0,
+	ENT_DONE,
+	ENT_FAILED,	/* transient: retried, holds the cursor */
+	ENT_REFUSED,	/* permanent here (symlink on the way): logged */
+	ENT_IGNORED,	/* this node ignores the path */
+};
+
+/* A remote entry on its way in. */
+struct fent {
+	struct frow	 r;
+	enum fstate	 state;
+	int		 pfd;		/* parent dir of the temp, or -1 */
+	int		 tmpfd;		/* verified content, or -1 */
+	char		 tmpname[FILES_TMP_NAME_MAX];
+};
+
+const char *
+files_rc_str(enum files_rc rc)
+{
+	if ((unsigned)rc < sizeof(files_rc_names) / sizeof(files_rc_names[0]) &&
+	    files_rc_names[rc] != NULL)
+		return files_rc_names[rc];
+	return "unknown";
+}
+
+/* ---------- small helpers ---------- */
+
+static void
+frow_clear(struct frow *r)
+{
+	json_object_put(r->vv);
+	memset(r, 0, sizeof(*r));
+}
+
+static int64_t
+ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* Copy the local-stat fields of sb into r. */
+static void
+frow_stat(struct frow *r, const struct stat *sb)
+{
+	r->dir = S_ISDIR(sb->st_mode);
+	r->size = r->dir ? 0 : (int64_t)sb->st_size;
+	r->mode = (int)(sb->st_mode & 0777);
+	r->mtime_ns = ts_ns(&sb->st_mtim);
+	r->ctime_ns = ts_ns(&sb->st_ctim);
+	r->ino = (int64_t)sb->st_ino;
+}
+
+/* Does the file on disk still look like what the index recorded? */
+static int
+stat_same(const struct frow *r, const struct stat *sb)
+{
+	return r->size == (int64_t)sb->st_size &&
+	    r->mode == (int)(sb->st_mode & 0777) &&
+	    r->mtime_ns == ts_ns(&sb->st_mtim) &&
+	    r->ctime_ns == ts_ns(&sb->st_ctim) &&
+	    r->ino == (int64_t)sb->st_ino;
+}
+
+static int
+node_id_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == ':'))
+			return 0;
+	}
+	return n > 0 && n <= FILES_NODE_MAX;
+}
+
+static int
+hash_ok(const char *s)
+{
+	size_t n;
+
+	for (n = 0; s[n] != '\0'; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') ||
+		    (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n == FILES_HASH_HEX;
+}
+
+/* vv[node], 0 when absent. */
+static uint64_t
+vv_get(json_object *vv, const char *node)
+{
+	json_object *v;
+
+	if (vv == NULL || !json_object_object_get_ex(vv, node, &v))
+		return 0;
+	return (uint64_t)json_object_get_int64(v);
+}
+
+/* Raise vv[node] to at least h. */
+static int
+vv_raise(json_object *vv, const char *node, uint64_t h)
+{
+	if (vv_get(vv, node) >= h && json_object_object_get_ex(vv, node, NULL))
+		return 0;
+	return json_object_object_add(vv, node,
+	    json_object_new_int64((int64_t)h));
+}
+
+/* New vv = a (may be NULL) merged with b (may be NULL), pointwise max,
+ * trimmed to FILES_VV_MAX by dropping the oldest writers (which only makes
+ * the concurrency check more cautious: more copies, never fewer). */
+static json_object *
+vv_merge(json_object *a, json_object *b)
+{
+	json_object *out = json_object_new_object();
+	json_object *src[2] = { a, b };
+	int i;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < 2; i++) {
+		if (src[i] == NULL)
+			continue;
+		json_object_object_foreach(src[i], k, v) {
+			if (vv_raise(out, k,
+			    (uint64_t)json_object_get_int64(v)) != 0) {
+				json_object_put(out);
+				return NULL;
+			}
+		}
+	}
+	while (json_object_object_length(out) > FILES_VV_MAX) {
+		const char *oldest = NULL;
+		int64_t min = INT64_MAX;
+
+		json_object_object_foreach(out, k, v) {
+			if (json_object_get_int64(v) < min) {
+				min = json_object_get_int64(v);
+				oldest = k;
+			}
+		}
+		json_object_object_del(out, oldest);
+	}
+	return out;
+}
+
+/* Did the writer of w (whose vv is w->vv) see version l? */
+static int
+saw(const struct frow *w, const struct frow *l)
+{
+	return vv_get(w->vv, l->origin) >= l->hlc;
+}
+
+int
+files_hash_fd(int fd, char *hex, size_t hexsz, int64_t *size)
+{
+	crypto_generichash_state hs;
+	unsigned char *buf = NULL, out[32];
+	int64_t off = 0;
+	ssize_t n;
+	int ret = -1;
+
+	if (sodium_init() < 0) {
+		errno = EIO;
+		return -1;
+	}
+	if (hexsz < 2 * sizeof(out) + 1 || (buf = malloc(FILES_IO_CHUNK)) ==
+	    NULL) {
+		errno = hexsz < 2 * sizeof(out) + 1 ? EINVAL : ENOMEM;
+		return -1;
+	}
+	crypto_generichash_init(&hs, NULL, 0, sizeof(out));
+	for (;;) {
+		n = pread(fd, buf, FILES_IO_CHUNK, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		crypto_generichash_update(&hs, buf, (unsigned long long)n);
+		off += n;
+	}
+	crypto_generichash_final(&hs, out, sizeof(out));
+	util_hex(hex, hexsz, out, sizeof(out));
+	*size = off;
+	ret = 0;
+fail:
+	free(buf);
+	return ret;
+}
+
+/* ---------- database ---------- */
+
+static int
+db_exec(struct fctx *c, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		util_fmt(c->err, c->errsz, "files: %s", msg ? msg :
+		    sqlite3_errmsg(c->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+db_fail(struct fctx *c, const char *what)
+{
+	util_fmt(c->err, c->errsz, "files: %s: %s", what,
+	    sqlite3_errmsg(c->db));
+	return -1;
+}
+
+static int
+meta_get(struct fctx *c, const char *key, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, ret = -1;
+
+	*out = 0;
+	if (sqlite3_prepare_v2(c->db, "SELECT value FROM files_meta "
+	    "WHERE key = ?1", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else if (rc != SQLITE_DONE)
+		goto fail;
+	ret = 0;
+fail:
+	if (ret == -1)
+		db_fail(c, "meta");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+static int
+meta_set(struct fctx *c, const char *key, int64_t v)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO files_meta(key, value) "
+	    "VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET "
+	    "value = max(value, excluded.value)", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, v);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	ret = 0;
+fail:
+	if (ret == -1)
+		db_fail(c, "meta");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* BEGIN IMMEDIATE, load the clock and counter, prepare the hot
+ * statements.  On failure nothing is left open. */
+static int
+ctx_begin(struct fctx *c)
+{
+	int64_t v;
+
+	if (db_exec(c, "BEGIN IMMEDIATE") == -1)
+		return -1;
+	if (meta_get(c, "hlc", &v) == -1)
+		goto fail;
+	c->clock = v > 0 ? (uint64_t)v : 0;
+	if (meta_get(c, "lseq", &c->lseq) == -1)
+		goto fail;
+	c->now_ms = hlc_now_ms();
+	if (sqlite3_prepare_v2(c->db, "SELECT kind, size, mode, mtime_ns, "
+	    "ctime_ns, ino, hash, hlc, origin, prev_hlc, prev_origin, vv, "
+	    "deleted, lseq FROM files_index WHERE path = ?1", -1, &c->get,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db, "INSERT INTO files_index(path, kind, "
+	    "size, mode, mtime_ns, ctime_ns, ino, hash, hlc, origin, prev_hlc, "
+	    "prev_origin, vv, deleted, lseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT(path) DO "
+	    "UPDATE SET kind = ?2, size = ?3, mode = ?4, mtime_ns = ?5, "
+	    "ctime_ns = ?6, ino = ?7, hash = ?8, hlc = ?9, origin = ?10, "
+	    "prev_hlc = ?11, prev_origin = ?12, vv = ?13, deleted = ?14, "
+	    "lseq = ?15", -1, &c->put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db, "UPDATE files_index SET size = ?2, "
+	    "mode = ?3, mtime_ns = ?4, ctime_ns = ?5, ino = ?6 "
+	    "WHERE path = ?1", -1, &c->setstat, NULL) != SQLITE_OK) {
+		db_fail(c, "prepare");
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_finalize(c->get);
+	sqlite3_finalize(c->put);
+	sqlite3_finalize(c->setstat);
+	c->get = c->put = c->setstat = NULL;
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* Store clock and counter and COMMIT (commit != 0), or ROLLBACK. */
+static int
+ctx_end(struct fctx *c, int commit)
+{
+	int ret = 0;
+
+	sqlite3_finalize(c->get);
+	sqlite3_finalize(c->put);
+	sqlite3_finalize(c->setstat);
+	sqlite3_finalize(c->seen);
+	c->get = c->put = c->setstat = c->seen = NULL;
+	if (commit && (meta_set(c, "hlc", (int64_t)c->clock) == -1 ||
+	    meta_set(c, "lseq", c->lseq) == -1 || db_exec(c, "COMMIT") == -1))
+		ret = -1;
+	if (!commit || ret == -1)
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return commit ? ret : -1;
+}
+
+/* Fill r with path's row (r->present = 0 when none).  0 or -1. */
+static int
+row_get(struct fctx *c, const char *path, struct frow *r)
+{
+	const char *t;
+	int rc;
+
+	frow_clear(r);
+	util_strlcpy(r->path, path, sizeof(r->path));
+	sqlite3_reset(c->get);
+	sqlite3_bind_text(c->get, 1, path, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(c->get);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_fail(c, "read index");
+	r->present = 1;
+	t = (const char *)sqlite3_column_text(c->get, 0);
+	r->dir = t != NULL && strcmp(t, "dir") == 0;
+	r->size = sqlite3_column_int64(c->get, 1);
+	r->mode = sqlite3_column_int(c->get, 2);
+	r->mtime_ns = sqlite3_column_int64(c->get, 3);
+	r->ctime_ns = sqlite3_column_int64(c->get, 4);
+	r->ino = sqlite3_column_int64(c->get, 5);
+	util_strlcpy(r->hash, (const char *)sqlite3_column_text(c->get, 6) ?
+	    (const char *)sqlite3_column_text(c->get, 6) : "", sizeof(r->hash));
+	r->hlc = (uint64_t)sqlite3_column_int64(c->get, 7);
+	util_strlcpy(r->origin, (const char *)sqlite3_column_text(c->get, 8) ?
+	    (const char *)sqlite3_column_text(c->get, 8) : "",
+	    sizeof(r->origin));
+	r->prev_hlc = (uint64_t)sqlite3_column_int64(c->get, 9);
+	util_strlcpy(r->prev_origin,
+	    (const char *)sqlite3_column_text(c->get, 10) ?
+	    (const char *)sqlite3_column_text(c->get, 10) : "",
+	    sizeof(r->prev_origin));
+	t = (const char *)sqlite3_column_text(c->get, 11);
+	r->vv = t ? json_tokener_parse(t) : NULL;
+	if (r->vv != NULL && !json_object_is_type(r->vv, json_type_object)) {
+		json_object_put(r->vv);
+		r->vv = NULL;
+	}
+	r->deleted = sqlite3_column_int(c->get, 12) != 0;
+	r->lseq = sqlite3_column_int64(c->get, 13);
+	sqlite3_reset(c->get);
+	return 0;
+}
+
+/* Write r as path's row with the next lseq, so it flows on in manifests. */
+static int
+row_put(struct fctx *c, struct frow *r)
+{
+	const char *vvs;
+
+	if (r->vv == NULL && (r->vv = json_object_new_object()) == NULL)
+		return db_fail(c, "out of memory");
+	if (vv_raise(r->vv, r->origin, r->hlc) != 0)
+		return db_fail(c, "out of memory");
+	vvs = json_object_to_json_string_ext(r->vv, JSON_C_TO_STRING_PLAIN);
+	r->lseq = ++c->lseq;
+	sqlite3_reset(c->put);
+	sqlite3_bind_text(c->put, 1, r->path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(c->put, 2, r->dir ? "dir" : "file", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(c->put, 3, r->dir || r->deleted ? 0 : r->size);
+	sqlite3_bind_int(c->put, 4, r->mode & 0777);
+	sqlite3_bind_int64(c->put, 5, r->mtime_ns);
+	sqlite3_bind_int64(c->put, 6, r->ctime_ns);
+	sqlite3_bind_int64(c->put, 7, r->ino);
+	sqlite3_bind_text(c->put, 8, r->dir || r->deleted ? "" : r->hash, -1,
+	    SQLITE_TRANSIENT);
+	sqlite3_bind_int64(c->put, 9, (sqlite3_int64)r->hlc);
+	sqlite3_bind_text(c->put, 10, r->origin, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(c->put, 11, (sqlite3_int64)r->prev_hlc);
+	sqlite3_bind_text(c->put, 12, r->prev_origin, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(c->put, 13, vvs, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(c->put, 14, r->deleted ? 1 : 0);
+	sqlite3_bind_int64(c->put, 15, r->lseq);
+	if (sqlite3_step(c->put) != SQLITE_DONE) {
+		sqlite3_reset(c->put);
+		return db_fail(c, "write index");
+	}
+	sqlite3_reset(c->put);
+	r->present = 1;
+	return 0;
+}
+
+/* Refresh only the local stat columns (no new version, no lseq). */
+static int
+row_setstat(struct fctx *c, const char *path, const struct stat *sb)
+{
+	struct frow t;
+
+	memset(&t, 0, sizeof(t));
+	frow_stat(&t, sb);
+	sqlite3_reset(c->setstat);
+	sqlite3_bind_text(c->setstat, 1, path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(c->setstat, 2, t.size);
+	sqlite3_bind_int(c->setstat, 3, t.mode);
+	sqlite3_bind_int64(c->setstat, 4, t.mtime_ns);
+	sqlite3_bind_int64(c->setstat, 5, t.ctime_ns);
+	sqlite3_bind_int64(c->setstat, 6, t.ino);
+	if (sqlite3_step(c->setstat) != SQLITE_DONE) {
+		sqlite3_reset(c->setstat);
+		return db_fail(c, "write index");
+	}
+	sqlite3_reset(c->setstat);
+	return 0;
+}
+
+/*
+ * Turn r into a new local version replacing old (which may be absent):
+ * next clock tick, origin self, prev = old, vv = old's plus extra's (the
+ * versions this write has seen).  r's content fields are left alone.
+ */
+static int
+local_version(struct fctx *c, struct frow *r, const struct frow *old,
+    json_object *extra)
+{
+	json_object *vv;
+
+	if ((vv = vv_merge(old->present ? old->vv : NULL, extra)) == NULL)
+		return db_fail(c, "out of memory");
+	if (old->present && vv_raise(vv, old->origin, old->hlc) != 0) {
+		json_object_put(vv);
+		return db_fail(c, "out of memory");
+	}
+	if (r->vv != vv)
+		json_object_put(r->vv);
+	r->vv = vv;
+	r->prev_hlc = old->present ? old->hlc : 0;
+	util_strlcpy(r->prev_origin, old->present ? old->origin : "",
+	    sizeof(r->prev_origin));
+	c->clock = hlc_tick(c->clock, c->now_ms);
+	r->hlc = c->clock;
+	util_strlcpy(r->origin, c->cfg->self, sizeof(r->origin));
+	return 0;
+}
+
+/* ---------- scan ---------- */
+
+static int
+seen_mark(struct fctx *c, const char *path)
+{
+	sqlite3_reset(c->seen);
+	sqlite3_bind_text(c->seen, 1, path, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(c->seen) != SQLITE_DONE) {
+		sqlite3_reset(c->seen);
+		return db_fail(c, "scan");
+	}
+	sqlite3_reset(c->seen);
+	return 0;
+}
+
+/* Mark path and everything indexed below it as seen: used when a
+ * directory cannot be read, so its subtree is kept, not tombstoned. */
+static int
+seen_subtree(struct fctx *c, const char *path)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO "
+	    "temp.files_seen(path) SELECT path FROM files_index WHERE "
+	    "path = ?1 OR substr(path, 1, length(?1) + 1) = ?1 || '/'", -1,
+	    &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	ret = 0;
+fail:
+	if (ret == -1)
+		db_fail(c, "scan");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/*
+ * Bring path's row in line with what fstatat found (sb, a regular file
+ * or a directory; for a file dfd/name open it for hashing).  Returns 0
+ * (also when the file was busy or unreadable: counted, row kept), -1 on
+ * a database error.
+ */
+static int
+index_entry(struct fctx *c, int dfd, const char *name, const char *path,
+    const struct stat *sb, struct files_scan_stats *st)
+{
+	struct frow old, r;
+	struct stat sb2, sb3;
+	int64_t size;
+	int fd = -1, ret = -1;
+
+	memset(&old, 0, sizeof(old));
+	memset(&r, 0, sizeof(r));
+	if (row_get(c, path, &old) == -1)
+		goto fail;
+	util_strlcpy(r.path, path, sizeof(r.path));
+	frow_stat(&r, sb);
+	if (S_ISDIR(sb->st_mode)) {
+		st->dirs++;
+		/* A directory's mtime moves with its entries; only its
+		 * existence and mode are versioned. */
+		if (old.present && !old.deleted && old.dir &&
+		    old.mode == r.mode) {
+			ret = 0;
+			goto fail;
+		}
+	} else {
+		st->files++;
+		if (old.present && !old.deleted && !old.dir &&
+		    stat_same(&old, sb)) {
+			ret = 0;
+			goto fail;
+		}
+		/* O_NONBLOCK: if a fifo was swapped in since fstatat, the
+		 * open must not hang; the fstat below then refuses it. */
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+		if (fd == -1 || fstat(fd, &sb2) == -1 || !S_ISREG(sb2.st_mode)) {
+			st->errors++;
+			ret = 0;
+			goto fail;
+		}
+		if (files_hash_fd(fd, r.hash, sizeof(r.hash), &size) == -1 ||
+		    fstat(fd, &sb3) == -1) {
+			st->errors++;
+			ret = 0;
+			goto fail;
+		}
+		st->hashed++;
+		/* Written to while we hashed: the hash may be of a mix.
+		 * Keep the old row; the next scan (or the watcher) sees it
+		 * settled. */
+		if (size != (int64_t)sb3.st_size ||
+		    ts_ns(&sb2.st_mtim) != ts_ns(&sb3.st_mtim) ||
+		    ts_ns(&sb2.st_ctim) != ts_ns(&sb3.st_ctim)) {
+			st->errors++;
+			ret = 0;
+			goto fail;
+		}
+		frow_stat(&r, &sb3);
+		if (old.present && !old.deleted && !old.dir &&
+		    old.mode == r.mode && strcmp(old.hash, r.hash) == 0) {
+			ret = row_setstat(c, path, &sb3);
+			goto fail;
+		}
+	}
+	if (local_version(c, &r, &old, NULL) == -1 || row_put(c, &r) == -1)
+		goto fail;
+	st->changed++;
+	ret = 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	frow_clear(&old);
+	frow_clear(&r);
+	return ret;
+}
+
+/* Tombstone path's live row (it vanished from disk). */
+static int
+tombstone(struct fctx *c, const char *path, struct files_scan_stats *st)
+{
+	struct frow old, r;
+	int ret = -1;
+
+	memset(&old, 0, sizeof(old));
+	memset(&r, 0, sizeof(r));
+	if (row_get(c, path, &old) == -1)
+		goto fail;
+	if (!old.present || old.deleted) {
+		ret = 0;
+		goto fail;
+	}
+	util_strlcpy(r.path, path, sizeof(r.path));
+	r.dir = old.dir;
+	r.mode = old.mode;
+	r.deleted = 1;
+	if (local_version(c, &r, &old, NULL) == -1 || row_put(c, &r) == -1)
+		goto fail;
+	st->changed++;
+	st->deleted++;
+	ret = 0;
+fail:
+	frow_clear(&old);
+	frow_clear(&r);
+	return ret;
+}
+
+/* Remove a meshsync temp file left by a crash, once it is old enough
+ * that no live transfer can own it. */
+static void
+reap_tmp(int dfd, const char *name, int64_t now_ms)
+{
+	struct stat sb;
+
+	if (strncmp(name, FPATH_TMP_PREFIX, strlen(FPATH_TMP_PREFIX)) != 0)
+		return;
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(sb.st_mode) &&
+	    (int64_t)sb.st_mtim.tv_sec + FILES_TMP_STALE_S < now_ms / 1000)
+		unlinkat(dfd, name, 0);
+}
+
+/* Index everything below the open directory dfd (whose path is rel, ""
+ * for the root).  dfd stays owned by the caller.  0 or -1 (db error). */
+static int
+walk(struct fctx *c, int dfd, const char *rel, int depth,
+    struct files_scan_stats *st)
+{
+	char path[FPATH_MAX + 1], why[64], sbuf[128];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d = NULL;
+	int fd, sub, ret = -1;
+
+	if ((fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) == -1 ||
+	    (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		st->errors++;
+		return *rel ? seen_subtree(c, rel) : db_fail(c, "root");
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (util_fmt(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "",
+		    de->d_name) == -1 || fpath_check(path, why,
+		    sizeof(why)) == -1) {
+			log_warnx("not synced (%s): %s", "unusable name",
+			    log_scrub(sbuf, sizeof(sbuf), de->d_name));
+			st->skipped++;
+			continue;
+		}
+		if (fpath_ignored(path, c->cfg->ignore, c->cfg->databases)) {
+			reap_tmp(dfd, de->d_name, c->now_ms);
+			st->skipped++;
+			continue;
+		}
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno != ENOENT) {
+				st->errors++;
+				if (seen_subtree(c, path) == -1)
+					goto fail;
+			}
+			continue;
+		}
+		/* Symlinks are neither synced nor followed; specials are
+		 * not files.  Not marking them seen tombstones a file that
+		 * was replaced by one. */
+		if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode)) {
+			st->skipped++;
+			continue;
+		}
+		if (index_entry(c, dfd, de->d_name, path, &sb, st) == -1 ||
+		    seen_mark(c, path) == -1)
+			goto fail;
+		if (!S_ISDIR(sb.st_mode))
+			continue;
+		if (depth >= FILES_DEPTH_MAX || (sub = openat(dfd, de->d_name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+			st->errors++;
+			if (seen_subtree(c, path) == -1)
+				goto fail;
+			continue;
+		}
+		ret = walk(c, sub, path, depth + 1, st);
+		close(sub);
+		if (ret == -1)
+			goto fail;
+		ret = -1;
+	}
+	if (errno != 0) {
+		/* A readdir error: we do not know what is missing. */
+		st->errors++;
+		if (*rel == '\0') {
+			db_fail(c, "reading the instance folder");
+			goto fail;
+		}
+		if (seen_subtree(c, rel) == -1)
+			goto fail;
+	}
+	ret = 0;
+fail:
+	closedir(d);
+	return ret;
+}
+
+static int
+open_root(const struct files_cfg *cfg, char *err, size_t errsz)
+{
+	int fd;
+
+	if ((fd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		util_fmt(err, errsz, "files: instance folder: %s",
+		    strerror(errno));
+	return fd;
+}
+
+enum files_rc
+files_scan(sqlite3 *db, const struct files_cfg *cfg,
+    struct files_scan_stats *stp, char *err, size_t errsz)
+{
+	struct files_scan_stats dummy;
+	struct fctx c;
+	sqlite3_stmt *s = NULL;
+	char (*gone)[FPATH_MAX + 1] = NULL;
+	size_t ngone = 0, cap = 0, i;
+	int rc, began = 0;
+	enum files_rc ret = FILES_EINTERNAL;
+
+	memset(&c, 0, sizeof(c));
+	memset(&dummy, 0, sizeof(dummy));
+	if (stp == NULL)
+		stp = &dummy;
+	c.db = db;
+	c.cfg = cfg;
+	c.err = err;
+	c.errsz = errsz;
+	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
+		return FILES_EINTERNAL;
+	if (ctx_begin(&c) == -1)
+		goto fail;
+	began = 1;
+	if (db_exec(&c, "CREATE TEMP TABLE IF NOT EXISTS files_seen ("
+	    "path TEXT PRIMARY KEY); DELETE FROM temp.files_seen") == -1)
+		goto fail;
+	if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO temp.files_seen"
+	    "(path) VALUES (?1)", -1, &c.seen, NULL) != SQLITE_OK) {
+		db_fail(&c, "prepare");
+		goto fail;
+	}
+	if (walk(&c, c.rootfd, "", 0, stp) == -1)
+		goto fail;
+	/*
+	 * Vanished: live rows not seen.  Deepest first, so a manifest
+	 * carries a dir's children's tombstones before the dir's own.
+	 * Paths that are now ignored keep their row: adding an ignore glob
+	 * must not delete the files on every peer.
+	 */
+	if (sqlite3_prepare_v2(db, "SELECT path FROM files_index WHERE "
+	    "deleted = 0 AND path NOT IN (SELECT path FROM temp.files_seen) "
+	    "ORDER BY path DESC", -1, &s, NULL) != SQLITE_OK) {
+		db_fail(&c, "prepare");
+		goto fail;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(s, 0);
+
+		if (p == NULL || fpath_ignored(p, cfg->ignore, cfg->databases))
+			continue;
+		if (ngone == cap) {
+			void *n = reallocarray(gone, cap ? cap * 2 : 64,
+			    sizeof(*gone));
+			if (n == NULL) {
+				util_fmt(err, errsz, "files: out of memory");
+				goto fail;
+			}
+			gone = n;
+			cap = cap ? cap * 2 : 64;
+		}
+		util_strlcpy(gone[ngone++], p, sizeof(gone[0]));
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(&c, "scan");
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	for (i = 0; i < ngone; i++)
+		if (tombstone(&c, gone[i], stp) == -1)
+			goto fail;
+	if (db_exec(&c, "DELETE FROM temp.files_seen") == -1)
+		goto fail;
+	began = 0;
+	if (ctx_end(&c, 1) == -1)
+		goto fail;
+	ret = FILES_OK;
+fail:
+	sqlite3_finalize(s);
+	if (began)
+		ctx_end(&c, 0);
+	free(gone);
+	close(c.rootfd);
+	return ret;
+}
+
+/*
+ * Re-index one path from disk (a targeted rescan before applying a
+ * remote entry to it).  A path we cannot reach safely (a symlink on the
+ * way) is left as indexed.  0 or -1 (db error).
+ */
+static int
+rescan_one(struct fctx *c, const char *path, struct files_scan_stats *st)
+{
+	char base[FPATH_NAME_MAX + 1];
+	struct stat sb;
+	int pfd, ret = -1;
+
+	pfd = fpath_open_parent(c->rootfd, path, 0, base, sizeof(base));
+	if (pfd == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return tombstone(c, path, st);
+		return 0;
+	}
+	if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+		ret = errno == ENOENT ? tombstone(c, path, st) : 0;
+		goto fail;
+	}
+	if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))
+		ret = index_entry(c, pfd, base, path, &sb, st);
+	else
+		ret = tombstone(c, path, st);
+fail:
+	close(pfd);
+	return ret;
+}
+
+/* ---------- manifest ---------- */
+
+static json_object *
+row_json(sqlite3_stmt *s)
+{
+	json_object *o, *vv;
+	const char *t;
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+#define COLTXT(i) ((t = (const char *)sqlite3_column_text(s, (i))) ? t : "")
+	json_object_object_add(o, "path", json_object_new_string(COLTXT(0)));
+	json_object_object_add(o, "kind", json_object_new_string(COLTXT(1)));
+	json_object_object_add(o, "size",
+	    json_object_new_int64(sqlite3_column_int64(s, 2)));
+	json_object_object_add(o, "mode",
+	    json_object_new_int(sqlite3_column_int(s, 3)));
+	json_object_object_add(o, "hash", json_object_new_string(COLTXT(4)));
+	json_object_object_add(o, "hlc",
+	    json_object_new_int64(sqlite3_column_int64(s, 5)));
+	json_object_object_add(o, "origin", json_object_new_string(COLTXT(6)));
+	json_object_object_add(o, "prev_hlc",
+	    json_object_new_int64(sqlite3_column_int64(s, 7)));
+	json_object_object_add(o, "prev_origin",
+	    json_object_new_string(COLTXT(8)));
+	json_object_object_add(o, "deleted",
+	    json_object_new_boolean(sqlite3_column_int(s, 9)));
+	json_object_object_add(o, "lseq",
+	    json_object_new_int64(sqlite3_column_int64(s, 10)));
+	vv = json_tokener_parse(COLTXT(11));
+	if (vv == NULL || !json_object_is_type(vv, json_type_object)) {
+		json_object_put(vv);
+		vv = json_object_new_object();
+	}
+	json_object_object_add(o, "vv", vv);
+#undef COLTXT
+	return o;
+}
+
+enum files_rc
+files_manifest(sqlite3 *db, int64_t since, int limit, json_object **out,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt *s = NULL;
+	json_object *res = NULL, *arr, *e;
+	int64_t next = since;
+	int n = 0, rc, more = 0;
+	enum files_rc ret = FILES_EINTERNAL;
+
+	*out = NULL;
+	if (limit < 1 || limit > FILES_MANIFEST_MAX)
+		limit = FILES_MANIFEST_MAX;
+	if ((res = json_object_new_object()) == NULL ||
+	    (arr = json_object_new_array()) == NULL) {
+		util_fmt(err, errsz, "files: out of memory");
+		goto fail;
+	}
+	json_object_object_add(res, "entries", arr);
+	if (sqlite3_prepare_v2(db, "SELECT path, kind, size, mode, hash, hlc, "
+	    "origin, prev_hlc, prev_origin, deleted, lseq, vv FROM files_index "
+	    "WHERE lseq > ?1 ORDER BY lseq LIMIT ?2", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int64(s, 1, since);
+	sqlite3_bind_int(s, 2, limit + 1);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == limit) {
+			more = 1;
+			break;
+		}
+		if ((e = row_json(s)) == NULL ||
+		    json_object_array_add(arr, e) != 0) {
+			json_object_put(e);
+			util_fmt(err, errsz, "files: out of memory");
+			goto fail;
+		}
+		next = sqlite3_column_int64(s, 10);
+		n++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto dberr;
+	json_object_object_add(res, "next", json_object_new_int64(next));
+	json_object_object_add(res, "more", json_object_new_boolean(more));
+	*out = res;
+	res = NULL;
+	ret = FILES_OK;
+	goto fail;
+dberr:
+	util_fmt(err, errsz, "files: manifest: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(s);
+	json_object_put(res);
+	return ret;
+}
+
+enum files_rc
+files_cursor(sqlite3 *db, const char *peer, int64_t *out, char *err,
+    size_t errsz)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+	enum files_rc ret = FILES_EINTERNAL;
+
+	*out = 0;
+	if (sqlite3_prepare_v2(db, "SELECT lseq FROM files_cursors WHERE "
+	    "peer = ?1", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else if (rc != SQLITE_DONE)
+		goto fail;
+	ret = FILES_OK;
+fail:
+	if (ret != FILES_OK)
+		util_fmt(err, errsz, "files: cursor: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* ---------- validation ---------- */
+
+static int
+get_int(json_object *o, const char *key, int64_t min, int64_t max,
+    int64_t *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	errno = 0;
+	*out = json_object_get_int64(v);
+	/* json-c saturates out-of-range numbers and says so in errno. */
+	if (errno != 0 || *out < min || *out > max)
+		return -1;
+	return 0;
+}
+
+static const char *
+get_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	/* An embedded NUL would make the C string differ from the JSON. */
+	if (strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Parse and check one manifest entry into r.  Returns 0, or -1 with the
+ * reason in why (never echoing the peer's text). */
+static int
+entry_parse(json_object *o, struct frow *r, char *why, size_t whysz)
+{
+	json_object *v, *vv;
+	const char *s, *what = NULL;
+	int64_t n;
+	char perr[64];
+
+	memset(r, 0, sizeof(*r));
+	if (!json_object_is_type(o, json_type_object)) {
+		util_fmt(why, whysz, "not an object");
+		return -1;
+	}
+	if ((s = get_str(o, "path")) == NULL) {
+		util_fmt(why, whysz, "path: missing or not a string");
+		return -1;
+	}
+	if (fpath_check(s, perr, sizeof(perr)) == -1) {
+		util_fmt(why, whysz, "path: %s", perr);
+		return -1;
+	}
+	util_strlcpy(r->path, s, sizeof(r->path));
+	if (strstr(s, FPATH_TMP_PREFIX) != NULL &&
+	    fpath_ignored(s, NULL, NULL)) {
+		util_fmt(why, whysz, "path: a meshsync temp name");
+		return -1;
+	}
+	if ((s = get_str(o, "kind")) == NULL || (strcmp(s, "file") != 0 &&
+	    strcmp(s, "dir") != 0))
+		what = "kind";
+	else
+		r->dir = strcmp(s, "dir") == 0;
+	if (what == NULL) {
+		if (!json_object_object_get_ex(o, "deleted", &v))
+			what = "deleted";
+		else if (json_object_is_type(v, json_type_boolean))
+			r->deleted = json_object_get_boolean(v);
+		else if (json_object_is_type(v, json_type_int) &&
+		    (json_object_get_int64(v) == 0 ||
+		    json_object_get_int64(v) == 1))
+			r->deleted = json_object_get_int64(v) == 1;
+		else
+			what = "deleted";
+	}
+	if (what == NULL && get_int(o, "size", 0, INT64_MAX, &r->size) == -1)
+		what = "size";
+	if (what == NULL) {
+		if (get_int(o, "mode", 0, 07777, &n) == -1)
+			what = "mode";
+		else
+			r->mode = (int)(n & 0777);
+	}
+	if (what == NULL) {
+		s = get_str(o, "hash");
+		if (s == NULL || (!r->dir && !r->deleted && !hash_ok(s)))
+			what = "hash";
+		else if (!r->dir && !r->deleted)
+			util_strlcpy(r->hash, s, sizeof(r->hash));
+	}
+	if (what == NULL) {
+		if (get_int(o, "hlc", 1, INT64_MAX, &n) == -1)
+			what = "hlc";
+		else
+			r->hlc = (uint64_t)n;
+	}
+	if (what == NULL && ((s = get_str(o, "origin")) == NULL ||
+	    !node_id_ok(s)))
+		what = "origin";
+	else if (what == NULL)
+		util_strlcpy(r->origin, s, sizeof(r->origin));
+	if (what == NULL) {
+		if (get_int(o, "prev_hlc", 0, INT64_MAX, &n) == -1)
+			what = "prev_hlc";
+		else
+			r->prev_hlc = (uint64_t)n;
+	}
+	if (what == NULL && ((s = get_str(o, "prev_origin")) == NULL ||
+	    (*s != '\0' && !node_id_ok(s))))
+		what = "prev_origin";
+	else if (what == NULL)
+		util_strlcpy(r->prev_origin, s, sizeof(r->prev_origin));
+	if (what == NULL && get_int(o, "lseq", 1, INT64_MAX, &r->lseq) == -1)
+		what = "lseq";
+	if (what != NULL) {
+		util_fmt(why, whysz, "%s: missing or invalid", what);
+		return -1;
+	}
+	if (r->dir || r->deleted)
+		r->size = 0;
+	if ((r->vv = json_object_new_object()) == NULL) {
+		util_fmt(why, whysz, "out of memory");
+		return -1;
+	}
+	if (json_object_object_get_ex(o, "vv", &vv)) {
+		if (!json_object_is_type(vv, json_type_object) ||
+		    json_object_object_length(vv) > FILES_VV_MAX) {
+			util_fmt(why, whysz, "vv: not an object of at most %d",
+			    FILES_VV_MAX);
+			goto bad;
+		}
+		json_object_object_foreach(vv, k, val) {
+			errno = 0;
+			if (!node_id_ok(k) ||
+			    !json_object_is_type(val, json_type_int) ||
+			    json_object_get_int64(val) < 0 || errno != 0) {
+				util_fmt(why, whysz, "vv: invalid member");
+				goto bad;
+			}
+			if (vv_raise(r->vv, k,
+			    (uint64_t)json_object_get_int64(val)) != 0)
+				goto bad;
+		}
+	} else if (*r->prev_origin != '\0' &&
+	    vv_raise(r->vv, r->prev_origin, r->prev_hlc) != 0)
+		goto bad;
+	if (vv_raise(r->vv, r->origin, r->hlc) != 0)
+		goto bad;
+	return 0;
+bad:
+	json_object_put(r->vv);
+	r->vv = NULL;
+	return -1;
+}
+
+static int
+cmp_path_ptr(const void *a, const void *b)
+{
+	const struct fent *const *x = a, *const *y = b;
+
+	return strcmp((*x)->r.path, (*y)->r.path);
+}
+
+static void
+ents_free(struct fent *e, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (e[i].tmpfd != -1)
+			close(e[i].tmpfd);
+		if (e[i].pfd != -1) {
+			/* A temp still named here was never installed. */
+			if (e[i].tmpname[0] != '\0')
+				unlinkat(e[i].pfd, e[i].tmpname, 0);
+			close(e[i].pfd);
+		}
+		frow_clear(&e[i].r);
+	}
+	free(e);
+}
+
+/* Validate a whole manifest into a new entry array (*out, *nout; caller
+ * frees with ents_free).  0, or -1 with err filled. */
+static int
+manifest_parse(json_object *m, const struct files_cfg *cfg,
+    struct fent **out, size_t *nout, int64_t *next, char *err, size_t errsz)
+{
+	json_object *arr, *v;
+	struct fent *e = NULL, **byp = NULL;
+	char why[128], sbuf[128];
+	size_t n, i;
+
+	*out = NULL;
+	*nout = 0;
+	if (m == NULL || !json_object_is_type(m, json_type_object) ||
+	    !json_object_object_get_ex(m, "entries", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		util_fmt(err, errsz, "manifest: entries: missing or not an "
+		    "array");
+		return -1;
+	}
+	if (get_int(m, "next", 0, INT64_MAX, next) == -1) {
+		util_fmt(err, errsz, "manifest: next: missing or invalid");
+		return -1;
+	}
+	if (json_object_object_get_ex(m, "more", &v) &&
+	    !json_object_is_type(v, json_type_boolean)) {
+		util_fmt(err, errsz, "manifest: more: not a boolean");
+		return -1;
+	}
+	n = json_object_array_length(arr);
+	if (n > FILES_MANIFEST_MAX) {
+		util_fmt(err, errsz, "manifest: more than %d entries",
+		    FILES_MANIFEST_MAX);
+		return -1;
+	}
+	if ((e = calloc(n ? n : 1, sizeof(*e))) == NULL ||
+	    (byp = calloc(n ? n : 1, sizeof(*byp))) == NULL) {
+		util_fmt(err, errsz, "files: out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n; i++)
+		e[i].pfd = e[i].tmpfd = -1;
+	for (i = 0; i < n; i++) {
+		if (entry_parse(json_object_array_get_idx(arr, i), &e[i].r, why,
+		    sizeof(why)) == -1) {
+			util_fmt(err, errsz, "manifest: entry %zu: %s", i, why);
+			goto fail;
+		}
+		if (e[i].r.lseq > *next) {
+			util_fmt(err, errsz, "manifest: entry %zu: lseq after "
+			    "next", i);
+			goto fail;
+		}
+		byp[i] = &e[i];
+	}
+	qsort(byp, n, sizeof(*byp), cmp_path_ptr);
+	for (i = 1; i < n; i++)
+		if (strcmp(byp[i - 1]->r.path, byp[i]->r.path) == 0) {
+			util_fmt(err, errsz, "manifest: a path appears twice");
+			goto fail;
+		}
+	for (i = 0; i < n; i++)
+		if (fpath_ignored(e[i].r.path, cfg->ignore, cfg->databases)) {
+			log_info("ignored here, not applied: %s",
+			    log_scrub(sbuf, sizeof(sbuf), e[i].r.path));
+			e[i].state = ENT_IGNORED;
+		}
+	free(byp);
+	*out = e;
+	*nout = n;
+	return 0;
+fail:
+	free(byp);
+	if (e != NULL)
+		ents_free(e, n);
+	return -1;
+}
+
+/* ---------- decisions ---------- */
+
+/* Decide what R (remote) means against L (local row, after a rescan). */
+static enum fact
+decide(const struct frow *L, const struct frow *R)
+{
+	int c;
+
+	if (!L->present)
+		return R->deleted ? ACT_ADOPT : ACT_INSTALL;
+	c = hlc_cmp(R->hlc, R->origin, L->hlc, L->origin);
+	if (c == 0)
+		return ACT_SKIP;
+	if (c < 0) {
+		/* L wins.  Only a local delete that never saw R's content
+		 * is overruled: the modification survives. */
+		if (L->deleted && !R->deleted && !saw(L, R))
+			return ACT_RESURRECT;
+		return ACT_SKIP;
+	}
+	if (L->deleted)
+		return R->deleted ? ACT_ADOPT : ACT_INSTALL;
+	if (!R->deleted && R->dir == L->dir &&
+	    (R->dir || strcmp(R->hash, L->hash) == 0))
+		return ACT_ADOPT;
+	if (saw(R, L))
+		return ACT_INSTALL;
+	if (R->deleted)
+		return ACT_KEEP;
+	/* A directory is not content: a dir loser is removed if empty and
+	 * kept (winning again) if not, at install time. */
+	return L->dir ? ACT_INSTALL : ACT_COPY;
+}
+
+/* Does the action need R's bytes in a temp file? */
+static int
+needs_content(enum fact a, const struct frow *L, const struct frow *R)
+{
+	if (R->deleted || R->dir)
+		return 0;
+	if (a == ACT_INSTALL || a == ACT_COPY || a == ACT_RESURRECT)
+		return !(L->present && !L->deleted && !L->dir &&
+		    strcmp(L->hash, R->hash) == 0);
+	return 0;
+}
+
+/* Fetch R's bytes into a fresh temp beside the target and verify them.
+ * 0 (e->pfd/tmpfd/tmpname set), 1 refused (symlink on the way), or -1
+ * (failed, err filled). */
+static int
+fetch_tmp(struct fctx *c, struct fent *e, const struct files_fetcher *f,
+    struct files_sync_stats *st)
+{
+	char base[FPATH_NAME_MAX + 1], hex[FILES_HASH_HEX + 1], rnd[17];
+	char ferr[256];
+	int64_t size;
+	int tries;
+
+	e->pfd = fpath_open_parent(c->rootfd, e->r.path, 1, base,
+	    sizeof(base));
+	if (e->pfd == -1) {
+		if (errno == ELOOP)
+			return 1;
+		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
+		    "directory: %s", e->r.path, strerror(errno));
+		return -1;
+	}
+	for (tries = 0; tries < 10; tries++) {
+		util_random_hex(rnd, sizeof(rnd), 8);
+		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",
+		    FPATH_TMP_PREFIX, rnd);
+		e->tmpfd = openat(e->pfd, e->tmpname, O_RDWR | O_CREAT |
+		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (e->tmpfd != -1 || errno != EEXIST)
+			break;
+	}
+	if (e->tmpfd == -1) {
+		e->tmpname[0] = '\0';
+		util_fmt(c->err, c->errsz, "files: temp file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	ferr[0] = '\0';
+	if (f == NULL || f->fetch(f->arg, e->r.path, e->r.hash, e->r.size,
+	    e->tmpfd, ferr, sizeof(ferr)) == -1) {
+		util_fmt(c->err, c->errsz, "files: fetch %s: %s", e->r.path,
+		    ferr[0] ? ferr : "failed");
+		return -1;
+	}
+	if (fsync(e->tmpfd) == -1 || files_hash_fd(e->tmpfd, hex, sizeof(hex),
+	    &size) == -1) {
+		util_fmt(c->err, c->errsz, "files: %s: %s", e->r.path,
+		    strerror(errno));
+		return -1;
+	}
+	if (size != e->r.size || strcmp(hex, e->r.hash) != 0) {
+		util_fmt(c->err, c->errsz, "files: %s: received content does "
+		    "not match (size %" PRId64 ", want %" PRId64 "%s)",
+		    e->r.path, size, e->r.size, size == e->r.size ?
+		    ", hash differs" : "");
+		return -1;
+	}
+	st->bytes += size;
+	return 0;
+}
+
+/* Drop e's temp file (not needed, or not installable). */
+static void
+tmp_discard(struct fent *e)
+{
+	if (e->tmpfd != -1)
+		close(e->tmpfd);
+	e->tmpfd = -1;
+	if (e->pfd != -1 && e->tmpname[0] != '\0')
+		unlinkat(e->pfd, e->tmpname, 0);
+	e->tmpname[0] = '\0';
+}
+
+static int
+conflict_record(struct fctx *c, const char *kind, const char *path,
+    const char *copy, const struct frow *win, const struct frow *lose)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO files_conflicts(at_ms, "
+	    "kind, path, copy, win_hlc, win_origin, lose_hlc, lose_origin) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, c->now_ms);
+	sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, path, -1, SQLITE_TRANSIENT);
+	if (copy != NULL)
+		sqlite3_bind_text(s, 4, copy, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, 4);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)win->hlc);
+	sqlite3_bind_text(s, 6, win->origin, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 7, (sqlite3_int64)lose->hlc);
+	sqlite3_bind_text(s, 8, lose->origin, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	ret = 0;
+fail:
+	if (ret == -1)
+		db_fail(c, "conflicts");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/*
+ * The copy's name for loser L of base name `base`, attempt n (1 = no
+ * suffix): NAME.sync-conflict-YYYYMMDD-HHMMSS-NODE[-n].EXT, time from L's
+ * clock so every node holding L picks the same name.  NAME is cut (on a
+ * UTF-8 boundary) to keep the component within FPATH_NAME_MAX.
+ */
+static int
+conflict_name(const char *base, const struct frow *L, int n, char *out,
+    size_t outsz)
+{
+	char tail[96], node[9];
+	const char *ext;
+	size_t stem, room;
+	struct tm tm;
+	time_t t = (time_t)(hlc_wall(L->hlc) / 1000);
+
+	ext = strrchr(base, '.');
+	if (ext == NULL || ext == base || strlen(ext) > 32)
+		ext = "";
+	stem = strlen(base) - strlen(ext);
+	if (gmtime_r(&t, &tm) == NULL)
+		return -1;
+	util_strlcpy(node, L->origin, sizeof(node));
+	if ((n > 1 ? util_fmt(tail, sizeof(tail),
+	    FILES_CONFLICT_TAG "%04d%02d%02d-%02d%02d%02d-%s-%d%s",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, node, n, ext) :
+	    util_fmt(tail, sizeof(tail),
+	    FILES_CONFLICT_TAG "%04d%02d%02d-%02d%02d%02d-%s%s",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, node, ext)) == -1)
+		return -1;
+	room = FPATH_NAME_MAX - strlen(tail);
+	if (stem > room) {
+		stem = room;
+		while (stem > 0 && ((unsigned char)base[stem] & 0xc0) == 0x80)
+			stem--;
+	}
+	return util_fmt(out, outsz, "%.*s%s", (int)stem, base, tail);
+}
+
+/* Join the directory part of path with name into out. */
+static int
+sibling(const char *path, const char *name, char *out, size_t outsz)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return util_fmt(out, outsz, "%s", name);
+	return util_fmt(out, outsz, "%.*s/%s", (int)(slash - path), path, name);
+}
+
+/* Delete the oldest recorded copies of path beyond the cap (file and
+ * tombstone, so they go everywhere).  0 or -1. */
+static int
+conflict_cap(struct fctx *c, const char *path, struct files_sync_stats *st)
+{
+	sqlite3_stmt *s = NULL;
+	char (*old)[FPATH_MAX + 1] = NULL, base[FPATH_NAME_MAX + 1];
+	int64_t ids[64];
+	size_t n = 0, i;
+	int cap = c->cfg->max_conflicts > 0 ? c->cfg->max_conflicts :
+	    FILES_CONFLICTS_MAX, rc, ret = -1;
+	struct files_scan_stats sst;
+
+	memset(&sst, 0, sizeof(sst));
+	if ((old = calloc(64, sizeof(*old))) == NULL)
+		return db_fail(c, "out of memory");
+	if (sqlite3_prepare_v2(c->db, "SELECT id, copy FROM files_conflicts "
+	    "WHERE path = ?1 AND kind = 'copy' ORDER BY id DESC "
+	    "LIMIT 64 OFFSET ?2", -1, &s, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, cap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < 64) {
+		ids[n] = sqlite3_column_int64(s, 0);
+		util_strlcpy(old[n++], (const char *)sqlite3_column_text(s, 1) ?
+		    (const char *)sqlite3_column_text(s, 1) : "",
+		    sizeof(old[0]));
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(s);
+	s = NULL;
+	for (i = 0; i < n; i++) {
+		int pfd;
+		struct frow row;
+
+		memset(&row, 0, sizeof(row));
+		if (*old[i] != '\0' && row_get(c, old[i], &row) == 0 &&
+		    row.present && !row.deleted && !row.dir &&
+		    (pfd = fpath_open_parent(c->rootfd, old[i], 0, base,
+		    sizeof(base))) != -1) {
+			struct stat sb;
+
+			/* Only a copy nobody touched since: an edited copy
+			 * is someone's work now. */
+			if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(sb.st_mode) && stat_same(&row, &sb) &&
+			    unlinkat(pfd, base, 0) == 0) {
+				fsync(pfd);
+				if (tombstone(c, old[i], &sst) == -1) {
+					close(pfd);
+					frow_clear(&row);
+					goto fail;
+				}
+				st->removed++;
+			}
+			close(pfd);
+		}
+		frow_clear(&row);
+		if (sqlite3_prepare_v2(c->db, "DELETE FROM files_conflicts "
+		    "WHERE id = ?1", -1, &s, NULL) != SQLITE_OK)
+			goto dberr;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			goto dberr;
+		sqlite3_finalize(s);
+		s = NULL;
+	}
+	ret = 0;
+	goto fail;
+dberr:
+	db_fail(c, "conflicts");
+fail:
+	sqlite3_finalize(s);
+	free(old);
+	return ret;
+}
+
+/*
+ * Move the local loser L (a file named base in pfd) aside as a conflict
+ * copy and index the copy as a new local file.  winner is R.  Returns 0,
+ * 1 when the local file changed under us (retry), -1 on error.
+ */
+static int
+make_copy(struct fctx *c, int pfd, const char *base, const struct frow *L,
+    const struct frow *R, struct files_sync_stats *st)
+{
+	char name[FPATH_NAME_MAX + 1], cpath[FPATH_MAX + 1];
+	struct frow old, cr;
+	struct stat sb;
+	int n, ret = -1, done = 0;
+
+	memset(&old, 0, sizeof(old));
+	memset(&cr, 0, sizeof(cr));
+	for (n = 1; n <= FILES_COPY_TRIES && !done; n++) {
+		if (conflict_name(base, L, n, name, sizeof(name)) == -1 ||
+		    sibling(L->path, name, cpath, sizeof(cpath)) == -1) {
+			util_fmt(c->err, c->errsz, "files: conflict name too "
+			    "long");
+			goto fail;
+		}
+		if (row_get(c, cpath, &old) == -1)
+			goto fail;
+		/* The same loser already kept (another node made the same
+		 * copy and it reached us): nothing to add. */
+		if (old.present && !old.deleted && !old.dir &&
+		    strcmp(old.hash, L->hash) == 0 &&
+		    fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(sb.st_mode) && stat_same(&old, &sb)) {
+			ret = 0;
+			goto fail;
+		}
+		if (renameat2(pfd, base, pfd, name, RENAME_NOREPLACE) == 0)
+			done = 1;
+		else if (errno != EEXIST) {
+			util_fmt(c->err, c->errsz, "files: conflict copy: %s",
+			    strerror(errno));
+			goto fail;
+		}
+	}
+	if (!done) {
+		util_fmt(c->err, c->errsz, "files: no free conflict copy name");
+		goto fail;
+	}
+	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+		util_fmt(c->err, c->errsz, "files: conflict copy: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	util_strlcpy(cr.path, cpath, sizeof(cr.path));
+	frow_stat(&cr, &sb);
+	util_strlcpy(cr.hash, L->hash, sizeof(cr.hash));
+	if (local_version(c, &cr, &old, NULL) == -1 || row_put(c, &cr) == -1 ||
+	    conflict_record(c, "copy", L->path, cpath, R, L) == -1 ||
+	    conflict_cap(c, L->path, st) == -1)
+		goto fail;
+	st->conflicts++;
+	ret = 0;
+fail:
+	frow_clear(&old);
+	frow_clear(&cr);
+	return ret;
+}
+
+/* Take R's version for the row (kept content fields come from disk). */
+static void
+adopt_version(struct frow *row, const struct frow *R)
+{
+	row->hlc = R->hlc;
+	util_strlcpy(row->origin, R->origin, sizeof(row->origin));
+	row->prev_hlc = R->prev_hlc;
+	util_strlcpy(row->prev_origin, R->prev_origin,
+	    sizeof(row->prev_origin));
+}
+
+/*
+ * Carry out the decision for one entry inside the open transaction.
+ * Returns ENT_DONE, ENT_FAILED (transient; c->err set), ENT_REFUSED, or
+ * -1 on a database error (the transaction must be rolled back).
+ */
+static int
+apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
+{
+	const struct frow *R = &e->r;
+	char base[FPATH_NAME_MAX + 1], sbuf[128];
+	struct frow L, row;
+	struct stat sb, tsb;
+	enum fact act;
+	uint64_t merged;
+	int pfd = -1, fd = -1, ret = -1, exists, rc, fresh = 0;
+	json_object *vv = NULL;
+
+	memset(&L, 0, sizeof(L));
+	memset(&row, 0, sizeof(row));
+	if (row_get(c, R->path, &L) == -1)
+		goto fail;
+	act = decide(&L, R);
+	if (act == ACT_SKIP) {
+		st->skipped++;
+		tmp_discard(e);
+		ret = ENT_DONE;
+		goto fail;
+	}
+	if (needs_content(act, &L, R) && e->tmpfd == -1) {
+		/* The index moved since the fetch decision (another pull
+		 * or a scan): try again next time. */
+		util_fmt(c->err, c->errsz, "files: %s changed meanwhile",
+		    R->path);
+		ret = ENT_FAILED;
+		goto fail;
+	}
+	if (hlc_merge(c->clock, R->hlc, c->now_ms, HLC_MAX_FUTURE_MS,
+	    &merged) == -1) {
+		util_fmt(c->err, c->errsz, "files: %s: remote clock too far "
+		    "ahead", R->path);
+		ret = ENT_FAILED;
+		goto fail;
+	}
+	c->clock = merged;
+
+	/* Where the entry lives; refuse anything through a symlink. */
+	if (e->pfd != -1) {
+		pfd = fcntl(e->pfd, F_DUPFD_CLOEXEC, 0);
+		util_strlcpy(base, strrchr(R->path, '/') ?
+		    strrchr(R->path, '/') + 1 : R->path, sizeof(base));
+	} else
+		pfd = fpath_open_parent(c->rootfd, R->path,
+		    !R->deleted && act != ACT_KEEP, base, sizeof(base));
+	if (pfd == -1) {
+		if (errno == ELOOP) {
+			ret = ENT_REFUSED;
+			goto fail;
+		}
+		if (R->deleted && (errno == ENOENT || errno == ENOTDIR)) {
+			exists = 0;	/* nothing there to remove */
+			goto record;
+		}
+		util_fmt(c->err, c->errsz, "files: %s: %s", R->path,
+		    strerror(errno));
+		ret = ENT_FAILED;
+		goto fail;
+	}
+	exists = fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!exists && errno != ENOENT) {
+		util_fmt(c->err, c->errsz, "files: %s: %s", R->path,
+		    strerror(errno));
+		ret = ENT_FAILED;
+		goto fail;
+	}
+	if (exists && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode)) {
+		/* A local symlink or special file we do not sync: never
+		 * replace it, never write through it. */
+		ret = ENT_REFUSED;
+		goto fail;
+	}
+	/* The disk must still be what the index says (a local edit after
+	 * the rescan would otherwise be overwritten unseen). */
+	if (exists && S_ISREG(sb.st_mode) && !(L.present && !L.deleted &&
+	    !L.dir && stat_same(&L, &sb))) {
+		util_fmt(c->err, c->errsz, "files: %s: changed locally, will "
+		    "retry", R->path);
+		ret = ENT_FAILED;
+		goto fail;
+	}
+
+	switch (act) {
+	case ACT_KEEP:
+		/* A concurrent delete lost to our modification, which
+		 * comes back with a version that beats the delete. */
+		if (!exists) {
+			util_fmt(c->err, c->errsz, "files: %s: vanished, will "
+			    "retry", R->path);
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		row = L;
+		row.vv = NULL;	/* L keeps ownership */
+		if (local_version(c, &row, &L, R->vv) == -1 ||
+		    row_put(c, &row) == -1 ||
+		    conflict_record(c, "kept", R->path, NULL, &row, R) == -1)
+			goto fail;
+		st->conflicts++;
+		log_info("kept over a concurrent delete: %s",
+		    log_scrub(sbuf, sizeof(sbuf), R->path));
+		ret = ENT_DONE;
+		goto fail;
+	case ACT_ADOPT:
+		if (!R->deleted && exists && (int)(sb.st_mode & 0777) !=
+		    R->mode) {
+			if ((fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW |
+			    O_NONBLOCK | O_CLOEXEC)) == -1 ||
+			    fchmod(fd, (mode_t)R->mode) == -1 ||
+			    fstat(fd, &sb) == -1) {
+				util_fmt(c->err, c->errsz, "files: %s: chmod: "
+				    "%s", R->path, strerror(errno));
+				ret = ENT_FAILED;
+				goto fail;
+			}
+		}
+		if (!R->deleted && !exists) {
+			/* Indexed live but gone: the rescan says otherwise,
+			 * so only reach here racing a local delete. */
+			util_fmt(c->err, c->errsz, "files: %s: vanished, will "
+			    "retry", R->path);
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		goto record;
+	case ACT_COPY:
+		if (exists && S_ISREG(sb.st_mode)) {
+			rc = make_copy(c, pfd, base, &L, R, st);
+			if (rc == -1) {
+				ret = ENT_FAILED;
+				goto fail;
+			}
+			exists = fstatat(pfd, base, &sb,
+			    AT_SYMLINK_NOFOLLOW) == 0;
+		}
+		break;
+	case ACT_RESURRECT:
+		fresh = 1;
+		break;
+	default:
+		break;
+	}
+
+	/* ACT_INSTALL / ACT_COPY / ACT_RESURRECT: make the disk match R. */
+	if (exists && (R->deleted || S_ISDIR(sb.st_mode) != R->dir)) {
+		/* Remove what is there: R deletes it or changes its kind. */
+		if (S_ISDIR(sb.st_mode)) {
+			if (unlinkat(pfd, base, AT_REMOVEDIR) == -1) {
+				if (errno != ENOTEMPTY && errno != EEXIST) {
+					util_fmt(c->err, c->errsz, "files: %s: "
+					    "%s", R->path, strerror(errno));
+					ret = ENT_FAILED;
+					goto fail;
+				}
+				/* Live entries inside: the directory stays
+				 * and wins again with a fresh version (not
+				 * claiming to have seen R, so a node that
+				 * holds a file R there keeps a copy). */
+				tmp_discard(e);
+				row = L;
+				row.vv = NULL;	/* L keeps ownership */
+				row.deleted = 0;
+				row.dir = 1;
+				if (local_version(c, &row, &L, NULL) == -1 ||
+				    row_put(c, &row) == -1 ||
+				    conflict_record(c, "kept", R->path, NULL,
+				    &row, R) == -1)
+					goto fail;
+				st->conflicts++;
+				ret = ENT_DONE;
+				goto fail;
+			}
+		} else if (unlinkat(pfd, base, 0) == -1 && errno != ENOENT) {
+			util_fmt(c->err, c->errsz, "files: %s: %s", R->path,
+			    strerror(errno));
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		if (R->deleted)
+			st->removed++;
+		exists = 0;
+	}
+	if (!R->deleted && R->dir) {
+		if (!exists && mkdirat(pfd, base, (mode_t)R->mode | 0700) ==
+		    -1 && errno != EEXIST) {
+			util_fmt(c->err, c->errsz, "files: %s: mkdir: %s",
+			    R->path, strerror(errno));
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		/* mkdir's mode passes the umask; set it exactly. */
+		if ((fd = openat(pfd, base, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+		    fchmod(fd, (mode_t)R->mode) == -1 || fstat(fd, &sb) == -1) {
+			util_fmt(c->err, c->errsz, "files: %s: %s", R->path,
+			    strerror(errno));
+			ret = errno == ELOOP ? ENT_REFUSED : ENT_FAILED;
+			goto fail;
+		}
+		if (!exists)
+			st->dirs++;
+		exists = 1;
+	} else if (!R->deleted && e->tmpfd != -1) {
+		if (fchmod(e->tmpfd, (mode_t)R->mode) == -1 ||
+		    renameat(e->pfd, e->tmpname, pfd, base) == -1) {
+			util_fmt(c->err, c->errsz, "files: %s: install: %s",
+			    R->path, strerror(errno));
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		e->tmpname[0] = '\0';
+		if (fstat(e->tmpfd, &tsb) == -1) {
+			util_fmt(c->err, c->errsz, "files: %s: %s", R->path,
+			    strerror(errno));
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		sb = tsb;
+		exists = 1;
+		st->received++;
+	} else if (!R->deleted) {
+		/* Same bytes already here (a loser with R's hash): only
+		 * the mode may need fixing. */
+		if (!exists) {
+			util_fmt(c->err, c->errsz, "files: %s: vanished, will "
+			    "retry", R->path);
+			ret = ENT_FAILED;
+			goto fail;
+		}
+		if ((fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC)) == -1 || fchmod(fd, (mode_t)R->mode) == -1 ||
+		    fstat(fd, &sb) == -1) {
+			util_fmt(c->err, c->errsz, "files: %s: %s", R->path,
+			    strerror(errno));
+			ret = ENT_FAILED;
+			goto fail;
+		}
+	}
+	/* The rename (or unlink) is durable before the index says so. */
+	fsync(pfd);
+
+record:
+	frow_clear(&row);
+	util_strlcpy(row.path, R->path, sizeof(row.path));
+	if (exists && !R->deleted)
+		frow_stat(&row, &sb);
+	row.dir = R->dir;
+	row.mode = R->mode;
+	row.deleted = R->deleted;
+	util_strlcpy(row.hash, R->hash, sizeof(row.hash));
+	if (fresh) {
+		/* A local delete lost to a concurrent modification: the
+		 * content comes back with a version that beats the delete
+		 * on every node that has it. */
+		if ((vv = vv_merge(R->vv, NULL)) == NULL)
+			goto dberr;
+		if (local_version(c, &row, &L, vv) == -1 ||
+		    row_put(c, &row) == -1 ||
+		    conflict_record(c, "kept", R->path, NULL, &row, &L) == -1)
+			goto fail;
+		st->conflicts++;
+	} else {
+		adopt_version(&row, R);
+		if ((row.vv = vv_merge(R->vv, L.present ? L.vv : NULL)) ==
+		    NULL)
+			goto dberr;
+		/* Keep L in vv only when R saw it; otherwise a node holding
+		 * L would read our row as having seen L. */
+		if (L.present && !saw(R, &L)) {
+			json_object_put(row.vv);
+			if ((row.vv = vv_merge(R->vv, NULL)) == NULL)
+				goto dberr;
+		}
+		if (row_put(c, &row) == -1)
+			goto fail;
+		if (act == ACT_ADOPT || (!R->deleted && !R->dir &&
+		    e->tmpfd == -1))
+			st->adopted++;
+	}
+	tmp_discard(e);
+	ret = ENT_DONE;
+	goto fail;
+dberr:
+	db_fail(c, "out of memory");
+	ret = -1;
+fail:
+	if (fd != -1)
+		close(fd);
+	if (pfd != -1)
+		close(pfd);
+	json_object_put(vv);
+	frow_clear(&L);
+	frow_clear(&row);
+	return ret;
+}
+
+/* ---------- drivers ---------- */
+
+/* Prepare the hot statements for reads outside a transaction. */
+static int
+ctx_prepare_get(struct fctx *c)
+{
+	if (sqlite3_prepare_v2(c->db, "SELECT kind, size, mode, mtime_ns, "
+	    "ctime_ns, ino, hash, hlc, origin, prev_hlc, prev_origin, vv, "
+	    "deleted, lseq FROM files_index WHERE path = ?1", -1, &c->get,
+	    NULL) != SQLITE_OK)
+		return db_fail(c, "prepare");
+	return 0;
+}
+
+/* Deletions run deepest path first, after everything else. */
+static int
+cmp_apply_order(const void *a, const void *b)
+{
+	const struct fent *const *x = a, *const *y = b;
+
+	if ((*x)->r.deleted != (*y)->r.deleted)
+		return (*x)->r.deleted ? 1 : -1;
+	if ((*x)->r.deleted)
+		return strcmp((*y)->r.path, (*x)->r.path);
+	return (*x)->r.lseq < (*y)->r.lseq ? -1 : (*x)->r.lseq > (*y)->r.lseq;
+}
+
+static int
+cursor_set(struct fctx *c, const char *peer, int64_t lseq)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO files_cursors(peer, lseq) "
+	    "VALUES (?1, ?2) ON CONFLICT(peer) DO UPDATE SET "
+	    "lseq = max(lseq, excluded.lseq)", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, lseq);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	ret = 0;
+fail:
+	if (ret == -1)
+		db_fail(c, "cursor");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* Record the first transient failure's message for the caller. */
+static void
+note_failure(char *err, size_t errsz, int *nfail, const char *msg)
+{
+	char sbuf[256];
+
+	log_warnx("%s", log_scrub(sbuf, sizeof(sbuf), msg));
+	if ((*nfail)++ == 0)
+		util_strlcpy(err, msg, errsz);
+}
+
+enum files_rc
+files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
+    json_object *manifest, const struct files_fetcher *fetch,
+    struct files_sync_stats *stp, char *err, size_t errsz)
+{
+	struct files_sync_stats dummy;
+	struct files_scan_stats sst;
+	struct fent *e = NULL, **order = NULL;
+	struct frow L;
+	struct fctx c;
+	char msg[512], sbuf[128];
+	size_t n = 0, i;
+	int64_t next, cursor;
+	int nfail = 0, began = 0, rc;
+	enum files_rc ret = FILES_EINTERNAL;
+
+	memset(&c, 0, sizeof(c));
+	memset(&L, 0, sizeof(L));
+	memset(&dummy, 0, sizeof(dummy));
+	memset(&sst, 0, sizeof(sst));
+	if (stp == NULL)
+		stp = &dummy;
+	c.db = db;
+	c.cfg = cfg;
+	c.err = msg;
+	c.errsz = sizeof(msg);
+	c.rootfd = -1;
+	if (peer == NULL || !node_id_ok(peer)) {
+		util_fmt(err, errsz, "manifest: invalid peer id");
+		return FILES_EINPUT;
+	}
+	if (manifest_parse(manifest, cfg, &e, &n, &next, err, errsz) == -1) {
+		log_warnx("refused a manifest from %s: %s", peer,
+		    log_scrub(sbuf, sizeof(sbuf), err));
+		return FILES_EINPUT;
+	}
+	stp->entries += (int64_t)n;
+	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
+		goto fail;
+
+	/* 1. Rescan what the manifest touches: a local edit the watcher
+	 *    has not indexed yet must take part in the decision. */
+	if (ctx_begin(&c) == -1)
+		goto dbfail;
+	began = 1;
+	for (i = 0; i < n; i++)
+		if (e[i].state == ENT_PENDING &&
+		    rescan_one(&c, e[i].r.path, &sst) == -1)
+			goto dbfail;
+	began = 0;
+	if (ctx_end(&c, 1) == -1)
+		goto dbfail;
+
+	/* 2. Fetch and verify outside any transaction: transfers are slow
+	 *    and must not hold the state DB's write lock. */
+	if (ctx_prepare_get(&c) == -1)
+		goto dbfail;
+	for (i = 0; i < n; i++) {
+		if (e[i].state == ENT_IGNORED) {
+			stp->skipped++;
+			continue;
+		}
+		if (row_get(&c, e[i].r.path, &L) == -1)
+			goto dbfail;
+		if (!needs_content(decide(&L, &e[i].r), &L, &e[i].r))
+			continue;
+		rc = fetch_tmp(&c, &e[i], fetch, stp);
+		if (rc == 1) {
+			e[i].state = ENT_REFUSED;
+		} else if (rc == -1) {
+			e[i].state = ENT_FAILED;
+			stp->errors++;
+			note_failure(err, errsz, &nfail, msg);
+			tmp_discard(&e[i]);
+		}
+	}
+	sqlite3_finalize(c.get);
+	c.get = NULL;
+	frow_clear(&L);
+
+	/* 3. Decide again under the write lock and install. */
+	if ((order = calloc(n ? n : 1, sizeof(*order))) == NULL) {
+		util_fmt(err, errsz, "files: out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n; i++)
+		order[i] = &e[i];
+	qsort(order, n, sizeof(*order), cmp_apply_order);
+	if (ctx_begin(&c) == -1)
+		goto dbfail;
+	began = 1;
+	for (i = 0; i < n; i++) {
+		if (order[i]->state != ENT_PENDING)
+			continue;
+		rc = apply_entry(&c, order[i], stp);
+		if (rc == -1)
+			goto dbfail;
+		order[i]->state = (enum fstate)rc;
+		if (rc == ENT_FAILED) {
+			stp->errors++;
+			note_failure(err, errsz, &nfail, msg);
+		}
+	}
+	cursor = next;
+	for (i = 0; i < n; i++) {
+		if (e[i].state == ENT_REFUSED) {
+			stp->refused++;
+			log_warnx("refused from %s (unsafe here: symlink or "
+			    "special file on the path): %s", peer,
+			    log_scrub(sbuf, sizeof(sbuf), e[i].r.path));
+		}
+		if (e[i].state == ENT_FAILED && e[i].r.lseq - 1 < cursor)
+			cursor = e[i].r.lseq - 1;
+	}
+	if (cursor_set(&c, peer, cursor) == -1)
+		goto dbfail;
+	began = 0;
+	if (ctx_end(&c, 1) == -1)
+		goto dbfail;
+	ret = nfail ? FILES_EPARTIAL : FILES_OK;
+	goto fail;
+dbfail:
+	util_strlcpy(err, msg, errsz);
+fail:
+	if (began)
+		ctx_end(&c, 0);
+	sqlite3_finalize(c.get);
+	frow_clear(&L);
+	free(order);
+	if (e != NULL)
+		ents_free(e, n);
+	if (c.rootfd != -1)
+		close(c.rootfd);
+	return ret;
+}
+
+/* Give the received file a meshsync temp name beside its target: a
+ * rename that cannot replace anything, or a copy across filesystems. */
+static int
+take_upload(struct fctx *c, struct fent *e, const char *tmp_path)
+{
+	char base[FPATH_NAME_MAX + 1], rnd[17];
+	unsigned char *buf = NULL;
+	int in = -1, tries, ret = -1;
+	ssize_t r, w, off;
+
+	e->pfd = fpath_open_parent(c->rootfd, e->r.path, 1, base, sizeof(base));
+	if (e->pfd == -1) {
+		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
+		    "directory: %s", e->r.path, strerror(errno));
+		return errno == ELOOP ? 1 : -1;
+	}
+	for (tries = 0; tries < 10; tries++) {
+		util_random_hex(rnd, sizeof(rnd), 8);
+		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",
+		    FPATH_TMP_PREFIX, rnd);
+		if (renameat2(AT_FDCWD, tmp_path, e->pfd, e->tmpname,
+		    RENAME_NOREPLACE) == 0) {
+			e->tmpfd = openat(e->pfd, e->tmpname, O_RDWR |
+			    O_NOFOLLOW | O_CLOEXEC);
+			if (e->tmpfd == -1)
+				goto fail;
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	if (errno != EXDEV && errno != EINVAL && errno != ENOSYS) {
+		e->tmpname[0] = '\0';
+		goto fail;
+	}
+	/* Another filesystem: stream a copy, constant memory. */
+	if ((in = open(tmp_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    (buf = malloc(FILES_IO_CHUNK)) == NULL) {
+		e->tmpname[0] = '\0';
+		goto fail;
+	}
+	e->tmpfd = openat(e->pfd, e->tmpname, O_RDWR | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (e->tmpfd == -1) {
+		e->tmpname[0] = '\0';
+		goto fail;
+	}
+	for (;;) {
+		r = read(in, buf, FILES_IO_CHUNK);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		for (off = 0; off < r; off += w)
+			if ((w = write(e->tmpfd, buf + off,
+			    (size_t)(r - off))) <= 0)
+				goto fail;
+	}
+	if (r == -1)
+		goto fail;
+	ret = 0;
+fail:
+	if (ret == -1)
+		util_fmt(c->err, c->errsz, "files: upload %s: %s", e->r.path,
+		    strerror(errno));
+	free(buf);
+	if (in != -1)
+		close(in);
+	return ret;
+}
+
+enum files_rc
+files_install_tmp(sqlite3 *db, const struct files_cfg *cfg,
+    const char *tmp_path, json_object *entry, struct files_sync_stats *stp,
+    char *err, size_t errsz)
+{
+	struct files_sync_stats dummy;
+	struct files_scan_stats sst;
+	struct fent e;
+	struct fctx c;
+	char msg[512], why[128], hex[FILES_HASH_HEX + 1], sbuf[128];
+	int64_t size;
+	int began = 0, rc;
+	enum files_rc ret = FILES_EINTERNAL;
+
+	memset(&c, 0, sizeof(c));
+	memset(&e, 0, sizeof(e));
+	memset(&dummy, 0, sizeof(dummy));
+	memset(&sst, 0, sizeof(sst));
+	e.pfd = e.tmpfd = -1;
+	if (stp == NULL)
+		stp = &dummy;
+	c.db = db;
+	c.cfg = cfg;
+	c.err = msg;
+	c.errsz = sizeof(msg);
+	c.rootfd = -1;
+	if (entry_parse(entry, &e.r, why, sizeof(why)) == -1) {
+		util_fmt(err, errsz, "upload: %s", why);
+		ret = FILES_EINPUT;
+		goto fail;
+	}
+	if (fpath_ignored(e.r.path, cfg->ignore, cfg->databases)) {
+		util_fmt(err, errsz, "upload: path is ignored or a database");
+		ret = FILES_EINPUT;
+		goto fail;
+	}
+	if (!e.r.deleted && !e.r.dir && tmp_path == NULL) {
+		util_fmt(err, errsz, "upload: no content");
+		ret = FILES_EINPUT;
+		goto fail;
+	}
+	stp->entries++;
+	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
+		goto fail;
+	if (ctx_begin(&c) == -1)
+		goto dbfail;
+	began = 1;
+	if (rescan_one(&c, e.r.path, &sst) == -1)
+		goto dbfail;
+	began = 0;
+	if (ctx_end(&c, 1) == -1)
+		goto dbfail;
+	if (!e.r.deleted && !e.r.dir) {
+		rc = take_upload(&c, &e, tmp_path);
+		if (rc != 0) {
+			util_strlcpy(err, msg, errsz);
+			ret = rc == 1 ? FILES_EPARTIAL : FILES_EINTERNAL;
+			goto fail;
+		}
+		if (fsync(e.tmpfd) == -1 || files_hash_fd(e.tmpfd, hex,
+		    sizeof(hex), &size) == -1) {
+			util_fmt(err, errsz, "upload: %s", strerror(errno));
+			goto fail;
+		}
+		if (size != e.r.size || strcmp(hex, e.r.hash) != 0) {
+			util_fmt(err, errsz, "upload: content does not match "
+			    "its size and hash");
+			log_warnx("upload refused (hash/size mismatch): %s",
+			    log_scrub(sbuf, sizeof(sbuf), e.r.path));
+			ret = FILES_EINPUT;
+			goto fail;
+		}
+		stp->bytes += size;
+	}
+	if (ctx_begin(&c) == -1)
+		goto dbfail;
+	began = 1;
+	rc = apply_entry(&c, &e, stp);
+	if (rc == -1)
+		goto dbfail;
+	began = 0;
+	if (ctx_end(&c, 1) == -1)
+		goto dbfail;
+	if (rc == ENT_DONE)
+		ret = FILES_OK;
+	else {
+		if (rc == ENT_REFUSED)
+			util_fmt(err, errsz, "upload: unsafe here (symlink or "
+			    "special file on the path)");
+		else
+			util_strlcpy(err, msg, errsz);
+		if (rc == ENT_REFUSED)
+			stp->refused++;
+		else
+			stp->errors++;
+		ret = FILES_EPARTIAL;
+	}
+	goto fail;
+dbfail:
+	util_strlcpy(err, msg, errsz);
+fail:
+	if (began)
+		ctx_end(&c, 0);
+	if (e.tmpfd != -1)
+		close(e.tmpfd);
+	if (e.pfd != -1) {
+		if (e.tmpname[0] != '\0')
+			unlinkat(e.pfd, e.tmpname, 0);
+		close(e.pfd);
+	}
+	frow_clear(&e.r);
+	if (c.rootfd != -1)
+		close(c.rootfd);
+	return ret;
+}
+
+enum files_rc
+files_conflicts(sqlite3 *db, int limit, int offset, json_object **out,
+    char *err, size_t errsz)
+{
+	sqlite3_stmt *s = NULL;
+	json_object *res = NULL, *arr, *o;
+	char at[TM_RFC3339_LEN];
+	const char *t;
+	int rc;
+	enum files_rc ret = FILES_EINTERNAL;
+
+	*out = NULL;
+	if (limit < 1 || limit > FILES_MANIFEST_MAX)
+		limit = FILES_MANIFEST_MAX;
+	if (offset < 0)
+		offset = 0;
+	if ((res = json_object_new_object()) == NULL ||
+	    (arr = json_object_new_array()) == NULL) {
+		util_fmt(err, errsz, "files: out of memory");
+		goto fail;
+	}
+	json_object_object_add(res, "conflicts", arr);
+	if (sqlite3_prepare_v2(db, "SELECT id, at_ms, kind, path, copy, "
+	    "win_hlc, win_origin, lose_hlc, lose_origin FROM files_conflicts "
+	    "ORDER BY id DESC LIMIT ?1 OFFSET ?2", -1, &s, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int(s, 1, limit);
+	sqlite3_bind_int(s, 2, offset);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((o = json_object_new_object()) == NULL ||
+		    json_object_array_add(arr, o) != 0) {
+			json_object_put(o);
+			util_fmt(err, errsz, "files: out of memory");
+			goto fail;
+		}
+#define COLTXT(i) ((t = (const char *)sqlite3_column_text(s, (i))) ? t : "")
+		json_object_object_add(o, "id",
+		    json_object_new_int64(sqlite3_column_int64(s, 0)));
+		json_object_object_add(o, "at", json_object_new_string(
+		    tm_rfc3339(at, sizeof(at), sqlite3_column_int64(s, 1))));
+		json_object_object_add(o, "kind",
+		    json_object_new_string(COLTXT(2)));
+		json_object_object_add(o, "path",
+		    json_object_new_string(COLTXT(3)));
+		json_object_object_add(o, "copy",
+		    sqlite3_column_type(s, 4) == SQLITE_NULL ? NULL :
+		    json_object_new_string(COLTXT(4)));
+		json_object_object_add(o, "winner_hlc",
+		    json_object_new_int64(sqlite3_column_int64(s, 5)));
+		json_object_object_add(o, "winner_origin",
+		    json_object_new_string(COLTXT(6)));
+		json_object_object_add(o, "loser_hlc",
+		    json_object_new_int64(sqlite3_column_int64(s, 7)));
+		json_object_object_add(o, "loser_origin",
+		    json_object_new_string(COLTXT(8)));
+#undef COLTXT
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM files_conflicts", -1,
+	    &s, NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+		goto dberr;
+	json_object_object_add(res, "total",
+	    json_object_new_int64(sqlite3_column_int64(s, 0)));
+	*out = res;
+	res = NULL;
+	ret = FILES_OK;
+	goto fail;
+dberr:
+	util_fmt(err, errsz, "files: conflicts: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(s);
+	json_object_put(res);
+	return ret;
+}
