@@ -17,4 +17,11 @@ int	 api_peers_list(struct req *);
 int	 api_peers_add(struct req *);
 int	 api_peers_action(struct req *);
 
+/* api_sync.c: database sync */
+int	 api_changes(struct req *);
+int	 api_receive_changes(struct req *);
+int	 api_data(struct req *);
+int	 api_sync_now(struct req *);
+int	 api_trigger(struct req *);
+
 #endif

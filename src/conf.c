@@ -364,3 +364,74 @@ conf_path(const struct conf *c, char *buf, size_t bufsz, const char *rel)
 {
 	return util_fmt(buf, bufsz, "%s/%s", c->dir, rel);
 }
+
+/* The line setting key in text ("key = v", or "# key = v" when commented
+ * is set), or NULL; *end gets the start of the next line. */
+static const char *
+key_line(const char *text, const char *key, int commented, const char **end)
+{
+	size_t klen = strlen(key);
+
+	for (const char *line = text; *line != '\0'; line = *end) {
+		const char *p = line, *nl = strchr(line, '\n');
+
+		*end = nl ? nl + 1 : line + strlen(line);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if ((*p == '#') != commented)
+			continue;
+		if (commented)
+			for (p++; *p == ' '; p++)
+				;
+		if (strncmp(p, key, klen) == 0 && (p[klen] == ' ' ||
+		    p[klen] == '=' || p[klen] == '\t'))
+			return line;
+	}
+	return NULL;
+}
+
+int
+conf_update_file(const struct conf *c, const char *key, const char *val,
+    char *err, size_t errsz)
+{
+	char path[UTIL_PATH_MAX], *text = NULL, *out = NULL;
+	struct conf check = *c;
+	const char *hit, *hit_end = NULL;
+	size_t len, cap, o;
+	int rc = -1;
+
+	if (conf_set(&check, key, val, err, errsz) == -1)
+		return -1;
+	conf_path(c, path, sizeof(path), CONF_FILE);
+	if (util_read_file(path, 1 << 20, &text, &len) == -1) {
+		util_fmt(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* The active line wins over the commented default. */
+	if ((hit = key_line(text, key, 0, &hit_end)) == NULL)
+		hit = key_line(text, key, 1, &hit_end);
+	cap = len + strlen(key) + strlen(val) + 16;
+	if ((out = malloc(cap)) == NULL) {
+		util_fmt(err, errsz, "out of memory");
+		goto done;
+	}
+	o = hit != NULL ? (size_t)(hit - text) : len;
+	memcpy(out, text, o);
+	if (hit == NULL && o > 0 && out[o - 1] != '\n')
+		out[o++] = '\n';
+	o += (size_t)snprintf(out + o, cap - o, "%s = %s\n", key, val);
+	if (hit != NULL) {
+		size_t rest = len - (size_t)(hit_end - text);
+		memcpy(out + o, hit_end, rest);
+		o += rest;
+	}
+	if (util_write_file_atomic(path, out, o, 0644) == -1) {
+		util_fmt(err, errsz, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	free(text);
+	free(out);
+	return rc;
+}

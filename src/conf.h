@@ -61,6 +61,15 @@ int	 conf_set(struct conf *c, const char *key, const char *val, char *err,
  */
 char	*conf_render(const struct conf *c, const char *const *set);
 
+/*
+ * Change one key in DIR/meshsync.conf on disk (crash-safe rewrite): the
+ * active line is replaced, else the commented default, else a line is
+ * appended; comments and other keys are kept.  The value is checked like
+ * conf_set.  Returns 0, or -1 with a reason.
+ */
+int	 conf_update_file(const struct conf *c, const char *key,
+	    const char *val, char *err, size_t errsz);
+
 /* Path helper: DIR/rel into buf.  Returns 0, or -1 on truncation. */
 int	 conf_path(const struct conf *c, char *buf, size_t bufsz,
 	    const char *rel);

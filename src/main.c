@@ -59,6 +59,24 @@ const struct cmd cmd_table[] = {
 	    "(trust on first\nuse); the pair is connected once the other node "
 	    "has added this one too.\n`repin` accepts a changed key of an "
 	    "existing peer.  PEER is a name, node id\nor number from `list`.\n" },
+	{ .name = "track", .fn = cmd_track,
+	  .summary = "capture changes of application tables",
+	  .usage = "usage: meshsync track [--dir DIR] [--immediate] DB TABLE...\n\n"
+	    "Installs capture triggers on TABLEs of DB (a SQLite file in the "
+	    "instance\nfolder, e.g. app.db) so every committed insert, update "
+	    "and delete by any\nwriter is logged for sync.  Idempotent; run it "
+	    "again after adding columns.\nTables need a primary key.  DB is "
+	    "added to `databases` in meshsync.conf.\n--immediate marks the "
+	    "tables for sync within a second of commit.\n" },
+	{ .name = "untrack", .fn = cmd_untrack,
+	  .summary = "stop capturing changes of tables",
+	  .usage = "usage: meshsync untrack [--dir DIR] DB TABLE...\n" },
+	{ .name = "sync", .fn = cmd_sync,
+	  .summary = "sync now with one or every peer, both ways",
+	  .usage = "usage: meshsync sync [--dir DIR] [--peer PEER | --all] "
+	    "[--json]\n\nPulls each peer's changes, pushes ours, and reports "
+	    "'N sent, M received,\nK conflicts' per peer.  Exit status 1 when "
+	    "any peer failed.\n" },
 	{ .name = "demo", .fn = cmd_demo,
 	  .summary = "run a local 3-node demo mesh with sample data",
 	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE]\n\n"

@@ -25,6 +25,16 @@ static const struct route route_table[] = {
 	  .fn = api_peers_add },
 	{ .method = "POST", .path = "/api/sync/peers/action",
 	  .access = ACC_SUPERADMIN, .fn = api_peers_action },
+	{ .method = "GET", .path = "/api/sync/changes", .access = ACC_PEER,
+	  .fn = api_changes },
+	{ .method = "POST", .path = "/api/sync/receive-changes",
+	  .access = ACC_PEER, .fn = api_receive_changes },
+	{ .method = "POST", .path = "/api/sync/data", .access = ACC_ADMIN,
+	  .fn = api_data },
+	{ .method = "POST", .path = "/api/sync/sync", .access = ACC_ADMIN,
+	  .fn = api_sync_now },
+	{ .method = "POST", .path = "/api/sync/trigger", .access = ACC_ANY,
+	  .fn = api_trigger },
 
 	/* Pages: unauthenticated visitors are sent to the login form. */
 	{ .method = "GET", .path = "/sync/login", .access = ACC_ANY, .page = 1,

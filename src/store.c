@@ -58,6 +58,12 @@ static const char *const store_migrations[] = {
 	"  peer TEXT,"
 	"  message TEXT NOT NULL);"
 	"CREATE INDEX events_kind ON events(kind, id);",
+	/* 2: database sync: which tables of which app DB are tracked */
+	"CREATE TABLE tracked ("
+	"  db TEXT NOT NULL, tbl TEXT NOT NULL,"
+	"  immediate INTEGER NOT NULL DEFAULT 0,"
+	"  since TEXT NOT NULL,"
+	"  PRIMARY KEY (db, tbl));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -1,0 +1,268 @@
+/* api_sync.c - the database changes feed and apply, offline clients, sync now, trigger. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "dbsync.h"
+#include "hlc.h"
+#include "log.h"
+#include "syncrun.h"
+#include "tm.h"
+#include "util.h"
+#include "wake.h"
+
+#define TRIGGER_COOLDOWN_MS	5000
+
+/* Open the application DB a request names (?db=), or answer 404. */
+static sqlite3 *
+open_db(struct req *r, const char **name_out)
+{
+	const char *name = req_param(r, "db");
+	char path[UTIL_PATH_MAX], err[512];
+	sqlite3 *app = NULL;
+
+	if (name == NULL) {
+		req_error(r, 400, "missing db parameter");
+		return NULL;
+	}
+	if (sync_db_path(r->ctx->conf, name, path, sizeof(path)) == -1) {
+		req_error(r, 404, "no such database on this node");
+		return NULL;
+	}
+	if (dbsync_open(path, &app, err, sizeof(err)) == -1) {
+		sqlite3_close(app);
+		req_error(r, 500, "cannot open database: %s", err);
+		return NULL;
+	}
+	*name_out = name;
+	return app;
+}
+
+static int
+answer_rc(struct req *r, enum dbsync_rc rc, const char *err)
+{
+	switch (rc) {
+	case DBSYNC_EINPUT:
+		return req_error(r, 400, "%s", err);
+	case DBSYNC_ECOMPACTED:
+		return req_error(r, 409, "%s (bootstrap from a snapshot)", err);
+	default:
+		return req_error(r, 500, "%s", err);
+	}
+}
+
+/* GET /api/sync/changes?db=&since=&limit= (peer).  limit=0 asks only for
+ * the version vector, which is where a push starts. */
+int
+api_changes(struct req *r)
+{
+	const char *name, *lim = req_param(r, "limit"), *es;
+	json_object *since = NULL, *batch = NULL, *o;
+	char err[512];
+	long long limit = SYNC_BATCH;
+	enum dbsync_rc rc;
+	sqlite3 *app;
+
+	if (lim != NULL && util_strtonum(lim, 0, DBSYNC_MAX_BATCH, &limit,
+	    &es) == -1)
+		return req_error(r, 400, "limit is %s (0..%d)", es,
+		    DBSYNC_MAX_BATCH);
+	since = sync_vv_decode(req_param(r, "since") ? req_param(r, "since") : "");
+	if (since == NULL)
+		return req_error(r, 400, "malformed cursor");
+	if ((app = open_db(r, &name)) == NULL) {
+		json_object_put(since);
+		return 0;
+	}
+	if (limit == 0) {
+		if (dbsync_vv(app, &batch, err, sizeof(err)) == -1) {
+			rc = DBSYNC_EINTERNAL;
+			goto fail;
+		}
+		o = json_object_new_object();
+		json_object_object_add(o, "vv", batch);
+		json_object_put(since);
+		sqlite3_close(app);
+		return req_json(r, 200, o);
+	}
+	/* Harvest first so the feed includes writes not yet picked up. */
+	{
+		struct dbsync_stats st;
+		memset(&st, 0, sizeof(st));
+		rc = dbsync_harvest(app, r->ctx->id->node_id, hlc_now_ms(), &st,
+		    err, sizeof(err));
+		if (rc != DBSYNC_OK)
+			goto fail;
+	}
+	rc = dbsync_feed(app, since, (int)limit, &batch, err, sizeof(err));
+	if (rc != DBSYNC_OK)
+		goto fail;
+	json_object_put(since);
+	sqlite3_close(app);
+	return req_json(r, 200, batch);
+fail:
+	json_object_put(since);
+	sqlite3_close(app);
+	return answer_rc(r, rc, err);
+}
+
+/* POST /api/sync/receive-changes?db= (peer): one batch, one transaction. */
+int
+api_receive_changes(struct req *r)
+{
+	json_object *batch = NULL, *o, *vv = NULL;
+	struct dbsync_stats st;
+	const char *name;
+	enum dbsync_rc rc;
+	char err[512];
+	sqlite3 *app;
+
+	if (req_json_body(r, &batch) == -1)
+		return 0;
+	if (!json_object_is_type(batch, json_type_object)) {
+		json_object_put(batch);
+		return req_error(r, 400, "a batch is a JSON object");
+	}
+	if ((app = open_db(r, &name)) == NULL) {
+		json_object_put(batch);
+		return 0;
+	}
+	memset(&st, 0, sizeof(st));
+	rc = dbsync_apply(app, r->ctx->id->node_id, batch, hlc_now_ms(),
+	    (int64_t)r->ctx->conf->max_clock_skew * 1000, &st, err,
+	    sizeof(err));
+	json_object_put(batch);
+	if (rc != DBSYNC_OK) {
+		sqlite3_close(app);
+		return answer_rc(r, rc, err);
+	}
+	if (dbsync_vv(app, &vv, err, sizeof(err)) == -1) {
+		sqlite3_close(app);
+		return req_error(r, 500, "%s", err);
+	}
+	sqlite3_close(app);
+	if (st.applied > 0)
+		wake_send(r->ctx->conf, "applied");
+	o = json_object_new_object();
+	json_object_object_add(o, "applied", json_object_new_int64(st.applied));
+	json_object_object_add(o, "skipped", json_object_new_int64(st.skipped));
+	json_object_object_add(o, "deferred", json_object_new_int64(st.deferred));
+	json_object_object_add(o, "parked", json_object_new_int64(st.parked));
+	json_object_object_add(o, "conflicts", json_object_new_int64(st.conflicts));
+	json_object_object_add(o, "vv", vv);
+	return req_json(r, 200, o);
+}
+
+/* POST /api/sync/data?db= (user token or session): an offline client's
+ * rows, with timezone-aware timestamps. */
+int
+api_data(struct req *r)
+{
+	json_object *body = NULL, *o;
+	struct dbsync_stats st;
+	const char *name;
+	enum dbsync_rc rc;
+	char err[512];
+	sqlite3 *app;
+
+	if (req_json_body(r, &body) == -1)
+		return 0;
+	if (!json_object_is_type(body, json_type_object)) {
+		json_object_put(body);
+		return req_error(r, 400, "want {\"changes\": [...]}");
+	}
+	if ((app = open_db(r, &name)) == NULL) {
+		json_object_put(body);
+		return 0;
+	}
+	memset(&st, 0, sizeof(st));
+	rc = dbsync_apply_client(app, r->ctx->id->node_id, body, hlc_now_ms(),
+	    &st, err, sizeof(err));
+	json_object_put(body);
+	sqlite3_close(app);
+	if (rc != DBSYNC_OK)
+		return answer_rc(r, rc, err);
+	wake_send(r->ctx->conf, "sync");
+	o = json_object_new_object();
+	json_object_object_add(o, "applied", json_object_new_int64(st.applied));
+	json_object_object_add(o, "conflicts", json_object_new_int64(st.conflicts));
+	return req_json(r, 200, o);
+}
+
+/* POST /api/sync/sync[?peer=] (admin): sync now, answer the counts. */
+int
+api_sync_now(struct req *r)
+{
+	const char *only = req_param(r, "peer");
+	json_object *o;
+
+	o = syncrun_all(r->ctx->db, r->ctx->conf, r->ctx->id,
+	    only && *only ? only : NULL);
+	if (o == NULL)
+		return req_error(r, 404, "no such peer");
+	return req_json(r, 200, o);
+}
+
+/*
+ * POST /api/sync/trigger (anyone, same origin): ask the worker to sync
+ * soon.  It exposes nothing and only shortens a wait, so it needs no
+ * login, but a cross-site page may not fire it and it is rate-limited.
+ */
+int
+api_trigger(struct req *r)
+{
+	const char *origin = r->origin;
+	int64_t now = tm_now_ms();
+	sqlite3_stmt *st = NULL;
+	json_object *o;
+	int started = 0;
+
+	if (*origin != '\0') {
+		const char *host = strstr(origin, "://");
+		host = host ? host + 3 : origin;
+		if (strcmp(host, r->host) != 0)
+			return req_error(r, 403, "cross-origin trigger refused");
+	}
+	o = json_object_new_object();
+	if (store_scalar(r->ctx->db, "SELECT count(*) FROM peers WHERE "
+	    "enabled = 1") <= 0) {
+		json_object_object_add(o, "started", json_object_new_boolean(0));
+		json_object_object_add(o, "reason", json_object_new_string("no peers"));
+		return req_json(r, 200, o);
+	}
+	/* One conditional UPDATE is the rate limit, shared by every pool
+	 * worker: only a trigger outside the cooldown changes the row. */
+	if (sqlite3_prepare_v2(r->ctx->db, "INSERT INTO settings(key, value) "
+	    "VALUES ('last_trigger_ms', ?1) ON CONFLICT(key) DO UPDATE SET "
+	    "value = ?1 WHERE CAST(value AS INTEGER) <= ?1 - ?2", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_int64(st, 2, TRIGGER_COOLDOWN_MS);
+		if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(r->ctx->db) > 0)
+			started = 1;
+	}
+	sqlite3_finalize(st);
+	if (!started) {
+		char last[32];
+		long long wait_s = 1;
+		if (store_setting_get(r->ctx->db, "last_trigger_ms", last,
+		    sizeof(last)) == 0) {
+			wait_s = (strtoll(last, NULL, 10) + TRIGGER_COOLDOWN_MS -
+			    now + 999) / 1000;
+			if (wait_s < 1)
+				wait_s = 1;
+		}
+		json_object_put(o);
+		req_header(r, "Retry-After: %lld", wait_s);
+		return req_error(r, 429, "a sync was started moments ago");
+	}
+	if (wake_send(r->ctx->conf, "sync") == -1) {
+		json_object_object_add(o, "started", json_object_new_boolean(0));
+		json_object_object_add(o, "reason",
+		    json_object_new_string("sync worker not running"));
+		return req_json(r, 503, o);
+	}
+	json_object_object_add(o, "started", json_object_new_boolean(1));
+	return req_json(r, 202, o);
+}

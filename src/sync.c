@@ -1,0 +1,245 @@
+/* sync.c - the one-shot bidirectional database sync, over any transport. */
+#include "sync.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "dbsync.h"
+#include "hlc.h"
+#include "log.h"
+#include "util.h"
+
+static int64_t
+jint(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (o != NULL && json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_int))
+		return json_object_get_int64(v);
+	return 0;
+}
+
+static int
+more(json_object *batch)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(batch, "more", &v) &&
+	    json_object_get_boolean(v);
+}
+
+static size_t
+nchanges(json_object *batch)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(batch, "changes", &v) &&
+	    json_object_is_type(v, json_type_array))
+		return json_object_array_length(v);
+	return 0;
+}
+
+int
+sync_db(sqlite3 *app, const char *db_name, const char *self_id,
+    int64_t max_future_ms, const struct sync_transport *t,
+    struct sync_counts *out, char *err, size_t errsz)
+{
+	json_object *vv = NULL, *batch = NULL, *result = NULL, *pvv = NULL;
+	struct dbsync_stats st;
+	enum dbsync_rc rc;
+	char why[512];
+	int rounds, ret = -1;
+
+	/* Our own writes get their clocks before anything is compared. */
+	memset(&st, 0, sizeof(st));
+	if (dbsync_harvest(app, self_id, hlc_now_ms(), &st, why,
+	    sizeof(why)) != DBSYNC_OK) {
+		util_fmt(err, errsz, "%s: harvest: %s", db_name, why);
+		return -1;
+	}
+
+	/* Pull: everything the peer has after our version vector. */
+	for (rounds = 0; rounds < SYNC_MAX_ROUNDS; rounds++) {
+		if (dbsync_vv(app, &vv, why, sizeof(why)) == -1) {
+			util_fmt(err, errsz, "%s: %s", db_name, why);
+			goto done;
+		}
+		if (t->changes(t->arg, db_name, vv, SYNC_BATCH, &batch, why,
+		    sizeof(why)) == -1) {
+			util_fmt(err, errsz, "pull %s: %s", db_name, why);
+			goto done;
+		}
+		json_object_put(vv);
+		vv = NULL;
+		if (nchanges(batch) > 0) {
+			memset(&st, 0, sizeof(st));
+			rc = dbsync_apply(app, self_id, batch,
+			    hlc_now_ms(), max_future_ms, &st, why,
+			    sizeof(why));
+			if (rc != DBSYNC_OK) {
+				util_fmt(err, errsz, "pull %s: %s", db_name, why);
+				goto done;
+			}
+			out->received += st.applied;
+			out->conflicts += st.conflicts;
+		}
+		if (!more(batch) || nchanges(batch) == 0)
+			break;
+		json_object_put(batch);
+		batch = NULL;
+	}
+	json_object_put(batch);
+	batch = NULL;
+
+	/* Push: everything we have after the peer's version vector. */
+	if (t->vv(t->arg, db_name, &pvv, why, sizeof(why)) == -1) {
+		util_fmt(err, errsz, "push %s: %s", db_name, why);
+		goto done;
+	}
+	for (rounds = 0; rounds < SYNC_MAX_ROUNDS; rounds++) {
+		json_object *nvv;
+
+		rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why, sizeof(why));
+		if (rc != DBSYNC_OK) {
+			util_fmt(err, errsz, "push %s: %s", db_name, why);
+			goto done;
+		}
+		if (nchanges(batch) == 0)
+			break;
+		if (t->receive(t->arg, db_name, batch, &result, why,
+		    sizeof(why)) == -1) {
+			util_fmt(err, errsz, "push %s: %s", db_name, why);
+			goto done;
+		}
+		out->sent += jint(result, "applied");
+		out->conflicts += jint(result, "conflicts");
+		if (!more(batch))
+			break;
+		/* The peer's new version vector is where the next batch
+		 * starts; without it we would resend the same batch. */
+		if (!json_object_object_get_ex(result, "vv", &nvv) ||
+		    !json_object_is_type(nvv, json_type_object)) {
+			util_fmt(err, errsz, "push %s: peer answered without "
+			    "its version vector", db_name);
+			goto done;
+		}
+		json_object_put(pvv);
+		pvv = json_object_get(nvv);
+		json_object_put(result);
+		result = NULL;
+		json_object_put(batch);
+		batch = NULL;
+	}
+	ret = 0;
+done:
+	json_object_put(vv);
+	json_object_put(batch);
+	json_object_put(result);
+	json_object_put(pvv);
+	return ret;
+}
+
+int
+sync_db_each(const struct conf *c, int (*fn)(const char *, void *), void *arg)
+{
+	const char *p = c->databases;
+	char name[UTIL_PATH_MAX];
+
+	while (*p != '\0') {
+		size_t n;
+
+		p += strspn(p, " \t,");
+		n = strcspn(p, " \t,");
+		if (n == 0)
+			break;
+		if (n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if (fn(name, arg) == -1)
+				return -1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+struct find {
+	const char	*want;
+	int		 found;
+};
+
+static int
+find_one(const char *name, void *arg)
+{
+	struct find *f = arg;
+
+	if (strcmp(name, f->want) == 0)
+		f->found = 1;
+	return 0;
+}
+
+int
+sync_db_path(const struct conf *c, const char *name, char *buf, size_t bufsz)
+{
+	struct find f = { .want = name };
+
+	if (name == NULL || *name == '\0')
+		return -1;
+	sync_db_each(c, find_one, &f);
+	if (!f.found)
+		return -1;
+	return util_fmt(buf, bufsz, "%s/%s", c->instance_dir, name);
+}
+
+char *
+sync_vv_encode(json_object *vv)
+{
+	const char *s = json_object_to_json_string_ext(vv,
+	    JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(s), cap;
+	char *out;
+
+	cap = sodium_base64_encoded_len(len,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if ((out = malloc(cap)) == NULL)
+		return NULL;
+	sodium_bin2base64(out, cap, (const unsigned char *)s, len,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return out;
+}
+
+json_object *
+sync_vv_decode(const char *s)
+{
+	unsigned char buf[16384];
+	size_t len;
+	json_object *o;
+
+	if (s == NULL)
+		return NULL;
+	if (*s == '\0')
+		return json_object_new_object();
+	if (strlen(s) > sizeof(buf) || sodium_base642bin(buf, sizeof(buf) - 1,
+	    s, strlen(s), NULL, &len, NULL,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+		return NULL;
+	buf[len] = '\0';
+	if ((o = json_tokener_parse((const char *)buf)) == NULL)
+		return NULL;
+	if (!json_object_is_type(o, json_type_object))
+		goto bad;
+	/* A version vector maps node ids to non-negative sequence numbers. */
+	json_object_object_foreach(o, k, val) {
+		if (strlen(k) == 0 || strlen(k) > 64 ||
+		    !json_object_is_type(val, json_type_int) ||
+		    json_object_get_int64(val) < 0)
+			goto bad;
+	}
+	return o;
+bad:
+	json_object_put(o);
+	return NULL;
+}

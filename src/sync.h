@@ -1,0 +1,73 @@
+/* sync.h - one bidirectional sync of a database with one peer: pull, then push, counted. */
+#ifndef MESHSYNC_SYNC_H
+#define MESHSYNC_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "conf.h"
+
+#define SYNC_BATCH	2000	/* row changes per request */
+#define SYNC_MAX_ROUNDS	100000	/* batches per direction, a runaway guard */
+
+/*
+ * How the engine reaches the other side.  The edge implements it with
+ * signed libcurl requests (peer.c); tests call a second node directly.
+ * Each function returns 0, or -1 with a reason; JSON results are owned by
+ * the caller.
+ */
+struct sync_transport {
+	/* The peer's version vector for db. */
+	int	(*vv)(void *arg, const char *db, json_object **vv, char *err,
+		    size_t errsz);
+	/* The peer's changes after `since` (a version vector). */
+	int	(*changes)(void *arg, const char *db, json_object *since,
+		    int limit, json_object **batch, char *err, size_t errsz);
+	/* Apply a batch on the peer; *result is its answer
+	 * ({"applied", "conflicts", "vv"}). */
+	int	(*receive)(void *arg, const char *db, json_object *batch,
+		    json_object **result, char *err, size_t errsz);
+	void	*arg;
+};
+
+struct sync_counts {
+	int64_t	 sent;		/* our changes the peer applied */
+	int64_t	 received;	/* the peer's changes we applied */
+	int64_t	 conflicts;	/* overwritten concurrent values, both sides */
+};
+
+/*
+ * Sync one application DB with one peer: pull every batch after our
+ * version vector and apply each atomically, then push every batch after
+ * the peer's.  A failure stops at a batch boundary: what was applied stays
+ * applied (each batch is whole), the rest comes next time.  Counts add
+ * into *out.  Returns 0, or -1 with a reason.
+ */
+int	 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
+	    int64_t max_future_ms, const struct sync_transport *t,
+	    struct sync_counts *out, char *err, size_t errsz);
+
+/*
+ * The node's databases: conf `databases`, space-separated paths relative
+ * to the instance folder.  sync_db_path() resolves one name, refusing any
+ * name not in that list (so a request can never name another file).
+ * Returns 0, or -1.
+ */
+int	 sync_db_path(const struct conf *c, const char *name, char *buf,
+	    size_t bufsz);
+
+/* Call fn(name, arg) for every configured database; stops at the first
+ * -1 and returns it, else 0. */
+int	 sync_db_each(const struct conf *c,
+	    int (*fn)(const char *name, void *arg), void *arg);
+
+/* Version vectors travel in URLs as base64url(JSON).  encode returns a
+ * malloc'd string (caller frees) or NULL; decode returns a JSON object the
+ * caller puts, or NULL for anything malformed. */
+char	*sync_vv_encode(json_object *vv);
+json_object *sync_vv_decode(const char *s);
+
+#endif
