@@ -162,3 +162,47 @@ test_done() {
 	echo "1..$test_count"
 	[ "$test_failed" -eq 0 ]
 }
+
+# app_db NAME: a scouting-style application DB in the node's instance folder,
+# WAL mode, with its tables tracked.
+app_db() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	sqlite3 "$dir/instance/app.db" >/dev/null <<-'SQL' &&
+		PRAGMA journal_mode = WAL;
+		CREATE TABLE teams (number INTEGER PRIMARY KEY, name TEXT, city TEXT);
+		CREATE TABLE reports (id TEXT PRIMARY KEY, team INTEGER NOT NULL,
+			score REAL, notes TEXT, photo BLOB);
+	SQL
+	"$MESHSYNC" track --dir "$dir" app.db teams reports >/dev/null
+}
+
+# sql NAME SQL...: run SQL with the sqlite3 shell on the node's app DB.
+sql() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	shift
+	sqlite3 -cmd ".timeout 5000" "$dir/instance/app.db" "$@"
+}
+
+# pair A B: each node adds the other (a connected pair).
+pair() {
+	local adir bdir aport bport
+	eval "adir=\$${1}_DIR bdir=\$${2}_DIR aport=\$${1}_PORT bport=\$${2}_PORT"
+	"$MESHSYNC" peer add --dir "$adir" "127.0.0.1:$bport" >/dev/null &&
+	"$MESHSYNC" peer add --dir "$bdir" "127.0.0.1:$aport" >/dev/null
+}
+
+# msync NAME [args]: meshsync sync on a node.
+msync() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	shift
+	"$MESHSYNC" sync --dir "$dir" "$@"
+}
+
+# digest NAME: a checksum of every tracked table's rows, in key order.
+digest() {
+	sql "$1" "SELECT quote(number), quote(name), quote(city) FROM teams ORDER BY number;
+		SELECT quote(id), quote(team), quote(score), quote(notes), quote(photo) FROM reports ORDER BY id;" | sha256sum
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Database sync between real nodes through nginx: every write kind, relays,
+# per-column merge, conflicts, delete vs update, the offline client route.
+. "$(dirname "$0")/lib/test-lib.sh"
+
+for n in a b c; do init_node $n; app_db $n; start_node $n; done
+pair a b
+pair b c
+
+test_expect_success 'insert, update and delete from the sqlite3 shell on A arrive on B' '
+	sql a "INSERT INTO teams VALUES (254, '"'"'Cheesy Poofs'"'"', '"'"'San Jose'"'"');
+	       INSERT INTO teams VALUES (1114, '"'"'Simbotics'"'"', NULL);
+	       INSERT INTO teams VALUES (9999, '"'"'gone soon'"'"', NULL);
+	       INSERT INTO reports VALUES ('"'"'r1'"'"', 254, 12.5, '"'"'héllo ✓'"'"', x'"'"'00ff10'"'"');" &&
+	sql a "UPDATE teams SET city = '"'"'St. Catharines'"'"' WHERE number = 1114; DELETE FROM teams WHERE number = 9999" &&
+	msync a --peer b >"$SCRATCH/out" &&
+	grep -Eq "^b: [0-9]+ sent, 0 received, 0 conflicts$" "$SCRATCH/out" &&
+	test "$(sql b "SELECT city FROM teams WHERE number = 1114")" = "St. Catharines" &&
+	test "$(sql b "SELECT count(*) FROM teams WHERE number = 9999")" = 0 &&
+	test "$(sql b "SELECT hex(photo) || notes FROM reports")" = "00FF10héllo ✓" &&
+	test "$(digest a)" = "$(digest b)"
+'
+
+test_expect_success 'A and C are not peers; B relays A'"'"'s writes to C and nothing echoes' '
+	msync c >/dev/null &&
+	test "$(digest a)" = "$(digest c)" &&
+	msync a --peer b >"$SCRATCH/out" &&
+	grep -q "^b: 0 sent, 0 received, 0 conflicts$" "$SCRATCH/out"
+'
+
+test_expect_success 'concurrent edits to different columns of one row both survive' '
+	sql a "UPDATE teams SET name = '"'"'The Cheesy Poofs'"'"' WHERE number = 254" &&
+	sql b "UPDATE teams SET city = '"'"'San José'"'"' WHERE number = 254" &&
+	msync a --peer b >/dev/null &&
+	test "$(sql a "SELECT name || '"'"'/'"'"' || city FROM teams WHERE number = 254")" = "The Cheesy Poofs/San José" &&
+	test "$(digest a)" = "$(digest b)"
+'
+
+test_expect_success 'same column on both: one winner everywhere, the loser kept in conflicts' '
+	sql a "UPDATE reports SET notes = '"'"'from A'"'"' WHERE id = '"'"'r1'"'"'" &&
+	sleep 0.01 &&
+	sql b "UPDATE reports SET notes = '"'"'from B'"'"' WHERE id = '"'"'r1'"'"'" &&
+	msync a --peer b >"$SCRATCH/out" &&
+	grep -Eq "[1-9][0-9]* conflicts$" "$SCRATCH/out" &&
+	test "$(sql a "SELECT notes FROM reports")" = "from B" &&
+	test "$(sql b "SELECT notes FROM reports")" = "from B" &&
+	test "$(sql a "SELECT count(*) FROM _meshsync_conflicts WHERE col = '"'"'notes'"'"' AND lose_val = '"'"'from A'"'"' AND win_val = '"'"'from B'"'"'")" -ge 1
+'
+
+test_expect_success 'delete on one node, update on the other: the same outcome everywhere' '
+	sql a "INSERT INTO teams VALUES (3000, '"'"'x'"'"', '"'"'y'"'"')" &&
+	msync a --peer b >/dev/null &&
+	sql a "DELETE FROM teams WHERE number = 3000" &&
+	sql b "UPDATE teams SET city = '"'"'z'"'"' WHERE number = 3000" &&
+	msync b --peer a >/dev/null && msync b --peer c >/dev/null &&
+	test "$(digest a)" = "$(digest b)" && test "$(digest b)" = "$(digest c)"
+'
+
+test_expect_success 'the sync is logged and the peer shows its last success' '
+	tok=$(token a) &&
+	curl -s -H "Authorization: Bearer $tok" "$a_URL/api/sync/peers" | jq -e ".peers[0].last_ok != null" &&
+	sqlite3 "$a_DIR/meshsync.db" "SELECT message FROM events WHERE kind = '"'"'sync'"'"'" | grep -Eq "sent, [0-9]+ received"
+'
+
+test_expect_success 'POST /api/sync/sync answers the counts as JSON' '
+	sql b "INSERT INTO teams VALUES (4000, '"'"'api'"'"', NULL)" &&
+	curl -s -X POST -H "Authorization: Bearer $(token a)" "$a_URL/api/sync/sync?peer=b" >"$SCRATCH/j" &&
+	test "$(jq -r ".peers[0].peer" "$SCRATCH/j")" = b &&
+	test "$(jq -r .received "$SCRATCH/j")" -ge 1 &&
+	test "$(sql a "SELECT name FROM teams WHERE number = 4000")" = api
+'
+
+test_expect_success 'an offline client posts rows with zoned timestamps' '
+	t=$(token a) &&
+	code=$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "Authorization: Bearer $t" \
+		-d "{\"changes\":[{\"table\":\"teams\",\"op\":\"upsert\",\"pk\":{\"number\":5000},\"values\":{\"name\":\"field\",\"city\":\"Toronto\"},\"ts\":\"2026-11-21T23:00:00-05:00\"}]}" \
+		"$a_URL/api/sync/data?db=app.db") &&
+	test "$code" = 200 &&
+	test "$(sql a "SELECT city FROM teams WHERE number = 5000")" = Toronto
+'
+
+test_expect_success 'malformed client data is 400 with a reason and changes nothing' '
+	t=$(token a) && before=$(digest a) &&
+	for body in "{\"changes\":5}" "not json" \
+		"{\"changes\":[{\"table\":\"nope\",\"op\":\"upsert\",\"pk\":{\"id\":1},\"values\":{},\"ts\":\"2026-11-21T23:00:00Z\"}]}" \
+		"{\"changes\":[{\"table\":\"teams\",\"op\":\"upsert\",\"pk\":{\"number\":6000},\"values\":{\"name\":\"x\"},\"ts\":\"2026-11-21T23:00:00\"}]}" \
+		"{\"changes\":[{\"table\":\"teams\",\"op\":\"explode\",\"pk\":{\"number\":6000},\"values\":{},\"ts\":\"2026-11-21T23:00:00Z\"}]}"; do
+		code=$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "Authorization: Bearer $t" -d "$body" "$a_URL/api/sync/data?db=app.db") &&
+		test "$code" = 400 && jq -e .error "$SCRATCH/r" >/dev/null || { echo "accepted: $body"; exit 1; }
+	done &&
+	test "$(digest a)" = "$before"
+'
+
+test_expect_success 'client data needs a login, and names only configured databases' '
+	test "$(curl -s -o /dev/null -w "%{http_code}" -d "{}" "$a_URL/api/sync/data?db=app.db")" = 401 &&
+	test "$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "Authorization: Bearer $(token a)" -d "{\"changes\":[]}" "$a_URL/api/sync/data?db=../meshsync.db")" = 404
+'
+
+test_done

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Bad input on the signed peer routes: each refused with 4xx and nothing applied.
+. "$(dirname "$0")/lib/test-lib.sh"
+: "${MSIGN:?}"
+
+for n in a b; do init_node $n; app_db $n; start_node $n; done
+pair a b
+B_ID=$(sqlite3 "$b_DIR/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'")
+
+# post_batch FILE: signed POST of FILE to b's receive-changes; prints the status.
+post_batch() {
+	local uri="/api/sync/receive-changes?db=app.db"
+	hdr=$("$MSIGN" "$a_DIR" "$B_ID" POST "$uri" "$1") &&
+	curl -s -o "$SCRATCH/rb" -w "%{http_code}" -H "X-Meshsync-Signature: $hdr" \
+		-H "Content-Type: application/json" --data-binary @"$1" "$b_URL$uri"
+}
+get_changes() {
+	local uri="/api/sync/changes?db=app.db&$1"
+	hdr=$("$MSIGN" "$a_DIR" "$B_ID" GET "$uri" -) &&
+	curl -s -o "$SCRATCH/rb" -w "%{http_code}" -H "X-Meshsync-Signature: $hdr" "$b_URL$uri"
+}
+
+# A real batch from A to start from.
+sql a "INSERT INTO teams VALUES (1, 'one', 'x'); INSERT INTO teams VALUES (2, 'two', 'y')"
+A_ID=$(sqlite3 "$a_DIR/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'")
+hdr=$("$MSIGN" "$b_DIR" "$A_ID" GET "/api/sync/changes?db=app.db&limit=100&since=" -)
+curl -s -H "X-Meshsync-Signature: $hdr" "$a_URL/api/sync/changes?db=app.db&limit=100&since=" >"$SCRATCH/good.json"
+before=$(digest b)
+
+test_expect_success 'the real batch is well formed (the fixture for what follows)' '
+	test "$(jq ".changes | length" "$SCRATCH/good.json")" -ge 6
+'
+
+refused() { # refused TITLE JQ-FILTER
+	test_expect_success "$1 is 4xx, logged, nothing applied" '
+		jq -c '"'$2'"' "$SCRATCH/good.json" >"$SCRATCH/bad.json" &&
+		code=$(post_batch "$SCRATCH/bad.json") &&
+		echo "status $code: $(cat "$SCRATCH/rb")" &&
+		test "$code" -ge 400 && test "$code" -lt 500 && jq -e .error "$SCRATCH/rb" >/dev/null &&
+		test "$(digest b)" = "$before"
+	'
+}
+refused 'a change with a string seq' '.changes[0].s = "1"'
+refused 'a batch whose changes is not an array' '.changes = {}'
+refused 'a change naming an unknown table' '.changes[0].t = "nope" | .schemas.nope = null'
+refused 'a clock two minutes in the future' ".changes[0].h = ((now * 1000 + 120000) | floor) * 65536"
+refused 'a change without an origin' 'del(.changes[0].o)'
+
+test_expect_success 'broken JSON is 400 and nothing applied' '
+	printf "{\"changes\": [" >"$SCRATCH/broken.json" &&
+	test "$(post_batch "$SCRATCH/broken.json")" = 400 && test "$(digest b)" = "$before"
+'
+
+test_expect_success 'an oversized batch is 413 before it is parsed' '
+	head -c 9000000 /dev/zero | tr "\0" " " >"$SCRATCH/huge.json" &&
+	code=$(post_batch "$SCRATCH/huge.json") && test "$code" = 413 && test "$(digest b)" = "$before"
+'
+
+test_expect_success 'a malformed cursor or limit on the feed is 400' '
+	test "$(get_changes "since=%%%")" = 400 &&
+	test "$(get_changes "limit=-1")" = 400 &&
+	test "$(get_changes "limit=abc")" = 400
+'
+
+test_expect_success 'the genuine batch still applies afterwards, twice harmlessly' '
+	test "$(post_batch "$SCRATCH/good.json")" = 200 &&
+	test "$(post_batch "$SCRATCH/good.json")" = 200 &&
+	test "$(jq .applied "$SCRATCH/rb")" = 0 &&
+	test "$(sql b "SELECT group_concat(name) FROM teams")" = "one,two"
+'
+
+test_expect_success 'a different schema is parked with a logged reason, not applied' '
+	sql a "INSERT INTO teams VALUES (3, '"'"'three'"'"', '"'"'z'"'"')" &&
+	since=$(printf "{\"%s\":6}" "$A_ID" | base64 -w0 | tr "+/" "-_" | tr -d "=") &&
+	hdr=$("$MSIGN" "$b_DIR" "$A_ID" GET "/api/sync/changes?db=app.db&limit=100&since=$since" -) &&
+	curl -s -H "X-Meshsync-Signature: $hdr" "$a_URL/api/sync/changes?db=app.db&limit=100&since=$since" >"$SCRATCH/new.json" &&
+	test "$(jq ".changes | length" "$SCRATCH/new.json")" -ge 3 &&
+	jq -c ".schemas.teams = \"$(printf "%064d" 1)\"" "$SCRATCH/new.json" >"$SCRATCH/schema.json" &&
+	code=$(post_batch "$SCRATCH/schema.json") && test "$code" = 200 &&
+	test "$(sql b "SELECT count(*) FROM teams WHERE number = 3")" = 0 &&
+	test "$(sql b "SELECT count(*) FROM _meshsync_parked")" -ge 3 &&
+	grep -q "schema differs" "$b_DIR/meshsync.log"
+'
+
+test_done
