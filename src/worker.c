@@ -1,18 +1,71 @@
-/* worker.c - the worker's event loop: timers now; watchers and peer sync hang off it. */
+/* worker.c - the worker's event loop: watch the app DBs, sync at once or on the timer, with backoff. */
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "dbsync.h"
+#include "hlc.h"
 #include "log.h"
 #include "node.h"
+#include "peers.h"
+#include "store.h"
+#include "sync.h"
+#include "syncrun.h"
+#include "tm.h"
 #include "util.h"
+#include "wake.h"
+
+#define WORKER_MAX_DBS		16
+#define WORKER_MAX_PEERS	64
+#define DEBOUNCE_MS		50	/* coalesce a burst of commits */
+#define BACKOFF_MAX_MS		60000
+#define HOOK_DEBOUNCE_MS	200
+
+/* One watched application database. */
+struct wdb {
+	char	 name[UTIL_PATH_MAX];
+	char	 path[UTIL_PATH_MAX];
+	char	 base[256];		/* file name, to match inotify events */
+	sqlite3	*conn;			/* our reader, for PRAGMA data_version */
+	int64_t	 data_version;
+	int	 wd;
+};
+
+/* What the worker knows about a peer between runs. */
+struct wpeer {
+	int	 id;
+	int	 failures;
+	int64_t	 next_try_ms;		/* backoff: not before this */
+};
+
+struct worker {
+	const struct conf		*conf;
+	struct store_identity		 id;
+	sqlite3				*state;
+	struct wdb			 dbs[WORKER_MAX_DBS];
+	int				 ndbs;
+	struct wpeer			 peers[WORKER_MAX_PEERS];
+	int				 npeers;
+	int				 ino;
+	int64_t				 push_at;	/* 0: nothing due */
+	int				 push_all;	/* periodic: pull too */
+	int64_t				 periodic_at;
+	int64_t				 hook_at;
+};
 
 static volatile sig_atomic_t worker_stop;
 
@@ -23,14 +76,210 @@ on_stop(int sig)
 	worker_stop = 1;
 }
 
+static struct wpeer *
+wpeer_of(struct worker *w, int id)
+{
+	for (int i = 0; i < w->npeers; i++)
+		if (w->peers[i].id == id)
+			return &w->peers[i];
+	if (w->npeers == WORKER_MAX_PEERS)
+		return NULL;
+	w->peers[w->npeers] = (struct wpeer){ .id = id };
+	return &w->peers[w->npeers++];
+}
+
+static int
+add_db(const char *name, void *arg)
+{
+	struct worker *w = arg;
+	struct wdb *d;
+	char dir[UTIL_PATH_MAX], err[256], *slash;
+
+	if (w->ndbs == WORKER_MAX_DBS) {
+		log_warnx("more than %d databases: %s not watched",
+		    WORKER_MAX_DBS, name);
+		return 0;
+	}
+	d = &w->dbs[w->ndbs];
+	memset(d, 0, sizeof(*d));
+	d->wd = -1;
+	util_strlcpy(d->name, name, sizeof(d->name));
+	if (sync_db_path(w->conf, name, d->path, sizeof(d->path)) == -1)
+		return 0;
+	util_strlcpy(dir, d->path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	util_strlcpy(d->base, slash + 1, sizeof(d->base));
+	*slash = '\0';
+	if (dbsync_open(d->path, &d->conn, err, sizeof(err)) == -1) {
+		log_warnx("database %s: %s (not watched)", name, err);
+		sqlite3_close(d->conn);
+		return 0;
+	}
+	d->data_version = store_scalar(d->conn, "PRAGMA data_version");
+	/* The directory, not the file: the WAL and journal come and go, and
+	 * a commit in WAL mode touches only the -wal file. */
+	d->wd = inotify_add_watch(w->ino, dir, IN_MODIFY | IN_CLOSE_WRITE |
+	    IN_MOVED_TO | IN_CREATE);
+	if (d->wd == -1)
+		log_warnx("inotify on %s: %s", dir, strerror(errno));
+	w->ndbs++;
+	return 0;
+}
+
+/* Does any captured row of db belong to a table marked immediate? */
+static int
+immediate_pending(struct worker *w, struct wdb *d)
+{
+	sqlite3_stmt *st = NULL;
+	int hit = 0;
+
+	if (sqlite3_prepare_v2(d->conn, "SELECT DISTINCT t.tbl FROM "
+	    "_meshsync_capture c JOIN _meshsync_tracked t ON t.tid = c.tid",
+	    -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	while (!hit && sqlite3_step(st) == SQLITE_ROW) {
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(w->state, "SELECT 1 FROM tracked WHERE "
+		    "db = ? AND tbl = ? AND immediate = 1", -1, &q,
+		    NULL) == SQLITE_OK) {
+			sqlite3_bind_text(q, 1, d->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 2, (const char *)
+			    sqlite3_column_text(st, 0), -1, SQLITE_STATIC);
+			hit = sqlite3_step(q) == SQLITE_ROW;
+		}
+		sqlite3_finalize(q);
+	}
+	sqlite3_finalize(st);
+	return hit;
+}
+
+/* A commit landed in some watched DB: immediate tables push at once (after
+ * the debounce), the rest wait for the periodic run. */
+static void
+db_changed(struct worker *w, int64_t now)
+{
+	for (int i = 0; i < w->ndbs; i++) {
+		struct wdb *d = &w->dbs[i];
+		int64_t v = store_scalar(d->conn, "PRAGMA data_version");
+
+		if (v == d->data_version)
+			continue;
+		d->data_version = v;
+		if (immediate_pending(w, d) && w->push_at == 0)
+			w->push_at = now + DEBOUNCE_MS;
+	}
+}
+
+static void
+run_hook(struct worker *w)
+{
+	pid_t pid;
+
+	if (w->conf->post_apply_hook[0] == '\0')
+		return;
+	pid = fork();
+	if (pid == 0) {
+		setsid();
+		execl("/bin/sh", "sh", "-c", w->conf->post_apply_hook,
+		    (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		log_info("post_apply_hook started (pid %ld)", (long)pid);
+	else
+		log_err("post_apply_hook: fork: %s", strerror(errno));
+}
+
+/* Sync with every enabled peer that is not backing off. */
+static void
+sync_round(struct worker *w, int64_t now, const char *why)
+{
+	json_object *list = peers_list(w->state);
+	size_t n = list ? json_object_array_length(list) : 0;
+	int received = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *pj = json_object_array_get_idx(list, i), *v;
+		struct syncrun_result res;
+		struct wpeer *wp;
+		struct peer p;
+
+		json_object_object_get_ex(pj, "node_id", &v);
+		if (peers_by_node(w->state, json_object_get_string(v), &p) != 0 ||
+		    !p.enabled || (wp = wpeer_of(w, p.id)) == NULL)
+			continue;
+		if (wp->next_try_ms > now)
+			continue;
+		if (syncrun_peer(w->state, w->conf, &w->id, &p, &res) == 0) {
+			if (wp->failures > 0)
+				log_info("%s is back after %d failed attempts",
+				    p.name, wp->failures);
+			wp->failures = 0;
+			wp->next_try_ms = 0;
+			received += res.counts.received > 0;
+		} else {
+			/* Exponential backoff with jitter: a dead peer costs
+			 * one short attempt now and then, not every round. */
+			int64_t delay = 1000LL << (wp->failures < 6 ?
+			    wp->failures : 6);
+			if (delay > BACKOFF_MAX_MS)
+				delay = BACKOFF_MAX_MS;
+			delay += randombytes_uniform((uint32_t)(delay / 4 + 1));
+			wp->failures++;
+			wp->next_try_ms = tm_now_ms() + delay;
+		}
+	}
+	json_object_put(list);
+	log_debug("sync round (%s) done", why);
+	if (received && w->hook_at == 0)
+		w->hook_at = tm_now_ms() + HOOK_DEBOUNCE_MS;
+}
+
+static void
+handle_wake(struct worker *w, const char *msg, int64_t now)
+{
+	if (strcmp(msg, "sync") == 0) {
+		/* Asked for: try every peer now, even those backing off. */
+		for (int i = 0; i < w->npeers; i++)
+			w->peers[i].next_try_ms = 0;
+		w->push_all = 1;
+		w->push_at = now;
+	} else if (strcmp(msg, "applied") == 0) {
+		/* Changes arrived from one peer: pass them on to the others
+		 * (relay) and let the application know. */
+		if (w->push_at == 0)
+			w->push_at = now + DEBOUNCE_MS;
+		if (w->hook_at == 0)
+			w->hook_at = now + HOOK_DEBOUNCE_MS;
+	}
+}
+
+static int
+next_timeout(struct worker *w, int64_t now)
+{
+	int64_t next = w->periodic_at;
+
+	if (w->push_at != 0 && w->push_at < next)
+		next = w->push_at;
+	if (w->hook_at != 0 && w->hook_at < next)
+		next = w->hook_at;
+	if (next <= now)
+		return 0;
+	return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
 int
 worker_run(const struct conf *c)
 {
 	struct itimerspec its = { { NODE_HEARTBEAT_S, 0 }, { NODE_HEARTBEAT_S, 0 } };
+	char err[512], path[UTIL_PATH_MAX];
 	struct sigaction sa;
-	char err[256];
-	int lockfd, tfd;
+	struct worker w;
+	int lockfd, tfd = -1, wfd = -1;
 
+	memset(&w, 0, sizeof(w));
+	w.conf = c;
+	w.ino = -1;
 	if ((lockfd = node_lock(c, "worker", err, sizeof(err))) == -1) {
 		fprintf(stderr, "meshsync worker: %s\n", err);
 		return 1;
@@ -41,37 +290,87 @@ worker_run(const struct conf *c)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Hooks run detached; nobody waits for them. */
+	signal(SIGCHLD, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 
-	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (tfd == -1 || timerfd_settime(tfd, 0, &its, NULL) == -1) {
-		log_err("timerfd: %s", strerror(errno));
-		node_unlock(c, "worker", lockfd);
-		return 1;
+	conf_path(c, path, sizeof(path), CONF_STATE_DB);
+	if (store_open(path, 0, &w.state, err, sizeof(err)) == -1 ||
+	    store_identity_load(w.state, &w.id) == -1) {
+		log_err("state DB: %s", err);
+		goto done;
 	}
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	w.ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	wfd = wake_listen(c);
+	if (tfd == -1 || timerfd_settime(tfd, 0, &its, NULL) == -1 ||
+	    w.ino == -1 || wfd == -1) {
+		log_err("worker set-up: %s", strerror(errno));
+		goto done;
+	}
+	sync_db_each(c, add_db, &w);
 	node_heartbeat(c);
-	log_info("sync worker started");
+	w.periodic_at = tm_now_ms() + 1000;	/* catch up soon after start */
+	log_info("sync worker started: %d database(s), sync every %d s",
+	    w.ndbs, c->sync_interval);
+
 	while (!worker_stop) {
-		struct pollfd pfd = { .fd = tfd, .events = POLLIN };
+		struct pollfd pfd[3] = {
+			{ .fd = tfd, .events = POLLIN },
+			{ .fd = w.ino, .events = POLLIN },
+			{ .fd = wfd, .events = POLLIN },
+		};
+		int64_t now = tm_now_ms();
+		char buf[4096] __attribute__((aligned(8)));
 		uint64_t ticks;
 
-		/* Blocks until the next timer: no busy polling when idle. */
-		if (poll(&pfd, 1, -1) == -1) {
+		/* Sleeps until a timer, a file event or a wake-up: no busy
+		 * polling, so an idle node costs nothing. */
+		if (poll(pfd, 3, next_timeout(&w, now)) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
-		if (read(tfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
+		now = tm_now_ms();
+		if ((pfd[0].revents & POLLIN) &&
+		    read(tfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
 			node_heartbeat(c);
+		if (pfd[1].revents & POLLIN) {
+			while (read(w.ino, buf, sizeof(buf)) > 0)
+				;
+			db_changed(&w, now);
+		}
+		if (pfd[2].revents & POLLIN) {
+			char msg[WAKE_MSG_MAX];
+			while (wake_recv(wfd, msg, sizeof(msg)) > 0)
+				handle_wake(&w, msg, now);
+		}
+		if (now >= w.periodic_at) {
+			w.periodic_at = now + (int64_t)c->sync_interval * 1000;
+			w.push_at = 0;
+			sync_round(&w, now, "periodic");
+		} else if (w.push_at != 0 && now >= w.push_at) {
+			w.push_at = 0;
+			sync_round(&w, now, "changes");
+		}
+		if (w.hook_at != 0 && tm_now_ms() >= w.hook_at) {
+			w.hook_at = 0;
+			run_hook(&w);
+		}
 	}
-	close(tfd);
 	log_info("sync worker stopped");
-	{
-		char hb[UTIL_PATH_MAX];
-		if (node_run_path(c, hb, sizeof(hb), "worker.heartbeat") == 0)
-			unlink(hb);
-	}
+done:
+	for (int i = 0; i < w.ndbs; i++)
+		sqlite3_close(w.dbs[i].conn);
+	sqlite3_close(w.state);
+	if (tfd != -1)
+		close(tfd);
+	if (w.ino != -1)
+		close(w.ino);
+	wake_close(c, wfd);
+	if (node_run_path(c, path, sizeof(path), "worker.heartbeat") == 0)
+		unlink(path);
 	node_unlock(c, "worker", lockfd);
 	return 0;
 }
