@@ -759,7 +759,12 @@ walk(struct fctx *c, int dfd, const char *rel, int depth,
 		if (fd != -1)
 			close(fd);
 		st->errors++;
-		return *rel ? seen_subtree(c, rel) : db_fail(c, "root");
+		if (*rel == '\0') {
+			util_fmt(c->err, c->errsz, "files: reading the "
+			    "instance folder: %s", strerror(errno));
+			return -1;
+		}
+		return seen_subtree(c, rel);
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 ||
@@ -815,7 +820,8 @@ walk(struct fctx *c, int dfd, const char *rel, int depth,
 		/* A readdir error: we do not know what is missing. */
 		st->errors++;
 		if (*rel == '\0') {
-			db_fail(c, "reading the instance folder");
+			util_fmt(c->err, c->errsz, "files: reading the "
+			    "instance folder: %s", strerror(errno));
 			goto fail;
 		}
 		if (seen_subtree(c, rel) == -1)
@@ -1389,6 +1395,30 @@ needs_content(enum fact a, const struct frow *L, const struct frow *R)
 	return 0;
 }
 
+/*
+ * Open the directory for e's temp file: the target's own directory when
+ * it exists (same filesystem, so the install is a rename), else the root
+ * (the target's directory may be made by an earlier entry of the same
+ * batch, e.g. a file that became a directory).  Nothing is created here.
+ * Returns 0 (e->pfd set), 1 when a symlink is on the way, -1 otherwise.
+ */
+static int
+tmp_dir_open(struct fctx *c, struct fent *e)
+{
+	char base[FPATH_NAME_MAX + 1];
+
+	e->pfd = fpath_open_parent(c->rootfd, e->r.path, 0, base,
+	    sizeof(base));
+	if (e->pfd == -1 && (errno == ENOENT || errno == ENOTDIR))
+		e->pfd = fcntl(c->rootfd, F_DUPFD_CLOEXEC, 0);
+	if (e->pfd == -1) {
+		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
+		    "directory: %s", e->r.path, strerror(errno));
+		return errno == ELOOP ? 1 : -1;
+	}
+	return 0;
+}
+
 /* Fetch R's bytes into a fresh temp beside the target and verify them.
  * 0 (e->pfd/tmpfd/tmpname set), 1 refused (symlink on the way), or -1
  * (failed, err filled). */
@@ -1396,20 +1426,12 @@ static int
 fetch_tmp(struct fctx *c, struct fent *e, const struct files_fetcher *f,
     struct files_sync_stats *st)
 {
-	char base[FPATH_NAME_MAX + 1], hex[FILES_HASH_HEX + 1], rnd[17];
-	char ferr[256];
+	char hex[FILES_HASH_HEX + 1], rnd[17], ferr[256];
 	int64_t size;
-	int tries;
+	int tries, rc;
 
-	e->pfd = fpath_open_parent(c->rootfd, e->r.path, 1, base,
-	    sizeof(base));
-	if (e->pfd == -1) {
-		if (errno == ELOOP)
-			return 1;
-		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
-		    "directory: %s", e->r.path, strerror(errno));
-		return -1;
-	}
+	if ((rc = tmp_dir_open(c, e)) != 0)
+		return rc;
 	for (tries = 0; tries < 10; tries++) {
 		util_random_hex(rnd, sizeof(rnd), 8);
 		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",
@@ -1747,13 +1769,8 @@ apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
 	c->clock = merged;
 
 	/* Where the entry lives; refuse anything through a symlink. */
-	if (e->pfd != -1) {
-		pfd = fcntl(e->pfd, F_DUPFD_CLOEXEC, 0);
-		util_strlcpy(base, strrchr(R->path, '/') ?
-		    strrchr(R->path, '/') + 1 : R->path, sizeof(base));
-	} else
-		pfd = fpath_open_parent(c->rootfd, R->path,
-		    !R->deleted && act != ACT_KEEP, base, sizeof(base));
+	pfd = fpath_open_parent(c->rootfd, R->path,
+	    !R->deleted && act != ACT_KEEP, base, sizeof(base));
 	if (pfd == -1) {
 		if (errno == ELOOP) {
 			ret = ENT_REFUSED;
@@ -2206,17 +2223,14 @@ fail:
 static int
 take_upload(struct fctx *c, struct fent *e, const char *tmp_path)
 {
-	char base[FPATH_NAME_MAX + 1], rnd[17];
+	char rnd[17];
 	unsigned char *buf = NULL;
 	int in = -1, tries, ret = -1;
-	ssize_t r, w, off;
+	ssize_t r = 0, w, off;
 
-	e->pfd = fpath_open_parent(c->rootfd, e->r.path, 1, base, sizeof(base));
-	if (e->pfd == -1) {
-		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
-		    "directory: %s", e->r.path, strerror(errno));
-		return errno == ELOOP ? 1 : -1;
-	}
+	if ((ret = tmp_dir_open(c, e)) != 0)
+		return ret;
+	ret = -1;
 	for (tries = 0; tries < 10; tries++) {
 		util_random_hex(rnd, sizeof(rnd), 8);
 		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",

@@ -211,11 +211,13 @@ enum files_rc files_pull(sqlite3 *state, const struct files_cfg *cfg,
  * object format) and it sits, complete, in tmp_path (nginx's request
  * body file, ideally on the folder's filesystem).  The entry is
  * validated, the file's size and hash verified, then it is applied by
- * the same rules as a pulled entry.  The temp file is hard-linked (never
- * renamed onto a name that could exist) to a fresh meshsync temp name
- * beside the target, or copied when on another filesystem; tmp_path
- * itself is left for its owner to remove.  For a tombstone or a dir
- * entry tmp_path may be NULL.  st may be NULL.  Returns FILES_OK,
+ * the same rules as a pulled entry.  tmp_path is first moved with
+ * renameat2(RENAME_NOREPLACE) to a fresh random meshsync temp name beside
+ * the target (so it can never replace another file, whatever nginx's
+ * temp numbering does after a restart), or, on another filesystem,
+ * streamed into one and left for its owner; a moved file that fails
+ * verification is deleted.  For a tombstone or a dir entry tmp_path may
+ * be NULL.  st may be NULL.  Returns FILES_OK,
  * FILES_EINPUT (bad entry, or size/hash mismatch: nothing installed),
  * FILES_EPARTIAL (target busy or unsafe locally: retry later) or
  * FILES_EINTERNAL.

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "files.h"
 #include "log.h"
 #include "tm.h"
 #include "util.h"
@@ -64,6 +65,8 @@ static const char *const store_migrations[] = {
 	"  immediate INTEGER NOT NULL DEFAULT 0,"
 	"  since TEXT NOT NULL,"
 	"  PRIMARY KEY (db, tbl));",
+	/* 3: file sync: the index of the instance folder (files.c) */
+	files_schema,
 };
 
 #define NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
