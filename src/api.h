@@ -24,4 +24,19 @@ int	 api_data(struct req *);
 int	 api_sync_now(struct req *);
 int	 api_trigger(struct req *);
 
+/* api_files.c: file sync */
+struct files_cfg;
+void	 api_files_cfg(const struct req_ctx *, struct files_cfg *);
+int	 api_files_manifest(struct req *);
+int	 api_files_cursor(struct req *);
+int	 api_files_download(struct req *);
+int	 api_files_upload(struct req *);
+int	 api_files_apply(struct req *);
+
+/* api_locks.c: leases */
+int	 api_lock_acquire(struct req *);
+int	 api_lock_renew(struct req *);
+int	 api_lock_release(struct req *);
+int	 api_locks_list(struct req *);
+
 #endif

@@ -7,6 +7,7 @@
 #include "peer.h"
 #include "peers.h"
 #include "util.h"
+#include "wake.h"
 
 /* POST /api/sync/hello (peer): reaching here means the signature checked
  * out, so the caller knows that we have pinned it. */
@@ -76,6 +77,7 @@ api_peers_add(struct req *r)
 		return req_error(r, 400, "%s", err);
 	}
 	json_object_put(body);
+	wake_send(r->ctx->conf, "peers");
 	keys_fingerprint(fp, sizeof(fp), p.pubkey);
 	o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_int(p.id));

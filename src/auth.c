@@ -2,6 +2,8 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,24 +127,31 @@ check_peer(struct req *r)
 		    "(clocks differ by %lld s)", (long long)(h.ts_ms - now) / 1000);
 		return -1;
 	}
-	/* The body is read (bounded) to check its hash; uploads arrive as
-	 * nginx temp files and are hashed by their route. */
+	/* The body is read (bounded) to check its hash; an upload sits in
+	 * nginx's temp file and is hashed from there, in constant memory. */
 	if (*r->body_file != '\0') {
-		req_error(r, 400, "uploads are verified by their route");
-		return -1;
+		int fd = open(r->body_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd == -1 || keys_sha256_fd(body_hash, fd) == -1) {
+			if (fd != -1)
+				close(fd);
+			req_error(r, 500, "cannot read the uploaded body");
+			return -1;
+		}
+		close(fd);
+	} else {
+		switch (req_body(r, (size_t)c->conf->max_body)) {
+		case 0:
+			break;
+		case -2:
+			req_error(r, 413, "request body larger than %lld bytes",
+			    c->conf->max_body);
+			return -1;
+		default:
+			req_error(r, 400, "could not read the request body");
+			return -1;
+		}
+		keys_sha256_hex(body_hash, r->body ? r->body : "", r->body_len);
 	}
-	switch (req_body(r, (size_t)c->conf->max_body)) {
-	case 0:
-		break;
-	case -2:
-		req_error(r, 413, "request body larger than %lld bytes",
-		    c->conf->max_body);
-		return -1;
-	default:
-		req_error(r, 400, "could not read the request body");
-		return -1;
-	}
-	keys_sha256_hex(body_hash, r->body ? r->body : "", r->body_len);
 	if (sign_verify(&h, p.pubkey, r->method, r->request_uri,
 	    body_hash) == -1) {
 		req_error(r, 401, "signature does not match the request");

@@ -7,6 +7,7 @@
 #include "keys.h"
 #include "peer.h"
 #include "peers.h"
+#include "wake.h"
 
 static int
 list(sqlite3 *db)
@@ -82,6 +83,7 @@ cmd_peer(int argc, char **argv)
 		if (peer_add_url(db, &id, argv[optind + 1], name, NULL, &p, err,
 		    sizeof(err)) == -1)
 			goto fail;
+		wake_send(&c, "peers");
 		keys_fingerprint(fp, sizeof(fp), p.pubkey);
 		printf("pinned %s at %s\n  node id     %s\n  fingerprint %s\n",
 		    p.name, p.url, p.node_id, fp);
@@ -111,6 +113,7 @@ cmd_peer(int argc, char **argv)
 		}
 	} else if (strcmp(verb, "enable") == 0 || strcmp(verb, "disable") == 0) {
 		peers_set_enabled(db, p.id, verb[0] == 'e');
+		wake_send(&c, "peers");
 		printf("%s %sd\n", p.name, verb);
 		rc = 0;
 	} else if (strcmp(verb, "remove") == 0) {

@@ -66,6 +66,9 @@ static const struct conf_key conf_keys[] = {
 	{ .key = "max_clock_skew", .kind = CK_INT, NUM(max_clock_skew),
 	  .min = 1, .max = 86400,
 	  .help = "Seconds a peer's clock may run ahead before its batch is refused" },
+	{ .key = "max_conflicts", .kind = CK_INT, NUM(max_conflicts),
+	  .min = 1, .max = 1000,
+	  .help = "Conflict copies kept per file (the oldest beyond go)" },
 	{ .key = "session_idle", .kind = CK_INT, NUM(session_idle),
 	  .min = 1, .max = 30 * 86400,
 	  .help = "Seconds a dashboard session may sit unused before it ends" },
@@ -120,6 +123,7 @@ conf_defaults(struct conf *c, const char *dir)
 	c->max_body = 8LL << 20;
 	c->max_upload = 4LL << 30;
 	c->max_clock_skew = 60;
+	c->max_conflicts = 10;
 	c->session_idle = 8 * 3600;
 	c->session_max = 7 * 86400;
 	util_strlcpy(c->log_level, "info", sizeof(c->log_level));

@@ -31,6 +31,7 @@ struct conf {
 	long long max_body;			/* bytes, JSON bodies */
 	long long max_upload;			/* bytes, file uploads */
 	int	 max_clock_skew;		/* seconds */
+	int	 max_conflicts;			/* conflict copies per file */
 	int	 session_idle;			/* seconds */
 	int	 session_max;			/* seconds */
 	char	 log_level[16];

@@ -1,7 +1,10 @@
 /* keys.c - every use of libsodium in meshsync goes through here. */
 #include "keys.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -69,6 +72,30 @@ keys_sha256_hex(char out[KEYS_HASH_HEX], const void *buf, size_t len)
 
 	crypto_hash_sha256(h, buf, len);
 	sodium_bin2hex(out, KEYS_HASH_HEX, h, sizeof(h));
+}
+
+int
+keys_sha256_fd(char out[KEYS_HASH_HEX], int fd)
+{
+	crypto_hash_sha256_state st;
+	unsigned char buf[65536], h[crypto_hash_sha256_BYTES];
+	ssize_t n;
+
+	crypto_hash_sha256_init(&st);
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
+	}
+	crypto_hash_sha256_final(&st, h);
+	sodium_bin2hex(out, KEYS_HASH_HEX, h, sizeof(h));
+	return 0;
 }
 
 void

@@ -31,6 +31,10 @@ int	 keys_verify(const char *sig_hex, const char *pk_hex, const void *msg,
 /* SHA-256 of buf as hex. */
 void	 keys_sha256_hex(char out[KEYS_HASH_HEX], const void *buf, size_t len);
 
+/* SHA-256 of everything readable from fd (from its current offset), in
+ * constant memory.  Returns 0, or -1 on a read error. */
+int	 keys_sha256_fd(char out[KEYS_HASH_HEX], int fd);
+
 /* A short human-checkable fingerprint of a public key ("ab12:cd34:..."),
  * for confirming a pin by eye. */
 void	 keys_fingerprint(char *out, size_t outsz, const char *pk_hex);

@@ -77,6 +77,20 @@ const struct cmd cmd_table[] = {
 	    "[--json]\n\nPulls each peer's changes, pushes ours, and reports "
 	    "'N sent, M received,\nK conflicts' per peer.  Exit status 1 when "
 	    "any peer failed.\n" },
+	{ .name = "lock", .fn = cmd_lock,
+	  .summary = "take, renew, release and list leases",
+	  .usage = "usage: meshsync lock acquire [--dir DIR] RESOURCE OWNER "
+	    "[--ttl S]\n"
+	    "       meshsync lock renew [--dir DIR] RESOURCE OWNER TOKEN "
+	    "[--ttl S]\n"
+	    "       meshsync lock release [--dir DIR] RESOURCE OWNER\n"
+	    "       meshsync lock list [--dir DIR]\n\n"
+	    "Leases in the state DB, the same ones /api/sync/lock/* hands "
+	    "out.  acquire\nprints the fencing token (it only grows, per "
+	    "resource, across releases and\nrestarts); a lease held by "
+	    "another owner is refused with its holder and\nexpiry (status 1)."
+	    "  TTL is 1..3600 seconds (default and cap 3600).\n"
+	    "list reaps expired leases first.\n" },
 	{ .name = "demo", .fn = cmd_demo,
 	  .summary = "run a local 3-node demo mesh with sample data",
 	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE]\n\n"

@@ -270,6 +270,7 @@ render_nginx(const struct conf *c, char *err, size_t errsz)
 		{ .key = "RUN_DIR" }, { .key = "USER_LINE" },
 		{ .key = "NCHAN_MODULE" }, { .key = "BODY_TEMP" },
 		{ .key = "LISTEN" }, { .key = "WWW_DIR" }, { .key = "MAX_BODY" },
+		{ .key = "INSTANCE_DIR" }, { .key = "MAX_UPLOAD" },
 	};
 	char path[UTIL_PATH_MAX];
 	struct stat sa, sb;
@@ -310,6 +311,8 @@ render_nginx(const struct conf *c, char *err, size_t errsz)
 	util_strlcpy(subs[4].val, c->listen, sizeof(subs[4].val));
 	util_fmt(subs[5].val, sizeof(subs[5].val), "%s/www", node_share_dir());
 	util_fmt(subs[6].val, sizeof(subs[6].val), "%lld", c->max_body);
+	util_strlcpy(subs[7].val, c->instance_dir, sizeof(subs[7].val));
+	util_fmt(subs[8].val, sizeof(subs[8].val), "%lld", c->max_upload);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (render(c, files[i], subs, sizeof(subs) / sizeof(subs[0]),
 		    err, errsz) == -1)

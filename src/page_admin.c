@@ -10,6 +10,7 @@
 #include "peers.h"
 #include "users.h"
 #include "util.h"
+#include "wake.h"
 
 static json_object *
 recent_events(sqlite3 *db, int limit)
@@ -121,6 +122,7 @@ page_servers_add(struct req *r)
 	if (peer_add_url(r->ctx->db, r->ctx->id, addr, name, key, &p, err,
 	    sizeof(err)) == -1)
 		return servers_page(r, 400, err, NULL, NULL);
+	wake_send(r->ctx->conf, "peers");
 	if (p.they_know_us)
 		util_fmt(msg, sizeof(msg), "%s added and connected.", p.name);
 	else

@@ -1,10 +1,13 @@
 /* peer.c - libcurl client for peer requests; every request but ping is signed. */
 #include "peer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -363,4 +366,206 @@ peer_repin(sqlite3 *db, struct peer *p, char *new_fp, size_t fpsz, char *err,
 done:
 	json_object_put(ping);
 	return rc;
+}
+
+/* ---- file transfer ------------------------------------------------------ */
+
+#define PEER_DOWNLOAD_TRIES	4
+
+struct fdsink {
+	int	 fd;
+	int64_t	 written;
+	int	 failed;
+};
+
+static size_t
+to_fd(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fdsink *s = arg;
+	size_t n = size * nmemb, off = 0;
+
+	while (off < n) {
+		ssize_t w = write(s->fd, data + off, n - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			s->failed = 1;
+			return 0;
+		}
+		off += (size_t)w;
+	}
+	s->written += (int64_t)n;
+	return n;
+}
+
+int
+peer_download(const struct store_identity *self, const struct peer *p,
+    const char *uri, int out_fd, int64_t size, char *err, size_t errsz)
+{
+	char hash[KEYS_HASH_HEX], hdr[SIGN_HEADER_MAX], url[PEERS_URL_MAX + 4096];
+	char line[SIGN_HEADER_MAX + 64], range[64];
+	struct fdsink sink = { .fd = out_fd };
+
+	keys_sha256_hex(hash, "", 0);
+	if (util_fmt(url, sizeof(url), "%s%s", p->url, uri) == -1) {
+		util_fmt(err, errsz, "path too long");
+		return -1;
+	}
+	ensure_curl();
+	for (int tries = 0; tries < PEER_DOWNLOAD_TRIES; tries++) {
+		struct curl_slist *hdrs = NULL;
+		long status = 0;
+		CURLcode cc;
+		CURL *h;
+
+		/* Each attempt is signed afresh: nonces are single-use. */
+		if (sign_request(hdr, sizeof(hdr), self, p->node_id, "GET", uri,
+		    hash, 0, NULL) == -1 || (h = curl_easy_init()) == NULL) {
+			util_fmt(err, errsz, "cannot sign the request");
+			return -1;
+		}
+		util_fmt(line, sizeof(line), "%s: %s", SIGN_HEADER, hdr);
+		hdrs = curl_slist_append(hdrs, line);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+		/* No overall limit for big files, but give up on a stall. */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_fd);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+		curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+		if (sink.written > 0) {
+			util_fmt(range, sizeof(range), "%lld-",
+			    (long long)sink.written);
+			curl_easy_setopt(h, CURLOPT_RANGE, range);
+		}
+		cc = curl_easy_perform(h);
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		curl_slist_free_all(hdrs);
+		curl_easy_cleanup(h);
+		if (sink.failed) {
+			util_fmt(err, errsz, "writing the temp file: %s",
+			    strerror(errno));
+			return -1;
+		}
+		if (cc == CURLE_OK && sink.written == size)
+			return 0;
+		if (cc == CURLE_OK && status == 200 && sink.written != size) {
+			util_fmt(err, errsz, "size changed on the peer (%lld, "
+			    "want %lld)", (long long)sink.written,
+			    (long long)size);
+			return -1;
+		}
+		if (status >= 400) {
+			util_fmt(err, errsz, "%s answered %ld", p->name, status);
+			return -1;
+		}
+		log_info("download of %s from %s interrupted at %lld bytes "
+		    "(%s): resuming", uri, p->name, (long long)sink.written,
+		    curl_easy_strerror(cc));
+	}
+	util_fmt(err, errsz, "download from %s kept failing", p->name);
+	return -1;
+}
+
+struct fdsrc {
+	int	 fd;
+};
+
+static size_t
+from_fd(char *buf, size_t size, size_t nmemb, void *arg)
+{
+	struct fdsrc *s = arg;
+	ssize_t n;
+
+	do
+		n = read(s->fd, buf, size * nmemb);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
+}
+
+int
+peer_upload(const struct store_identity *self, const struct peer *p,
+    const char *uri, int fd, int64_t size, struct peer_resp *resp)
+{
+	char hash[KEYS_HASH_HEX], hdr[SIGN_HEADER_MAX], url[PEERS_URL_MAX + 4096];
+	char line[SIGN_HEADER_MAX + 64], nonce[SIGN_NONCE_HEX];
+	struct sink sink = { .resp = resp };
+	struct fdsrc src = { .fd = fd };
+	struct curl_slist *hdrs = NULL;
+	CURLcode cc;
+	CURL *h;
+
+	memset(resp, 0, sizeof(*resp));
+	if (lseek(fd, 0, SEEK_SET) == -1 || keys_sha256_fd(hash, fd) == -1 ||
+	    lseek(fd, 0, SEEK_SET) == -1) {
+		util_fmt(resp->err, sizeof(resp->err), "reading the file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	util_random_hex(nonce, sizeof(nonce), 16);
+	if (sign_request(hdr, sizeof(hdr), self, p->node_id, "POST", uri, hash,
+	    0, nonce) == -1 || util_fmt(url, sizeof(url), "%s%s", p->url,
+	    uri) == -1 || (h = curl_easy_init()) == NULL) {
+		util_strlcpy(resp->err, "cannot sign the request",
+		    sizeof(resp->err));
+		return -1;
+	}
+	ensure_curl();
+	util_fmt(line, sizeof(line), "%s: %s", SIGN_HEADER, hdr);
+	hdrs = curl_slist_append(hdrs, line);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_POST, 1L);
+	curl_easy_setopt(h, CURLOPT_READFUNCTION, from_fd);
+	curl_easy_setopt(h, CURLOPT_READDATA, &src);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	else
+		util_fmt(resp->err, sizeof(resp->err), "%s",
+		    curl_easy_strerror(cc));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	if (cc != CURLE_OK) {
+		peer_resp_free(resp);
+		return -1;
+	}
+	if (resp->status < 400) {
+		char bh[KEYS_HASH_HEX];
+		keys_sha256_hex(bh, resp->body ? resp->body : "", resp->len);
+		if (sign_response_verify(sink.resp_sig, p->pubkey, nonce,
+		    resp->status, bh) == -1) {
+			util_strlcpy(resp->err, "answer not signed by the "
+			    "peer's pinned key", sizeof(resp->err));
+			peer_resp_free(resp);
+			resp->status = 0;
+			return -1;
+		}
+	} else if (resp->body != NULL) {
+		json_object *o = json_tokener_parse(resp->body), *e;
+		if (o != NULL && json_object_object_get_ex(o, "error", &e))
+			util_fmt(resp->err, sizeof(resp->err), "%s",
+			    json_object_get_string(e));
+		else
+			util_fmt(resp->err, sizeof(resp->err), "HTTP %ld",
+			    resp->status);
+		json_object_put(o);
+	}
+	return 0;
 }

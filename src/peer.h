@@ -39,6 +39,25 @@ int	 peer_call(const struct store_identity *self, const struct peer *p,
 	    struct peer_resp *resp);
 
 /*
+ * Download a file from peer p (signed GET of uri) into out_fd, streaming:
+ * constant memory whatever the size.  An interrupted transfer is resumed
+ * with a Range request from what is already written (a few times).
+ * Returns 0 when `size` bytes arrived, -1 with a reason.
+ */
+int	 peer_download(const struct store_identity *self, const struct peer *p,
+	    const char *uri, int out_fd, int64_t size, char *err,
+	    size_t errsz);
+
+/*
+ * Upload the content of fd (size bytes, from offset 0) to peer p with a
+ * signed POST of uri; the body hash is computed from the file first.
+ * The JSON answer lands in resp as with peer_call.  Returns 0 when an
+ * answer came back, -1 on a transport failure.
+ */
+int	 peer_upload(const struct store_identity *self, const struct peer *p,
+	    const char *uri, int fd, int64_t size, struct peer_resp *resp);
+
+/*
  * Pair with a node by address: ping it, refuse ourselves, pin its node id
  * and public key (trust on first use; with expect_key set, only that key),
  * then say hello with a signed request to learn whether it has pinned us

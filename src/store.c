@@ -67,6 +67,19 @@ static const char *const store_migrations[] = {
 	"  PRIMARY KEY (db, tbl));",
 	/* 3: file sync: the index of the instance folder (files.c) */
 	files_schema,
+	/* 4: leases (locks.c).  lock_tokens is never deleted from, so a
+	 * resource's fencing tokens keep growing across releases, expiry and
+	 * restarts; locks holds the one current lease per resource. */
+	"CREATE TABLE lock_tokens ("
+	"  resource TEXT PRIMARY KEY,"
+	"  last_token INTEGER NOT NULL);"
+	"CREATE TABLE locks ("
+	"  resource TEXT PRIMARY KEY REFERENCES lock_tokens(resource),"
+	"  owner TEXT NOT NULL,"
+	"  token INTEGER NOT NULL,"
+	"  acquired_ms INTEGER NOT NULL,"
+	"  expires_ms INTEGER NOT NULL);"
+	"CREATE INDEX locks_expires ON locks(expires_ms);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -197,6 +197,12 @@ sync_db_path(const struct conf *c, const char *name, char *buf, size_t bufsz)
 char *
 sync_vv_encode(json_object *vv)
 {
+	return sync_b64_encode(vv);
+}
+
+char *
+sync_b64_encode(json_object *vv)
+{
 	const char *s = json_object_to_json_string_ext(vv,
 	    JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(s), cap;
@@ -212,22 +218,29 @@ sync_vv_encode(json_object *vv)
 }
 
 json_object *
-sync_vv_decode(const char *s)
+sync_b64_json(const char *s)
 {
 	unsigned char buf[16384];
 	size_t len;
+
+	if (s == NULL || strlen(s) > sizeof(buf) ||
+	    sodium_base642bin(buf, sizeof(buf) - 1, s, strlen(s), NULL, &len,
+	    NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+		return NULL;
+	buf[len] = '\0';
+	return json_tokener_parse((const char *)buf);
+}
+
+json_object *
+sync_vv_decode(const char *s)
+{
 	json_object *o;
 
 	if (s == NULL)
 		return NULL;
 	if (*s == '\0')
 		return json_object_new_object();
-	if (strlen(s) > sizeof(buf) || sodium_base642bin(buf, sizeof(buf) - 1,
-	    s, strlen(s), NULL, &len, NULL,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-		return NULL;
-	buf[len] = '\0';
-	if ((o = json_tokener_parse((const char *)buf)) == NULL)
+	if ((o = sync_b64_json(s)) == NULL)
 		return NULL;
 	if (!json_object_is_type(o, json_type_object))
 		goto bad;

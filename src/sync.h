@@ -37,6 +37,9 @@ struct sync_counts {
 	int64_t	 sent;		/* our changes the peer applied */
 	int64_t	 received;	/* the peer's changes we applied */
 	int64_t	 conflicts;	/* overwritten concurrent values, both sides */
+	int64_t	 files_sent;	/* files (and deletes) the peer installed */
+	int64_t	 files_received;
+	int64_t	 files_conflicts;	/* conflict copies made */
 };
 
 /*
@@ -68,6 +71,9 @@ int	 sync_db_each(const struct conf *c,
  * malloc'd string (caller frees) or NULL; decode returns a JSON object the
  * caller puts, or NULL for anything malformed. */
 char	*sync_vv_encode(json_object *vv);
+/* base64url(JSON) of any value, and back (NULL when malformed). */
+char	*sync_b64_encode(json_object *o);
+json_object *sync_b64_json(const char *s);
 json_object *sync_vv_decode(const char *s);
 
 #endif

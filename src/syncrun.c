@@ -1,11 +1,16 @@
 /* syncrun.c - the sync engine's transport over signed peer requests, and the logged run. */
 #include "syncrun.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dbsync.h"
+#include "files.h"
+#include "fpath.h"
 #include "log.h"
 #include "peer.h"
 #include "util.h"
@@ -123,9 +128,190 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 void
 syncrun_summary(char *buf, size_t bufsz, const struct sync_counts *n)
 {
-	snprintf(buf, bufsz, "%lld sent, %lld received, %lld conflicts",
+	snprintf(buf, bufsz, "%lld sent, %lld received, %lld conflicts; "
+	    "files: %lld sent, %lld received, %lld conflicts",
 	    (long long)n->sent, (long long)n->received,
-	    (long long)n->conflicts);
+	    (long long)n->conflicts, (long long)n->files_sent,
+	    (long long)n->files_received, (long long)n->files_conflicts);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static int
+fetch_from_peer(void *arg, const char *path, const char *hash, int64_t size,
+    int out_fd, char *err, size_t errsz)
+{
+	struct link *l = arg;
+	char uri[4 * FPATH_MAX], q[3 * FPATH_MAX + 1];
+
+	(void)hash;	/* verified by the engine after the transfer */
+	if (qname(q, sizeof(q), path) == -1 || util_fmt(uri, sizeof(uri),
+	    "/api/sync/files/download?path=%s", q) == -1) {
+		util_fmt(err, errsz, "path too long");
+		return -1;
+	}
+	return peer_download(l->self, l->peer, uri, out_fd, size, err, errsz);
+}
+
+static int64_t
+jnum(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (o != NULL && json_object_object_get_ex(o, key, &v))
+		return json_object_get_int64(v);
+	return 0;
+}
+
+/* Pull every manifest page after our cursor for this peer. */
+static int
+files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
+    struct sync_counts *n, char *err, size_t errsz)
+{
+	struct files_fetcher f = { .fetch = fetch_from_peer, .arg = l };
+	char uri[256], why[512];
+	int64_t cursor;
+
+	for (int page = 0; page < SYNC_MAX_ROUNDS; page++) {
+		struct files_sync_stats st;
+		json_object *m = NULL, *v;
+		enum files_rc rc;
+		int more;
+
+		if (files_cursor(state, l->peer->node_id, &cursor, why,
+		    sizeof(why)) != FILES_OK) {
+			util_fmt(err, errsz, "files: %s", why);
+			return -1;
+		}
+		util_fmt(uri, sizeof(uri), "/api/sync/files/manifest?since=%lld"
+		    "&limit=%d%s", (long long)cursor, FILES_MANIFEST_MAX,
+		    page == 0 ? "&scan=1" : "");
+		if (call_json(l, "GET", uri, NULL, &m, why, sizeof(why)) == -1) {
+			util_fmt(err, errsz, "files: %s", why);
+			return -1;
+		}
+		memset(&st, 0, sizeof(st));
+		rc = files_pull(state, fc, l->peer->node_id, m, &f, &st, why,
+		    sizeof(why));
+		more = json_object_object_get_ex(m, "more", &v) &&
+		    json_object_get_boolean(v);
+		json_object_put(m);
+		n->files_received += st.received + st.removed;
+		n->files_conflicts += st.conflicts;
+		if (rc != FILES_OK) {
+			util_fmt(err, errsz, "files from %s: %s", l->peer->name,
+			    why);
+			return -1;
+		}
+		if (!more)
+			break;
+	}
+	return 0;
+}
+
+/* Push: upload the content of every changed file the peer has not pulled
+ * yet, then hand it the manifest page (deletes, dirs, its cursor). */
+static int
+files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
+    struct sync_counts *n, char *err, size_t errsz)
+{
+	char why[512];
+	json_object *cur = NULL;
+	int64_t since;
+	int root;
+
+	if (call_json(l, "GET", "/api/sync/files/cursor", NULL, &cur, why,
+	    sizeof(why)) == -1) {
+		util_fmt(err, errsz, "files: %s", why);
+		return -1;
+	}
+	since = jnum(cur, "lseq");
+	json_object_put(cur);
+	if ((root = open(c->instance_dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		util_fmt(err, errsz, "instance folder: %s", strerror(errno));
+		return -1;
+	}
+	for (int page = 0; page < SYNC_MAX_ROUNDS; page++) {
+		json_object *m = NULL, *entries, *res = NULL, *v;
+		size_t ne;
+		int more;
+
+		if (files_manifest(state, since, FILES_MANIFEST_MAX, &m, why,
+		    sizeof(why)) != FILES_OK) {
+			util_fmt(err, errsz, "files: %s", why);
+			goto fail;
+		}
+		json_object_object_get_ex(m, "entries", &entries);
+		ne = json_object_array_length(entries);
+		if (ne == 0) {
+			json_object_put(m);
+			break;
+		}
+		for (size_t i = 0; i < ne; i++) {
+			json_object *e = json_object_array_get_idx(entries, i);
+			const char *path;
+			char uri[24 * 1024], *b64;
+			struct peer_resp resp;
+			int fd;
+
+			json_object_object_get_ex(e, "deleted", &v);
+			if (json_object_get_boolean(v))
+				continue;
+			json_object_object_get_ex(e, "kind", &v);
+			if (strcmp(json_object_get_string(v), "file") != 0)
+				continue;
+			json_object_object_get_ex(e, "path", &v);
+			path = json_object_get_string(v);
+			if ((fd = fpath_open(root, path, O_RDONLY, 0)) == -1)
+				continue;	/* gone since the scan: next time */
+			b64 = sync_b64_encode(e);
+			if (b64 == NULL || util_fmt(uri, sizeof(uri),
+			    "/api/sync/files/upload?entry=%s", b64) == -1) {
+				free(b64);
+				close(fd);
+				continue;
+			}
+			free(b64);
+			if (peer_upload(l->self, l->peer, uri, fd, jnum(e,
+			    "size"), &resp) == -1 || resp.status != 200)
+				log_warnx("upload of %s to %s failed: %s", path,
+				    l->peer->name, resp.err);
+			else
+				n->files_sent++;
+			peer_resp_free(&resp);
+			close(fd);
+		}
+		more = json_object_object_get_ex(m, "more", &v) &&
+		    json_object_get_boolean(v);
+		since = jnum(m, "next");
+		if (call_json(l, "POST", "/api/sync/files/apply", m, &res, why,
+		    sizeof(why)) == -1) {
+			json_object_put(m);
+			util_fmt(err, errsz, "files to %s: %s", l->peer->name,
+			    why);
+			goto fail;
+		}
+		json_object_put(m);
+		/* Contents were counted as they were uploaded; the page
+		 * itself carries deletes. */
+		n->files_sent += jnum(res, "received") + jnum(res, "removed");
+		n->files_conflicts += jnum(res, "conflicts");
+		if (json_object_object_get_ex(res, "partial", &v)) {
+			util_fmt(err, errsz, "files to %s: %s", l->peer->name,
+			    json_object_get_string(v));
+			json_object_put(res);
+			goto fail;
+		}
+		json_object_put(res);
+		if (!more)
+			break;
+	}
+	close(root);
+	return 0;
+fail:
+	close(root);
+	return -1;
 }
 
 struct db_job {
@@ -168,8 +354,24 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res };
 	char sum[128];
 
+	struct files_cfg fc;
+	struct files_scan_stats scan;
+
 	memset(res, 0, sizeof(*res));
-	if (sync_db_each(c, sync_one_db, &job) == -1) {
+	memset(&fc, 0, sizeof(fc));
+	fc.root = c->instance_dir;
+	fc.self = id->node_id;
+	fc.ignore = c->ignore;
+	fc.databases = c->databases;
+	fc.max_conflicts = c->max_conflicts;
+	memset(&scan, 0, sizeof(scan));
+	if (sync_db_each(c, sync_one_db, &job) == -1 ||
+	    files_scan(state, &fc, &scan, res->error,
+	    sizeof(res->error)) != FILES_OK ||
+	    files_pull_from(&l, state, &fc, &res->counts, res->error,
+	    sizeof(res->error)) == -1 ||
+	    files_push_to(&l, state, c, &res->counts, res->error,
+	    sizeof(res->error)) == -1) {
 		log_warnx("sync with %s failed: %s", p->name, res->error);
 		store_event(state, "warn", "sync", p->name, "sync failed: %s",
 		    res->error);
@@ -190,6 +392,19 @@ add_counts(json_object *o, const struct sync_counts *n)
 	json_object_object_add(o, "sent", json_object_new_int64(n->sent));
 	json_object_object_add(o, "received", json_object_new_int64(n->received));
 	json_object_object_add(o, "conflicts", json_object_new_int64(n->conflicts));
+}
+
+static json_object *
+files_json(const struct sync_counts *n)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "sent", json_object_new_int64(n->files_sent));
+	json_object_object_add(o, "received",
+	    json_object_new_int64(n->files_received));
+	json_object_object_add(o, "conflicts",
+	    json_object_new_int64(n->files_conflicts));
+	return o;
 }
 
 json_object *
@@ -227,17 +442,22 @@ syncrun_all(sqlite3 *state, const struct conf *c,
 		}
 		json_object_object_add(r, "ok", json_object_new_boolean(res.ok));
 		add_counts(r, &res.counts);
+		json_object_object_add(r, "files", files_json(&res.counts));
 		syncrun_summary(sum, sizeof(sum), &res.counts);
 		json_object_object_add(r, "summary", json_object_new_string(sum));
 		total.sent += res.counts.sent;
 		total.received += res.counts.received;
 		total.conflicts += res.counts.conflicts;
+		total.files_sent += res.counts.files_sent;
+		total.files_received += res.counts.files_received;
+		total.files_conflicts += res.counts.files_conflicts;
 		json_object_array_add(arr, r);
 	}
 	json_object_put(peers);
 	o = json_object_new_object();
 	json_object_object_add(o, "peers", arr);
 	add_counts(o, &total);
+	json_object_object_add(o, "files", files_json(&total));
 	json_object_object_add(o, "failed", json_object_new_int(failed));
 	return o;
 }

@@ -1,6 +1,7 @@
 /* worker.c - the worker's event loop: watch the app DBs, sync at once or on the timer, with backoff. */
 #include "worker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,8 @@
 #include <sodium.h>
 
 #include "dbsync.h"
+#include "files.h"
+#include "fpath.h"
 #include "hlc.h"
 #include "log.h"
 #include "node.h"
@@ -34,6 +37,13 @@
 #define DEBOUNCE_MS		50	/* coalesce a burst of commits */
 #define BACKOFF_MAX_MS		60000
 #define HOOK_DEBOUNCE_MS	200
+#define WORKER_MAX_WATCHES	8192	/* directories watched for file sync */
+
+/* A watched directory of the instance folder, by inotify descriptor. */
+struct wdir {
+	int	 wd;
+	char	*rel;			/* "" for the root */
+};
 
 /* One watched application database. */
 struct wdb {
@@ -61,6 +71,10 @@ struct worker {
 	struct wpeer			 peers[WORKER_MAX_PEERS];
 	int				 npeers;
 	int				 ino;
+	struct wdir			*dirs;
+	int				 ndirs;
+	struct files_cfg		 fcfg;
+	int64_t				 scan_at;	/* 0: no file change seen */
 	int64_t				 push_at;	/* 0: nothing due */
 	int				 push_all;	/* periodic: pull too */
 	int64_t				 periodic_at;
@@ -124,6 +138,103 @@ add_db(const char *name, void *arg)
 		log_warnx("inotify on %s: %s", dir, strerror(errno));
 	w->ndbs++;
 	return 0;
+}
+
+static const char *
+dir_of(struct worker *w, int wd)
+{
+	for (int i = 0; i < w->ndirs; i++)
+		if (w->dirs[i].wd == wd)
+			return w->dirs[i].rel;
+	return NULL;
+}
+
+/*
+ * Watch rel (relative to the instance folder) and every directory below
+ * it that is synced.  inotify is not recursive, so new directories are
+ * added as they appear.
+ */
+static void
+watch_tree(struct worker *w, const char *rel)
+{
+	char path[UTIL_PATH_MAX], child[UTIL_PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int wd;
+
+	if (w->ndirs >= WORKER_MAX_WATCHES) {
+		log_warnx("more than %d directories: the periodic rescan "
+		    "covers the rest", WORKER_MAX_WATCHES);
+		return;
+	}
+	if (util_fmt(path, sizeof(path), "%s%s%s", w->conf->instance_dir,
+	    *rel ? "/" : "", rel) == -1)
+		return;
+	wd = inotify_add_watch(w->ino, path, IN_CREATE | IN_DELETE |
+	    IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
+	    IN_ATTRIB | IN_DONT_FOLLOW | IN_ONLYDIR);
+	if (wd == -1)
+		return;
+	if (dir_of(w, wd) == NULL) {
+		char *copy = strdup(rel);
+		if (copy == NULL)
+			return;
+		w->dirs[w->ndirs].wd = wd;
+		w->dirs[w->ndirs].rel = copy;
+		w->ndirs++;
+	}
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (util_fmt(child, sizeof(child), "%s%s%s", rel, *rel ? "/" :
+		    "", de->d_name) == -1 || fpath_ignored(child,
+		    w->conf->ignore, w->conf->databases))
+			continue;
+		watch_tree(w, child);
+	}
+	closedir(d);
+}
+
+/* Look at a buffer of inotify events: a synced path changed means a
+ * rescan soon; a new directory gets its own watch. */
+static void
+file_events(struct worker *w, const char *buf, ssize_t len, int64_t now)
+{
+	for (const char *p = buf; p < buf + len;) {
+		const struct inotify_event *ev = (const void *)p;
+		const char *dir = dir_of(w, ev->wd);
+		char rel[UTIL_PATH_MAX];
+
+		p += sizeof(*ev) + ev->len;
+		if (dir == NULL || ev->len == 0 || util_fmt(rel, sizeof(rel),
+		    "%s%s%s", dir, *dir ? "/" : "", ev->name) == -1 ||
+		    fpath_ignored(rel, w->conf->ignore, w->conf->databases))
+			continue;
+		if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE |
+		    IN_MOVED_TO)))
+			watch_tree(w, rel);
+		if (w->scan_at == 0)
+			w->scan_at = now + DEBOUNCE_MS;
+	}
+}
+
+/* The debounced rescan: anything changed goes out to the peers. */
+static void
+file_scan(struct worker *w)
+{
+	struct files_scan_stats st;
+	char err[512];
+
+	memset(&st, 0, sizeof(st));
+	if (files_scan(w->state, &w->fcfg, &st, err, sizeof(err)) != FILES_OK) {
+		log_warnx("file scan: %s", err);
+		return;
+	}
+	if (st.changed + st.deleted > 0 && w->push_at == 0)
+		w->push_at = tm_now_ms();
 }
 
 /* Does any captured row of db belong to a table marked immediate? */
@@ -196,6 +307,7 @@ sync_round(struct worker *w, int64_t now, const char *why)
 {
 	json_object *list = peers_list(w->state);
 	size_t n = list ? json_object_array_length(list) : 0;
+	int64_t retry_at = 0;
 	int received = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -208,8 +320,13 @@ sync_round(struct worker *w, int64_t now, const char *why)
 		if (peers_by_node(w->state, json_object_get_string(v), &p) != 0 ||
 		    !p.enabled || (wp = wpeer_of(w, p.id)) == NULL)
 			continue;
-		if (wp->next_try_ms > now)
+		if (wp->next_try_ms > now) {
+			/* What this round had to send still has to reach
+			 * it: come back when its backoff ends. */
+			if (retry_at == 0 || wp->next_try_ms < retry_at)
+				retry_at = wp->next_try_ms;
 			continue;
+		}
 		if (syncrun_peer(w->state, w->conf, &w->id, &p, &res) == 0) {
 			if (wp->failures > 0)
 				log_info("%s is back after %d failed attempts",
@@ -227,9 +344,13 @@ sync_round(struct worker *w, int64_t now, const char *why)
 			delay += randombytes_uniform((uint32_t)(delay / 4 + 1));
 			wp->failures++;
 			wp->next_try_ms = tm_now_ms() + delay;
+			if (retry_at == 0 || wp->next_try_ms < retry_at)
+				retry_at = wp->next_try_ms;
 		}
 	}
 	json_object_put(list);
+	if (retry_at != 0 && (w->push_at == 0 || retry_at < w->push_at))
+		w->push_at = retry_at;
 	log_debug("sync round (%s) done", why);
 	if (received && w->hook_at == 0)
 		w->hook_at = tm_now_ms() + HOOK_DEBOUNCE_MS;
@@ -238,8 +359,9 @@ sync_round(struct worker *w, int64_t now, const char *why)
 static void
 handle_wake(struct worker *w, const char *msg, int64_t now)
 {
-	if (strcmp(msg, "sync") == 0) {
-		/* Asked for: try every peer now, even those backing off. */
+	if (strcmp(msg, "sync") == 0 || strcmp(msg, "peers") == 0) {
+		/* Asked for, or the set of peers changed: try every peer
+		 * now, even those backing off. */
 		for (int i = 0; i < w->npeers; i++)
 			w->peers[i].next_try_ms = 0;
 		w->push_all = 1;
@@ -263,6 +385,8 @@ next_timeout(struct worker *w, int64_t now)
 		next = w->push_at;
 	if (w->hook_at != 0 && w->hook_at < next)
 		next = w->hook_at;
+	if (w->scan_at != 0 && w->scan_at < next)
+		next = w->scan_at;
 	if (next <= now)
 		return 0;
 	return next - now > INT_MAX ? INT_MAX : (int)(next - now);
@@ -309,6 +433,17 @@ worker_run(const struct conf *c)
 		goto done;
 	}
 	sync_db_each(c, add_db, &w);
+	w.fcfg.root = c->instance_dir;
+	w.fcfg.self = w.id.node_id;
+	w.fcfg.ignore = c->ignore;
+	w.fcfg.databases = c->databases;
+	w.fcfg.max_conflicts = c->max_conflicts;
+	if ((w.dirs = calloc(WORKER_MAX_WATCHES, sizeof(*w.dirs))) == NULL) {
+		log_err("out of memory");
+		goto done;
+	}
+	watch_tree(&w, "");
+	w.scan_at = tm_now_ms();
 	node_heartbeat(c);
 	w.periodic_at = tm_now_ms() + 1000;	/* catch up soon after start */
 	log_info("sync worker started: %d database(s), sync every %d s",
@@ -337,8 +472,9 @@ worker_run(const struct conf *c)
 		    read(tfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
 			node_heartbeat(c);
 		if (pfd[1].revents & POLLIN) {
-			while (read(w.ino, buf, sizeof(buf)) > 0)
-				;
+			ssize_t n;
+			while ((n = read(w.ino, buf, sizeof(buf))) > 0)
+				file_events(&w, buf, n, now);
 			db_changed(&w, now);
 		}
 		if (pfd[2].revents & POLLIN) {
@@ -346,7 +482,14 @@ worker_run(const struct conf *c)
 			while (wake_recv(wfd, msg, sizeof(msg)) > 0)
 				handle_wake(&w, msg, now);
 		}
+		if (w.scan_at != 0 && now >= w.scan_at) {
+			w.scan_at = 0;
+			file_scan(&w);
+		}
 		if (now >= w.periodic_at) {
+			/* The periodic run rescans too: a safety net for
+			 * events inotify missed (overflow, other mounts). */
+			file_scan(&w);
 			w.periodic_at = now + (int64_t)c->sync_interval * 1000;
 			w.push_at = 0;
 			sync_round(&w, now, "periodic");
@@ -363,6 +506,9 @@ worker_run(const struct conf *c)
 done:
 	for (int i = 0; i < w.ndbs; i++)
 		sqlite3_close(w.dbs[i].conn);
+	for (int i = 0; i < w.ndirs; i++)
+		free(w.dirs[i].rel);
+	free(w.dirs);
 	sqlite3_close(w.state);
 	if (tfd != -1)
 		close(tfd);
