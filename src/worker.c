@@ -273,10 +273,24 @@ db_changed(struct worker *w, int64_t now)
 		struct wdb *d = &w->dbs[i];
 		int64_t v = store_scalar(d->conn, "PRAGMA data_version");
 
+		struct dbsync_stats st;
+		char err[256];
+		int urgent;
+
 		if (v == d->data_version)
 			continue;
 		d->data_version = v;
-		if (immediate_pending(w, d) && w->push_at == 0)
+		urgent = immediate_pending(w, d);
+		/* Harvest now: a change's clock is taken when it is harvested,
+		 * so harvesting at commit keeps last-writer-wins in the order
+		 * the writes really happened. */
+		memset(&st, 0, sizeof(st));
+		if (dbsync_harvest(d->conn, w->id.node_id, hlc_now_ms(), &st, err,
+		    sizeof(err)) != DBSYNC_OK)
+			log_warnx("harvest %s: %s", d->name, err);
+		/* Our own harvest bumped data_version for nobody but us. */
+		d->data_version = store_scalar(d->conn, "PRAGMA data_version");
+		if (urgent && w->push_at == 0)
 			w->push_at = now + DEBOUNCE_MS;
 	}
 }

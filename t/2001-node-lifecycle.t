@@ -82,7 +82,7 @@ test_expect_success 'a second up on the same node fails at once with one line' '
 '
 
 init_node b
-sed -i "s/^listen = .*/listen = 127.0.0.1:$a_PORT/" "$b_DIR/meshsync.conf"
+sed -i "s/^listen = .*/listen = $a_ADDR/" "$b_DIR/meshsync.conf"
 
 test_expect_success 'a port already in use fails at once with one line' '
 	! "$MESHSYNC" up --dir "$b_DIR" 2>"$SCRATCH/err" &&
@@ -91,7 +91,7 @@ test_expect_success 'a port already in use fails at once with one line' '
 '
 
 test_expect_success 'a missing nginx binary fails at once with one line' '
-	sed -i "s/^listen = .*/listen = 127.0.0.1:$(free_port)/" "$b_DIR/meshsync.conf" &&
+	sed -i "s/^listen = .*/listen = $(free_addr)/" "$b_DIR/meshsync.conf" &&
 	! MESHSYNC_NGINX=/nonexistent/nginx "$MESHSYNC" up --dir "$b_DIR" 2>"$SCRATCH/err" &&
 	test "$(wc -l <"$SCRATCH/err")" -eq 1 && grep -q "nginx not found" "$SCRATCH/err" &&
 	test -z "$(procs_of "$b_DIR")"

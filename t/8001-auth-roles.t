@@ -137,7 +137,7 @@ test_expect_success 'five wrong passwords, then even the right one waits (429, R
 	grep -q "failed login for ops" "$a_DIR/meshsync.log"
 '
 
-test_expect_success 'the throttle is per user and per address: another user from elsewhere is fine' '
+test_expect_success 'the throttle is per address too: another user from the same address waits' '
 	c=$(curl -s -o /dev/null -w "%{http_code}" --interface 127.0.0.1 \
 		-d "{\"user\":\"admin\",\"password\":\"$a_PW\"}" "$a_URL/api/sync/login") &&
 	test "$c" = 429

@@ -23,8 +23,8 @@ hello() {
 }
 
 test_expect_success 'peer add pins the key of the address and says the other side is missing' '
-	"$MESHSYNC" peer add --dir "$a_DIR" "127.0.0.1:$b_PORT" >"$SCRATCH/out" &&
-	grep -q "pinned b at http://127.0.0.1:$b_PORT" "$SCRATCH/out" &&
+	"$MESHSYNC" peer add --dir "$a_DIR" "$b_ADDR" >"$SCRATCH/out" &&
+	grep -q "pinned b at http://$b_ADDR" "$SCRATCH/out" &&
 	grep -q "not connected yet: add this node on b" "$SCRATCH/out" &&
 	test "$(sqlite3 "$a_DIR/meshsync.db" "SELECT pubkey FROM peers WHERE name = '"'"'b'"'"'")" = \
 	     "$(curl -s "$b_URL/api/sync/ping" | jq -r .public_key)" &&
@@ -32,16 +32,16 @@ test_expect_success 'peer add pins the key of the address and says the other sid
 '
 
 test_expect_success 'adding each other on both servers is the whole setup' '
-	"$MESHSYNC" peer add --dir "$b_DIR" "http://127.0.0.1:$a_PORT/" >"$SCRATCH/out" &&
+	"$MESHSYNC" peer add --dir "$b_DIR" "http://$a_ADDR/" >"$SCRATCH/out" &&
 	grep -q "connected: a has added this node too" "$SCRATCH/out" &&
 	"$MESHSYNC" peer check --dir "$a_DIR" b | grep -q "connected both ways" &&
 	"$MESHSYNC" peer list --dir "$a_DIR" | grep -q "connected"
 '
 
 test_expect_success 'adding a node twice or adding itself is refused' '
-	! "$MESHSYNC" peer add --dir "$a_DIR" "127.0.0.1:$b_PORT" 2>"$SCRATCH/err" &&
+	! "$MESHSYNC" peer add --dir "$a_DIR" "$b_ADDR" 2>"$SCRATCH/err" &&
 	grep -q "already a peer" "$SCRATCH/err" &&
-	! "$MESHSYNC" peer add --dir "$a_DIR" "127.0.0.1:$a_PORT" 2>"$SCRATCH/err" &&
+	! "$MESHSYNC" peer add --dir "$a_DIR" "$a_ADDR" 2>"$SCRATCH/err" &&
 	grep -q "this node itself" "$SCRATCH/err"
 '
 
@@ -130,12 +130,12 @@ test_expect_success_here 'allow_from limits where peer requests may come from' '
 test_expect_success_here 'the dashboard pairs by address: look up, show fingerprint, confirm' '
 	login a &&
 	curl -s -b "$SCRATCH/a.jar" --data-urlencode "csrf=$(csrf_of a)" \
-		--data-urlencode "address=127.0.0.1:$c_PORT" "$a_URL/sync/servers/add" >"$SCRATCH/p" &&
+		--data-urlencode "address=$c_ADDR" "$a_URL/sync/servers/add" >"$SCRATCH/p" &&
 	grep -q "identifies itself as" "$SCRATCH/p" &&
 	key=$(sed -n "s/.*name=\"public_key\" value=\"\([0-9a-f]*\)\".*/\1/p" "$SCRATCH/p") &&
 	test ${#key} -eq 64 &&
 	curl -s -b "$SCRATCH/a.jar" --data-urlencode "csrf=$(csrf_of a)" \
-		--data-urlencode "address=127.0.0.1:$c_PORT" --data-urlencode "public_key=$key" \
+		--data-urlencode "address=$c_ADDR" --data-urlencode "public_key=$key" \
 		--data-urlencode "name=charlie" "$a_URL/sync/servers/add" >"$SCRATCH/p2" &&
 	grep -q "charlie added. Now add this server" "$SCRATCH/p2" &&
 	"$MESHSYNC" peer list --dir "$a_DIR" | grep -q "^charlie "
@@ -144,7 +144,7 @@ test_expect_success_here 'the dashboard pairs by address: look up, show fingerpr
 test_expect_success 'a confirm with a key other than the one shown pins nothing' '
 	"$MESHSYNC" peer remove --dir "$a_DIR" charlie >/dev/null &&
 	curl -s -b "$SCRATCH/a.jar" --data-urlencode "csrf=$(csrf_of a)" \
-		--data-urlencode "address=127.0.0.1:$c_PORT" --data-urlencode "public_key=$(printf "%064d" 7)" \
+		--data-urlencode "address=$c_ADDR" --data-urlencode "public_key=$(printf "%064d" 7)" \
 		"$a_URL/sync/servers/add" >"$SCRATCH/p3" &&
 	grep -q "different key" "$SCRATCH/p3" &&
 	! "$MESHSYNC" peer list --dir "$a_DIR" | grep -q "^charlie "

@@ -60,17 +60,31 @@ free_port() {
 	done
 }
 
-# init_node NAME [extra init args]: a node in $SCRATCH/NAME on a free port;
-# sets NAME_DIR, NAME_PORT, NAME_URL, NAME_PW.
+# A free address:port on a random loopback address (all of 127/8 is local
+# on Linux), so tests running side by side never pick the same one.
+free_addr() {
+	local a p
+	while :; do
+		a="127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/$a/$p") 2>/dev/null; then
+			echo "$a:$p"
+			return
+		fi
+	done
+}
+
+# init_node NAME [extra init args]: a node in $SCRATCH/NAME on a free
+# address; sets NAME_DIR, NAME_ADDR (host:port), NAME_PORT, NAME_URL, NAME_PW.
 init_node() {
-	local name=$1 port dir
+	local name=$1 addr dir
 	shift
-	port=$(free_port)
+	addr=$(free_addr)
 	dir="$SCRATCH/$name"
 	printf 'pw-%s-secret\n' "$name" >"$SCRATCH/$name.pw"
-	"$MESHSYNC" init --dir "$dir" --name "$name" --listen "127.0.0.1:$port" \
+	"$MESHSYNC" init --dir "$dir" --name "$name" --listen "$addr" \
 		--admin-password-file "$SCRATCH/$name.pw" "$@" >/dev/null || return 1
-	eval "${name}_DIR=\$dir ${name}_PORT=\$port ${name}_URL=http://127.0.0.1:\$port ${name}_PW=pw-\$name-secret"
+	eval "${name}_DIR=\$dir ${name}_ADDR=\$addr ${name}_PORT=\${addr##*:} ${name}_URL=http://\$addr ${name}_PW=pw-\$name-secret"
 }
 
 # conf_set NAME KEY VALUE: append a key to a node's meshsync.conf.
@@ -187,10 +201,10 @@ sql() {
 
 # pair A B: each node adds the other (a connected pair).
 pair() {
-	local adir bdir aport bport
-	eval "adir=\$${1}_DIR bdir=\$${2}_DIR aport=\$${1}_PORT bport=\$${2}_PORT"
-	"$MESHSYNC" peer add --dir "$adir" "127.0.0.1:$bport" >/dev/null &&
-	"$MESHSYNC" peer add --dir "$bdir" "127.0.0.1:$aport" >/dev/null
+	local adir bdir aaddr baddr
+	eval "adir=\$${1}_DIR bdir=\$${2}_DIR aaddr=\$${1}_ADDR baddr=\$${2}_ADDR"
+	"$MESHSYNC" peer add --dir "$adir" "$baddr" >/dev/null &&
+	"$MESHSYNC" peer add --dir "$bdir" "$aaddr" >/dev/null
 }
 
 # msync NAME [args]: meshsync sync on a node.
@@ -205,4 +219,44 @@ msync() {
 digest() {
 	sql "$1" "SELECT quote(number), quote(name), quote(city) FROM teams ORDER BY number;
 		SELECT quote(id), quote(team), quote(score), quote(notes), quote(photo) FROM reports ORDER BY id;" | sha256sum
+}
+
+# tree NAME: every synced path of the instance folder with type, mode and
+# content hash, sorted, for comparing nodes.
+tree() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	( cd "$dir/instance" && find . -mindepth 1 \( -name '*.db' -o -name '*.db-*' \
+		-o -name '.meshsync-tmp-*' \) -prune -o -printf '%y %m %p\n' | sort |
+	while read -r type mode path; do
+		if [ "$type" = f ]; then
+			echo "$type $mode $path $(sha256sum <"$path" | cut -c1-16)"
+		else
+			echo "$type $mode $path"
+		fi
+	done )
+}
+
+# peak_rss_kb PID: follow a process until it exits; print its peak RSS.
+peak_rss_kb() {
+	local peak=0 v
+	while [ -d "/proc/$1" ]; do
+		v=$(awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+		[ -n "$v" ] && [ "$v" -gt "$peak" ] && peak=$v
+		sleep 0.05
+	done
+	echo "$peak"
+}
+
+# hold_worker NAME / release_worker NAME: freeze a node's sync worker (SIGSTOP)
+# so a test can make two edits truly concurrent, then let it go again.
+hold_worker() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	kill -STOP "$(cat "$dir/run/worker.pid")"
+}
+release_worker() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	kill -CONT "$(cat "$dir/run/worker.pid")"
 }
