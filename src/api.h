@@ -23,6 +23,7 @@ int	 api_receive_changes(struct req *);
 int	 api_data(struct req *);
 int	 api_sync_now(struct req *);
 int	 api_trigger(struct req *);
+int	 api_database(struct req *);
 
 /* api_files.c: file sync */
 struct files_cfg;

@@ -21,6 +21,9 @@ api_hello(struct req *r)
 	json_object_object_add(o, "name", json_object_new_string(r->ctx->conf->name));
 	json_object_object_add(o, "you_are", json_object_new_string(r->auth.peer_name));
 	json_object_object_add(o, "body_bytes", json_object_new_int64((int64_t)r->body_len));
+	/* What a bootstrapping peer may ask a snapshot of. */
+	json_object_object_add(o, "databases",
+	    json_object_new_string(r->ctx->conf->databases));
 	return req_json(r, 200, o);
 }
 

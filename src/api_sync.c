@@ -1,5 +1,9 @@
 /* api_sync.c - the database changes feed and apply, offline clients, sync now, trigger. */
+#include <dirent.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +11,7 @@
 #include "dbsync.h"
 #include "hlc.h"
 #include "log.h"
+#include "node.h"
 #include "syncrun.h"
 #include "tm.h"
 #include "util.h"
@@ -265,4 +270,65 @@ api_trigger(struct req *r)
 	}
 	json_object_object_add(o, "started", json_object_new_boolean(1));
 	return req_json(r, 202, o);
+}
+
+#define SNAPSHOT_KEEP_S	600	/* a snapshot outlives its download by this */
+
+/* Remove snapshots older than SNAPSHOT_KEEP_S: nginx may still be sending
+ * a recent one, so they cannot go right after the answer. */
+static void
+reap_snapshots(const char *dir)
+{
+	char path[UTIL_PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "snap-", 5) != 0 ||
+		    util_fmt(path, sizeof(path), "%s/%s", dir, de->d_name) == -1)
+			continue;
+		if (lstat(path, &st) == 0 && now - st.st_mtime > SNAPSHOT_KEEP_S)
+			unlink(path);
+	}
+	closedir(d);
+}
+
+/* GET /api/sync/database?db= (peer): a consistent snapshot for a new
+ * node, with the cursor it corresponds to; nginx sends the bytes. */
+int
+api_database(struct req *r)
+{
+	char dir[UTIL_PATH_MAX], path[UTIL_PATH_MAX], name[64], err[512];
+	json_object *vv = NULL;
+	const char *db;
+	char *cur;
+	sqlite3 *app;
+
+	if ((app = open_db(r, &db)) == NULL)
+		return 0;
+	node_run_path(r->ctx->conf, dir, sizeof(dir), "tmp/snapshots");
+	reap_snapshots(dir);
+	util_random_hex(name + 5, sizeof(name) - 5, 16);
+	memcpy(name, "snap-", 5);
+	util_fmt(path, sizeof(path), "%s/%s", dir, name);
+	if (dbsync_snapshot(app, path, &vv, err, sizeof(err)) == -1) {
+		sqlite3_close(app);
+		return req_error(r, 500, "snapshot: %s", err);
+	}
+	sqlite3_close(app);
+	cur = sync_vv_encode(vv);
+	json_object_put(vv);
+	if (cur == NULL) {
+		unlink(path);
+		return req_error(r, 500, "out of memory");
+	}
+	log_info("snapshot of %s for %s", db, r->auth.peer_name);
+	req_header(r, "X-Accel-Redirect: /_meshsync_snapshots/%s", name);
+	req_header(r, "X-Meshsync-Cursor: %s", cur);
+	free(cur);
+	return req_send(r, 200, "application/vnd.sqlite3", "", 0);
 }

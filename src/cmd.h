@@ -49,6 +49,7 @@ int	 cmd_peer(int, char **);
 int	 cmd_track(int, char **);
 int	 cmd_untrack(int, char **);
 int	 cmd_sync(int, char **);
+int	 cmd_compact(int, char **);
 int	 cmd_lock(int, char **);
 
 /* Create and fully initialise a node (shared by init and demo).  password

@@ -7,6 +7,7 @@
 #include "keys.h"
 #include "peer.h"
 #include "peers.h"
+#include "syncrun.h"
 #include "wake.h"
 
 static int
@@ -49,6 +50,7 @@ cmd_peer(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "bootstrap", no_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = CMD_DEFAULT_DIR, *name = NULL, *verb;
@@ -57,13 +59,15 @@ cmd_peer(int argc, char **argv)
 	struct conf c;
 	struct peer p;
 	sqlite3 *db = NULL;
-	int ch, rc = 1, nargs;
+	int ch, rc = 1, nargs, bootstrap = 0;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 'd')
 			dir = optarg;
 		else if (ch == 'n')
 			name = optarg;
+		else if (ch == 'b')
+			bootstrap = 1;
 		else
 			return cmd_usage(cmd_find("peer"), 1);
 	}
@@ -93,6 +97,24 @@ cmd_peer(int argc, char **argv)
 			printf("not connected yet: add this node on %s too:\n"
 			    "  meshsync peer add %s\n", p.name, c.public_url);
 		rc = 0;
+		if (bootstrap) {
+			json_object *res;
+			if (!p.they_know_us) {
+				fprintf(stderr, "meshsync peer: --bootstrap needs "
+				    "%s to have added this node first\n", p.name);
+				rc = 1;
+				goto done;
+			}
+			printf("bootstrapping from %s:\n", p.name);
+			if (syncrun_bootstrap(db, &c, &id, &p, stdout, err,
+			    sizeof(err)) == -1)
+				goto fail;
+			/* Then follow the feed from the snapshot's cursor. */
+			res = syncrun_all(db, &c, &id, p.node_id);
+			json_object_put(res);
+			wake_send(&c, "peers");
+			printf("caught up with %s\n", p.name);
+		}
 		goto done;
 	}
 	if (peers_find(db, argv[optind + 1], &p) != 0) {

@@ -70,3 +70,38 @@ cmd_sync(int argc, char **argv)
 	json_object_put(res);
 	return failed ? 1 : 0;
 }
+
+int
+cmd_compact(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = CMD_DEFAULT_DIR;
+	struct store_identity id;
+	char err[512];
+	struct conf c;
+	sqlite3 *db = NULL;
+	long long n;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'd')
+			dir = optarg;
+		else
+			return cmd_usage(cmd_find("compact"), 1);
+	}
+	if (optind != argc)
+		return cmd_usage(cmd_find("compact"), 1);
+	if (cmd_open_state(&c, dir, "compact", &db, &id) == -1)
+		return 1;
+	n = syncrun_compact(db, &c, &id, err, sizeof(err));
+	sqlite3_close(db);
+	if (n < 0) {
+		fprintf(stderr, "meshsync compact: %s\n", err);
+		return 1;
+	}
+	printf("removed %lld change log entries every peer has\n", n);
+	return 0;
+}

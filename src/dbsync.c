@@ -1834,6 +1834,7 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 	json_object_object_foreach(vv, origin, maxv) {
 		int64_t from = vv_of(since_vv, origin), last = from;
 		int64_t upto = json_object_get_int64(maxv);
+		int qlimit = limit - count + DBSYNC_ROW_MAX, fetched = 0;
 		uint64_t lasth = 0;
 
 		if (upto <= from)
@@ -1845,7 +1846,7 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 		sqlite3_reset(q);
 		sqlite3_bind_text(q, 1, origin, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 2, from);
-		sqlite3_bind_int(q, 3, limit - count + DBSYNC_ROW_MAX);
+		sqlite3_bind_int(q, 3, qlimit);
 		while ((src = sqlite3_step(q)) == SQLITE_ROW) {
 			int64_t seq = sqlite3_column_int64(q, 0);
 			uint64_t h = (uint64_t)sqlite3_column_int64(q, 1);
@@ -1896,11 +1897,20 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 				json_object_object_add(o, "sh",
 				    json_object_new_string(hash));
 			count++;
+			fetched++;
 			last = seq;
 			lasth = h;
 		}
 		if (src != SQLITE_ROW && src != SQLITE_DONE)
 			goto dberr;
+		/* The log ended before the vector's end without the query
+		 * limit being reached: the rest was compacted away. */
+		if (src == SQLITE_DONE && fetched < qlimit && last < upto) {
+			snprintf(err, errsz, "changes of %s after %lld were "
+			    "compacted", origin, (long long)last);
+			rc = DBSYNC_ECOMPACTED;
+			goto fail;
+		}
 		if (last < upto)
 			more = 1;
 	}

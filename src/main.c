@@ -51,14 +51,17 @@ const struct cmd cmd_table[] = {
 	    "is read\nfrom standard input (first line).\n" },
 	{ .name = "peer", .fn = cmd_peer,
 	  .summary = "pair with other nodes by address",
-	  .usage = "usage: meshsync peer add [--dir DIR] ADDRESS [--name NAME]\n"
+	  .usage = "usage: meshsync peer add [--dir DIR] ADDRESS [--name NAME] "
+	    "[--bootstrap]\n"
 	    "       meshsync peer list [--dir DIR]\n"
 	    "       meshsync peer check|enable|disable|remove|repin [--dir DIR] PEER\n\n"
 	    "ADDRESS is an IP or domain with an optional :port or http(s):// "
 	    "prefix.\n`add` fetches the node's identity and pins its public key "
 	    "(trust on first\nuse); the pair is connected once the other node "
 	    "has added this one too.\n`repin` accepts a changed key of an "
-	    "existing peer.  PEER is a name, node id\nor number from `list`.\n" },
+	    "existing peer.  PEER is a name, node id\nor number from `list`.\n"
+	    "--bootstrap starts this (new, empty) node's databases from the "
+	    "peer's\nsnapshots, then follows its changes.\n" },
 	{ .name = "track", .fn = cmd_track,
 	  .summary = "capture changes of application tables",
 	  .usage = "usage: meshsync track [--dir DIR] [--immediate] DB TABLE...\n\n"
@@ -91,6 +94,12 @@ const struct cmd cmd_table[] = {
 	    "another owner is refused with its holder and\nexpiry (status 1)."
 	    "  TTL is 1..3600 seconds (default and cap 3600).\n"
 	    "list reaps expired leases first.\n" },
+	{ .name = "compact", .fn = cmd_compact,
+	  .summary = "drop change-log entries every peer has",
+	  .usage = "usage: meshsync compact [--dir DIR]\n\n"
+	    "Asks every peer how far it has synced each database and removes "
+	    "the change\nlog entries all of them have.  Nothing is removed "
+	    "when a peer cannot be\nasked.  The worker does this once a day.\n" },
 	{ .name = "demo", .fn = cmd_demo,
 	  .summary = "run a local 3-node demo mesh with sample data",
 	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE]\n\n"

@@ -265,6 +265,7 @@ render_nginx(const struct conf *c, char *err, size_t errsz)
 	};
 	static const char *const tmpdirs[] = {
 		"tmp/fastcgi", "tmp/proxy", "tmp/scgi", "tmp/uwsgi", "tmp/body",
+		"tmp/snapshots",
 	};
 	struct subst subs[] = {
 		{ .key = "RUN_DIR" }, { .key = "USER_LINE" },

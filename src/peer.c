@@ -451,7 +451,7 @@ peer_download(const struct store_identity *self, const struct peer *p,
 			    strerror(errno));
 			return -1;
 		}
-		if (cc == CURLE_OK && sink.written == size)
+		if (cc == CURLE_OK && (size < 0 || sink.written == size))
 			return 0;
 		if (cc == CURLE_OK && status == 200 && sink.written != size) {
 			util_fmt(err, errsz, "size changed on the peer (%lld, "

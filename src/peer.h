@@ -42,7 +42,8 @@ int	 peer_call(const struct store_identity *self, const struct peer *p,
  * Download a file from peer p (signed GET of uri) into out_fd, streaming:
  * constant memory whatever the size.  An interrupted transfer is resumed
  * with a Range request from what is already written (a few times).
- * Returns 0 when `size` bytes arrived, -1 with a reason.
+ * Returns 0 when `size` bytes arrived (any complete answer when size is
+ * -1), -1 with a reason.
  */
 int	 peer_download(const struct store_identity *self, const struct peer *p,
 	    const char *uri, int out_fd, int64_t size, char *err,

@@ -27,6 +27,8 @@ static const struct route route_table[] = {
 	  .access = ACC_SUPERADMIN, .fn = api_peers_action },
 	{ .method = "GET", .path = "/api/sync/changes", .access = ACC_PEER,
 	  .fn = api_changes },
+	{ .method = "GET", .path = "/api/sync/database", .access = ACC_PEER,
+	  .fn = api_database },
 	{ .method = "POST", .path = "/api/sync/receive-changes",
 	  .access = ACC_PEER, .fn = api_receive_changes },
 	{ .method = "GET", .path = "/api/sync/files/manifest",

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dbsync.h"
@@ -13,6 +14,7 @@
 #include "fpath.h"
 #include "log.h"
 #include "peer.h"
+#include "tm.h"
 #include "util.h"
 
 struct link {
@@ -460,4 +462,232 @@ syncrun_all(sqlite3 *state, const struct conf *c,
 	json_object_object_add(o, "files", files_json(&total));
 	json_object_object_add(o, "failed", json_object_new_int(failed));
 	return o;
+}
+
+/* ---- bootstrap and compaction ------------------------------------------ */
+
+static int
+record_tracked(sqlite3 *state, sqlite3 *app, const char *db)
+{
+	sqlite3_stmt *st = NULL, *ins = NULL;
+	char now[TM_RFC3339_LEN];
+	int rc = -1;
+
+	tm_rfc3339_s(now, sizeof(now), tm_now_ms());
+	if (sqlite3_prepare_v2(app, "SELECT tbl FROM _meshsync_tracked", -1,
+	    &st, NULL) != SQLITE_OK || sqlite3_prepare_v2(state, "INSERT OR "
+	    "IGNORE INTO tracked(db, tbl, immediate, since) VALUES (?, ?, 0, ?)",
+	    -1, &ins, NULL) != SQLITE_OK)
+		goto done;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		sqlite3_bind_text(ins, 1, db, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 2, (const char *)sqlite3_column_text(st,
+		    0), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ins, 3, now, -1, SQLITE_STATIC);
+		sqlite3_step(ins);
+		sqlite3_reset(ins);
+	}
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+/* Download one snapshot beside its final place and move it in. */
+static int
+bootstrap_one(sqlite3 *state, struct conf *c, struct link *l,
+    const char *db, FILE *out, char *err, size_t errsz)
+{
+	char path[UTIL_PATH_MAX], tmp[UTIL_PATH_MAX], uri[1200], q[1024];
+	char list[CONF_VAL_MAX], why[256];
+	sqlite3 *app = NULL;
+	struct stat sb;
+	int fd = -1, rc = -1;
+
+	if (*db == '/' || strstr(db, "..") != NULL ||
+	    util_fmt(path, sizeof(path), "%s/%s", c->instance_dir, db) == -1) {
+		util_fmt(err, errsz, "%s offers a bad database name", l->peer->name);
+		return -1;
+	}
+	if (lstat(path, &sb) == 0) {
+		if (out != NULL)
+			fprintf(out, "  %s exists here: kept (sync merges it)\n", db);
+		return 0;
+	}
+	util_strlcpy(tmp, path, sizeof(tmp));
+	*strrchr(tmp, '/') = '\0';
+	if (util_mkdirs(tmp, 0755) == -1 || util_fmt(tmp + strlen(tmp),
+	    sizeof(tmp) - strlen(tmp), "/.meshsync-tmp-boot-XXXXXX") == -1 ||
+	    (fd = mkstemp(tmp)) == -1) {
+		util_fmt(err, errsz, "temp file for %s: %s", db, strerror(errno));
+		return -1;
+	}
+	if (qname(q, sizeof(q), db) == -1 || util_fmt(uri, sizeof(uri),
+	    "/api/sync/database?db=%s", q) == -1 ||
+	    peer_download(l->self, l->peer, uri, fd, -1, why, sizeof(why)) == -1 ||
+	    fsync(fd) == -1) {
+		util_fmt(err, errsz, "snapshot of %s: %s", db, why);
+		goto done;
+	}
+	if (sqlite3_open_v2(tmp, &app, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    store_scalar(app, "SELECT count(*) FROM _meshsync_tracked") < 0) {
+		util_fmt(err, errsz, "snapshot of %s is not a meshsync database",
+		    db);
+		goto done;
+	}
+	{
+		sqlite3_stmt *st = NULL;
+		int ok = sqlite3_prepare_v2(app, "PRAGMA quick_check", -1, &st,
+		    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+		    strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+		sqlite3_finalize(st);
+		if (!ok) {
+			util_fmt(err, errsz, "snapshot of %s is damaged", db);
+			goto done;
+		}
+	}
+	/* link() fails if the name appeared meanwhile: never replace. */
+	if (link(tmp, path) == -1) {
+		util_fmt(err, errsz, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	record_tracked(state, app, db);
+	if (sync_db_path(c, db, why, sizeof(why)) == -1) {
+		if (util_fmt(list, sizeof(list), "%s%s%s", c->databases,
+		    *c->databases ? " " : "", db) == -1 ||
+		    conf_update_file(c, "databases", list, err, errsz) == -1)
+			goto done;
+		util_strlcpy(c->databases, list, sizeof(c->databases));
+	}
+	if (out != NULL)
+		fprintf(out, "  %s: started from %s's snapshot\n", db,
+		    l->peer->name);
+	store_event(state, "info", "sync", l->peer->name, "bootstrapped %s "
+	    "from a snapshot", db);
+	rc = 0;
+done:
+	sqlite3_close(app);
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}
+
+int
+syncrun_bootstrap(sqlite3 *state, struct conf *c,
+    const struct store_identity *id, const struct peer *p, FILE *out,
+    char *err, size_t errsz)
+{
+	struct link l = { .self = id, .peer = p };
+	json_object *hello = NULL, *v;
+	const char *dbs;
+	char name[UTIL_PATH_MAX];
+	int rc = 0;
+
+	if (call_json(&l, "POST", "/api/sync/hello", NULL, &hello, err,
+	    errsz) == -1)
+		return -1;
+	dbs = json_object_object_get_ex(hello, "databases", &v) ?
+	    json_object_get_string(v) : "";
+	while (rc == 0 && *dbs != '\0') {
+		size_t n;
+
+		dbs += strspn(dbs, " \t,");
+		n = strcspn(dbs, " \t,");
+		if (n == 0)
+			break;
+		if (n < sizeof(name)) {
+			memcpy(name, dbs, n);
+			name[n] = '\0';
+			rc = bootstrap_one(state, c, &l, name, out, err, errsz);
+		}
+		dbs += n;
+	}
+	json_object_put(hello);
+	return rc;
+}
+
+struct compact_job {
+	sqlite3				*state;
+	const struct conf		*conf;
+	const struct store_identity	*self;
+	long long			 removed;
+	char				*err;
+	size_t				 errsz;
+};
+
+/* The acknowledged vector: per origin, the minimum over every peer. */
+static int
+compact_db(const char *name, void *arg)
+{
+	struct compact_job *j = arg;
+	json_object *acked = NULL, *peers = peers_list(j->state);
+	size_t n = peers ? json_object_array_length(peers) : 0;
+	char path[UTIL_PATH_MAX], why[512];
+	sqlite3 *app = NULL;
+	int64_t removed = 0;
+	int rc = -1;
+
+	if (n == 0) {
+		/* Nobody to wait for would mean "compact everything", and a
+		 * peer added later could then never catch up from the log. */
+		json_object_put(peers);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *pj = json_object_array_get_idx(peers, i), *v, *pvv;
+		struct peer p;
+		struct link l = { .self = j->self, .peer = &p };
+
+		json_object_object_get_ex(pj, "node_id", &v);
+		if (peers_by_node(j->state, json_object_get_string(v), &p) != 0)
+			goto done;
+		if (t_vv(&l, name, &pvv, why, sizeof(why)) == -1) {
+			util_fmt(j->err, j->errsz, "%s: cannot ask %s (%s): "
+			    "nothing compacted", name, p.name, why);
+			goto done;
+		}
+		if (acked == NULL) {
+			acked = pvv;
+			continue;
+		}
+		/* Origins a peer has never seen count as 0 for it. */
+		json_object_object_foreach(acked, origin, seq) {
+			json_object *theirs;
+			int64_t t = json_object_object_get_ex(pvv, origin,
+			    &theirs) ? json_object_get_int64(theirs) : 0;
+			if (t < json_object_get_int64(seq))
+				json_object_set_int64(seq, t);
+		}
+		json_object_put(pvv);
+	}
+	if (sync_db_path(j->conf, name, path, sizeof(path)) == -1 ||
+	    dbsync_open(path, &app, why, sizeof(why)) == -1 ||
+	    dbsync_compact(app, acked, &removed, why, sizeof(why)) != DBSYNC_OK) {
+		util_fmt(j->err, j->errsz, "%s: %s", name, why);
+		goto done;
+	}
+	j->removed += removed;
+	rc = 0;
+done:
+	sqlite3_close(app);
+	json_object_put(acked);
+	json_object_put(peers);
+	return rc;
+}
+
+long long
+syncrun_compact(sqlite3 *state, const struct conf *c,
+    const struct store_identity *id, char *err, size_t errsz)
+{
+	struct compact_job j = { .state = state, .conf = c, .self = id,
+	    .err = err, .errsz = errsz };
+
+	if (sync_db_each(c, compact_db, &j) == -1)
+		return -1;
+	if (j.removed > 0)
+		store_event(state, "info", "sync", NULL, "compacted %lld change "
+		    "log entries every peer has", j.removed);
+	return j.removed;
 }

@@ -2,6 +2,8 @@
 #ifndef MESHSYNC_SYNCRUN_H
 #define MESHSYNC_SYNCRUN_H
 
+#include <stdio.h>
+
 #include <json-c/json.h>
 #include <sqlite3.h>
 
@@ -33,6 +35,27 @@ int	 syncrun_peer(sqlite3 *state, const struct conf *c,
  */
 json_object *syncrun_all(sqlite3 *state, const struct conf *c,
 	    const struct store_identity *id, const char *only);
+
+/*
+ * Start this node's databases from peer p's snapshots: every database p
+ * syncs that does not exist here is downloaded (a consistent copy with its
+ * change log), checked, moved into the instance folder, added to
+ * `databases` (in c and in meshsync.conf) and its tables recorded as
+ * tracked.  Existing local databases are never replaced.  Prints one line
+ * per database to `out` (may be NULL).  Returns 0, or -1 with a reason.
+ */
+int	 syncrun_bootstrap(sqlite3 *state, struct conf *c,
+	    const struct store_identity *id, const struct peer *p, FILE *out,
+	    char *err, size_t errsz);
+
+/*
+ * Compact every database's change log up to what every known peer has
+ * acknowledged (the minimum of their version vectors), never further.  A
+ * peer that cannot be asked stops the compaction (nothing removed).
+ * Returns the number of entries removed, or -1 with a reason.
+ */
+long long syncrun_compact(sqlite3 *state, const struct conf *c,
+	    const struct store_identity *id, char *err, size_t errsz);
 
 /* "N sent, M received, K conflicts" into buf. */
 void	 syncrun_summary(char *buf, size_t bufsz, const struct sync_counts *n);

@@ -37,7 +37,8 @@
 #define DEBOUNCE_MS		50	/* coalesce a burst of commits */
 #define BACKOFF_MAX_MS		60000
 #define HOOK_DEBOUNCE_MS	200
-#define WORKER_MAX_WATCHES	8192	/* directories watched for file sync */
+#define WORKER_MAX_WATCHES	8192
+#define COMPACT_EVERY_MS	(24LL * 3600 * 1000)	/* directories watched for file sync */
 
 /* A watched directory of the instance folder, by inotify descriptor. */
 struct wdir {
@@ -79,6 +80,7 @@ struct worker {
 	int				 push_all;	/* periodic: pull too */
 	int64_t				 periodic_at;
 	int64_t				 hook_at;
+	int64_t				 compact_at;
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -460,6 +462,7 @@ worker_run(const struct conf *c)
 	w.scan_at = tm_now_ms();
 	node_heartbeat(c);
 	w.periodic_at = tm_now_ms() + 1000;	/* catch up soon after start */
+	w.compact_at = tm_now_ms() + 3600 * 1000;
 	log_info("sync worker started: %d database(s), sync every %d s",
 	    w.ndbs, c->sync_interval);
 
@@ -510,6 +513,13 @@ worker_run(const struct conf *c)
 		} else if (w.push_at != 0 && now >= w.push_at) {
 			w.push_at = 0;
 			sync_round(&w, now, "changes");
+		}
+		if (now >= w.compact_at) {
+			char why[512];
+			w.compact_at = now + COMPACT_EVERY_MS;
+			if (syncrun_compact(w.state, c, &w.id, why,
+			    sizeof(why)) < 0)
+				log_info("compaction skipped: %s", why);
 		}
 		if (w.hook_at != 0 && tm_now_ms() >= w.hook_at) {
 			w.hook_at = 0;

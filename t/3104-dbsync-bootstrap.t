@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A new empty node starts from a peer's snapshot and follows the feed;
+# compaction removes only what every peer has, and never with a peer unheard.
+. "$(dirname "$0")/lib/test-lib.sh"
+
+for n in a b c; do init_node $n; conf_set $n sync_interval 3600; done
+app_db a
+for n in a b c; do start_node $n; done
+sql a "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+	INSERT INTO teams SELECT i, 'team ' || i, NULL FROM n"
+"$MESHSYNC" peer add --dir "$a_DIR" "$b_ADDR" >/dev/null
+
+test_expect_success 'peer add --bootstrap starts an empty node from a snapshot' '
+	"$MESHSYNC" peer add --bootstrap --dir "$b_DIR" "$a_ADDR" >"$SCRATCH/out" &&
+	grep -q "app.db: started from a" "$SCRATCH/out" &&
+	test -f "$b_DIR/instance/app.db" &&
+	grep -q "^databases = app.db$" "$b_DIR/meshsync.conf" &&
+	test "$(sqlite3 "$b_DIR/meshsync.db" "SELECT group_concat(tbl) FROM (SELECT tbl FROM tracked ORDER BY tbl)")" = "reports,teams" &&
+	test "$(digest a)" = "$(digest b)"
+'
+
+test_expect_success_here 'the bootstrapped node follows the feed both ways' '
+	stop_node b && start_node b &&
+	sql a "UPDATE teams SET city = '"'"'after'"'"' WHERE number = 7" &&
+	sql b "INSERT INTO teams VALUES (9001, '"'"'from b'"'"', NULL)" &&
+	msync b --peer a >/dev/null &&
+	test "$(sql b "SELECT city FROM teams WHERE number = 7")" = after &&
+	test "$(sql a "SELECT name FROM teams WHERE number = 9001")" = "from b" &&
+	test "$(digest a)" = "$(digest b)"
+'
+
+test_expect_success 'bootstrap never replaces a database that exists here' '
+	"$MESHSYNC" peer remove --dir "$b_DIR" a >/dev/null &&
+	"$MESHSYNC" peer add --bootstrap --dir "$b_DIR" "$a_ADDR" >"$SCRATCH/out" &&
+	grep -q "app.db exists here: kept" "$SCRATCH/out" &&
+	test "$(sql b "SELECT name FROM teams WHERE number = 9001")" = "from b"
+'
+
+test_expect_success_here 'compaction is refused while a peer cannot be asked' '
+	before=$(sql a "SELECT count(*) FROM _meshsync_changes") &&
+	stop_node b &&
+	! "$MESHSYNC" compact --dir "$a_DIR" 2>"$SCRATCH/err" &&
+	grep -q "nothing compacted" "$SCRATCH/err" &&
+	test "$(sql a "SELECT count(*) FROM _meshsync_changes")" = "$before" &&
+	start_node b
+'
+
+test_expect_success 'compaction removes what every peer has acknowledged' '
+	msync a --peer b >/dev/null &&
+	before=$(sql a "SELECT count(*) FROM _meshsync_changes") &&
+	"$MESHSYNC" compact --dir "$a_DIR" >"$SCRATCH/out" &&
+	after=$(sql a "SELECT count(*) FROM _meshsync_changes") &&
+	echo "change log: $before -> $after" &&
+	test "$after" -lt "$before" &&
+	grep -q "removed [1-9][0-9]* change log entries" "$SCRATCH/out"
+'
+
+test_expect_success 'a node behind the compacted log is told to bootstrap' '
+	app_db c &&
+	pair a c &&
+	! msync c --peer a >"$SCRATCH/out" 2>&1 &&
+	grep -q "bootstrap" "$SCRATCH/out"
+'
+
+test_done
