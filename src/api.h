@@ -10,6 +10,7 @@
 int	 api_ping(struct req *);
 int	 api_health(struct req *);
 int	 api_status(struct req *);
+int	 api_events_auth(struct req *);
 
 /* api_peers.c: pairing */
 int	 api_hello(struct req *);

@@ -152,3 +152,14 @@ api_status(struct req *r)
 	json_object_object_add(o, "worker", w);
 	return req_json(r, 200, o);
 }
+
+/* GET /_meshsync_events_auth (admin): nchan asks once per subscription
+ * whether this browser may listen; the route's access class decides. */
+int
+api_events_auth(struct req *r)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return req_json(r, 200, o);
+}

@@ -15,6 +15,8 @@ static const struct route route_table[] = {
 	  .fn = api_health },
 	{ .method = "GET", .path = "/api/sync/status", .access = ACC_ADMIN,
 	  .fn = api_status },
+	{ .method = "GET", .path = "/_meshsync_events_auth",
+	  .access = ACC_ADMIN, .fn = api_events_auth },
 	{ .method = "POST", .path = "/api/sync/login", .access = ACC_ANY,
 	  .fn = api_login },
 	{ .method = "POST", .path = "/api/sync/hello", .access = ACC_PEER,

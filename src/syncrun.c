@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dbsync.h"
+#include "events.h"
 #include "files.h"
 #include "fpath.h"
 #include "log.h"
@@ -345,6 +346,29 @@ sync_one_db(const char *name, void *arg)
 	return rc;
 }
 
+static void add_counts(json_object *o, const struct sync_counts *n);
+static json_object *files_json(const struct sync_counts *n);
+
+/* The live "sync" event an open dashboard shows as its result line. */
+static void
+publish_result(const struct conf *c, sqlite3 *state, const struct peer *p,
+    const struct syncrun_result *res, const char *summary)
+{
+	json_object *ev = json_object_new_object();
+
+	json_object_object_add(ev, "peer", json_object_new_string(p->name));
+	json_object_object_add(ev, "ok", json_object_new_boolean(res->ok));
+	add_counts(ev, &res->counts);
+	json_object_object_add(ev, "files", files_json(&res->counts));
+	if (summary != NULL)
+		json_object_object_add(ev, "summary",
+		    json_object_new_string(summary));
+	else
+		json_object_object_add(ev, "error",
+		    json_object_new_string(res->error));
+	events_publish(c, state, "sync", ev);
+}
+
 int
 syncrun_peer(sqlite3 *state, const struct conf *c,
     const struct store_identity *id, struct peer *p,
@@ -367,6 +391,11 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	fc.databases = c->databases;
 	fc.max_conflicts = c->max_conflicts;
 	memset(&scan, 0, sizeof(scan));
+	{
+		json_object *ev = json_object_new_object();
+		json_object_object_add(ev, "peer", json_object_new_string(p->name));
+		events_publish(c, state, "sync-start", ev);
+	}
 	if (sync_db_each(c, sync_one_db, &job) == -1 ||
 	    files_scan(state, &fc, &scan, res->error,
 	    sizeof(res->error)) != FILES_OK ||
@@ -378,6 +407,7 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 		store_event(state, "warn", "sync", p->name, "sync failed: %s",
 		    res->error);
 		peers_note(state, p->id, "error", res->error, -1);
+		publish_result(c, state, p, res, NULL);
 		return -1;
 	}
 	res->ok = 1;
@@ -385,6 +415,7 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	log_info("sync with %s: %s", p->name, sum);
 	store_event(state, "info", "sync", p->name, "%s", sum);
 	peers_note(state, p->id, "ok", NULL, -1);
+	publish_result(c, state, p, res, sum);
 	return 0;
 }
 

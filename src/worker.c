@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "dbsync.h"
+#include "events.h"
 #include "files.h"
 #include "fpath.h"
 #include "hlc.h"
@@ -235,8 +236,14 @@ file_scan(struct worker *w)
 		log_warnx("file scan: %s", err);
 		return;
 	}
-	if (st.changed + st.deleted > 0 && w->push_at == 0)
-		w->push_at = tm_now_ms();
+	if (st.changed + st.deleted > 0) {
+		json_object *ev = json_object_new_object();
+		json_object_object_add(ev, "files",
+		    json_object_new_int64(st.changed + st.deleted));
+		events_publish(w->conf, w->state, "local-change", ev);
+		if (w->push_at == 0)
+			w->push_at = tm_now_ms();
+	}
 }
 
 /* Does any captured row of db belong to a table marked immediate? */
@@ -290,6 +297,14 @@ db_changed(struct worker *w, int64_t now)
 		if (dbsync_harvest(d->conn, w->id.node_id, hlc_now_ms(), &st, err,
 		    sizeof(err)) != DBSYNC_OK)
 			log_warnx("harvest %s: %s", d->name, err);
+		else if (st.harvested > 0) {
+			json_object *ev = json_object_new_object();
+			json_object_object_add(ev, "db",
+			    json_object_new_string(d->name));
+			json_object_object_add(ev, "changes",
+			    json_object_new_int64(st.harvested));
+			events_publish(w->conf, w->state, "local-change", ev);
+		}
 		/* Our own harvest bumped data_version for nobody but us. */
 		d->data_version = store_scalar(d->conn, "PRAGMA data_version");
 		if (urgent && w->push_at == 0)
