@@ -187,7 +187,7 @@ signed() {
 }
 
 test_expect_success 'a signed request from a pinned peer may acquire, list and release' '
-	"$MESHSYNC" peer add --dir "$a_DIR" "127.0.0.1:$b_PORT" >/dev/null &&
+	"$MESHSYNC" peer add --dir "$a_DIR" "$b_ADDR" >/dev/null &&
 	test "$(signed POST /api/sync/lock/acquire "{\"resource\":\"peer-res\",\"owner\":\"b-worker\"}" "$b_DIR")" = 200 &&
 	test "$(j .token)" = 1 && test "$(lease peer-res | cut -d"|" -f1)" = b-worker &&
 	test "$(signed GET /api/sync/locks "" "$b_DIR")" = 200 &&
