@@ -27,6 +27,7 @@ int	 api_login(struct req *);
 
 /* page_admin.c */
 int	 page_dashboard(struct req *);
+int	 page_sync(struct req *);
 int	 page_servers(struct req *);
 int	 page_servers_add(struct req *);
 int	 page_servers_action(struct req *);

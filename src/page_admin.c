@@ -8,6 +8,7 @@
 #include "page.h"
 #include "peer.h"
 #include "peers.h"
+#include "syncrun.h"
 #include "users.h"
 #include "util.h"
 #include "wake.h"
@@ -47,12 +48,16 @@ add_peers(json_object *ctx, sqlite3 *db)
 	json_object_object_add(ctx, "peers", peers);
 }
 
-int
-page_dashboard(struct req *r)
+static int
+dashboard(struct req *r, const char *notice, const char *error)
 {
 	json_object *ctx = json_object_new_object();
 	char fp[64];
 
+	if (notice != NULL)
+		json_object_object_add(ctx, "notice", json_object_new_string(notice));
+	if (error != NULL)
+		json_object_object_add(ctx, "error", json_object_new_string(error));
 	keys_fingerprint(fp, sizeof(fp), r->ctx->id->pk);
 	json_object_object_add(ctx, "fingerprint", json_object_new_string(fp));
 	json_object_object_add(ctx, "public_url",
@@ -60,6 +65,48 @@ page_dashboard(struct req *r)
 	add_peers(ctx, r->ctx->db);
 	json_object_object_add(ctx, "events", recent_events(r->ctx->db, 20));
 	return page_send(r, 200, "dashboard", "Dashboard", ctx);
+}
+
+int
+page_dashboard(struct req *r)
+{
+	return dashboard(r, NULL, NULL);
+}
+
+/* POST /sync/sync (admin): the no-JavaScript "Sync now" / "Sync all". */
+int
+page_sync(struct req *r)
+{
+	const char *peer = req_param(r, "peer");
+	json_object *res, *arr, *v;
+	char msg[1024] = "", line[300];
+	int failed;
+
+	res = syncrun_all(r->ctx->db, r->ctx->conf, r->ctx->id,
+	    peer && *peer ? peer : NULL);
+	if (res == NULL)
+		return dashboard(r, NULL, "No such server.");
+	json_object_object_get_ex(res, "peers", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *p = json_object_array_get_idx(arr, i), *n, *e;
+		json_object_object_get_ex(p, "peer", &n);
+		if (json_object_object_get_ex(p, "error", &e))
+			snprintf(line, sizeof(line), "%s: failed: %s. ",
+			    json_object_get_string(n), json_object_get_string(e));
+		else {
+			json_object_object_get_ex(p, "summary", &e);
+			snprintf(line, sizeof(line), "%s: %s. ",
+			    json_object_get_string(n), json_object_get_string(e));
+		}
+		util_fmt(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s",
+		    line);
+	}
+	json_object_object_get_ex(res, "failed", &v);
+	failed = json_object_get_int(v);
+	json_object_put(res);
+	if (*msg == '\0')
+		return dashboard(r, NULL, "No enabled servers to sync with.");
+	return failed ? dashboard(r, NULL, msg) : dashboard(r, msg, NULL);
 }
 
 static int

@@ -67,6 +67,8 @@ static const struct route route_table[] = {
 	  .page = 1, .fn = page_logout },
 	{ .method = "GET", .path = "/sync/dashboard", .access = ACC_ADMIN,
 	  .page = 1, .fn = page_dashboard },
+	{ .method = "POST", .path = "/sync/sync", .access = ACC_ADMIN,
+	  .page = 1, .fn = page_sync },
 	{ .method = "GET", .path = "/sync/servers", .access = ACC_SUPERADMIN,
 	  .page = 1, .fn = page_servers },
 	{ .method = "POST", .path = "/sync/servers/add",
