@@ -112,6 +112,7 @@ cmd_peer(int argc, char **argv)
 			/* Then follow the feed from the snapshot's cursor. */
 			res = syncrun_all(db, &c, &id, p.node_id);
 			json_object_put(res);
+			wake_send(&c, "config");
 			wake_send(&c, "peers");
 			printf("caught up with %s\n", p.name);
 		}

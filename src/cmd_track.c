@@ -10,6 +10,7 @@
 #include "sync.h"
 #include "tm.h"
 #include "util.h"
+#include "wake.h"
 
 /* A database name is a plain relative path inside the instance folder. */
 static int
@@ -109,6 +110,8 @@ run(int argc, char **argv, int track)
 			goto fail;
 		printf("added %s to databases in meshsync.conf\n", db);
 	}
+	/* A running worker starts (or stops) watching at once. */
+	wake_send(&c, "config");
 	rc = 0;
 	goto done;
 fail:

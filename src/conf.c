@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "tm.h"
 
 enum conf_kind {
@@ -438,4 +440,32 @@ done:
 	free(text);
 	free(out);
 	return rc;
+}
+
+int
+conf_reload_if_changed(struct conf *c, long long *mtime_ns)
+{
+	char path[UTIL_PATH_MAX], err[UTIL_PATH_MAX + 128];
+	struct conf next;
+	struct stat st;
+	long long m;
+
+	conf_path(c, path, sizeof(path), CONF_FILE);
+	if (stat(path, &st) == -1)
+		return 0;
+	m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	if (m == *mtime_ns)
+		return 0;
+	if (*mtime_ns == 0) {
+		*mtime_ns = m;
+		return 0;
+	}
+	*mtime_ns = m;
+	if (conf_load(&next, c->dir, err, sizeof(err)) == -1) {
+		log_warnx("keeping the running configuration: %s", err);
+		return 0;
+	}
+	*c = next;
+	log_info("configuration reloaded");
+	return 1;
 }

@@ -71,6 +71,13 @@ char	*conf_render(const struct conf *c, const char *const *set);
 int	 conf_update_file(const struct conf *c, const char *key,
 	    const char *val, char *err, size_t errsz);
 
+/*
+ * Reload c from its meshsync.conf when the file changed since *mtime_ns
+ * (0: never loaded).  A file that no longer parses is logged and ignored:
+ * the running configuration stays.  Returns 1 when c was replaced, else 0.
+ */
+int	 conf_reload_if_changed(struct conf *c, long long *mtime_ns);
+
 /* Path helper: DIR/rel into buf.  Returns 0, or -1 on truncation. */
 int	 conf_path(const struct conf *c, char *buf, size_t bufsz,
 	    const char *rel);

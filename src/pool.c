@@ -42,6 +42,8 @@ serve(const struct conf *c, int listen_fd)
 	char dbpath[UTIL_PATH_MAX], tdir[UTIL_PATH_MAX], err[256];
 	struct store_identity id;
 	struct req_ctx ctx;
+	struct conf cur = *c;
+	long long conf_mtime = 0;
 	FCGX_Request fr;
 	sqlite3 *db = NULL;
 	struct sigaction sa;
@@ -60,7 +62,8 @@ serve(const struct conf *c, int listen_fd)
 		_exit(1);
 	}
 	util_fmt(tdir, sizeof(tdir), "%s/templates", node_share_dir());
-	ctx.conf = c;
+	conf_reload_if_changed(&cur, &conf_mtime);	/* remember the mtime */
+	ctx.conf = &cur;
 	ctx.id = &id;
 	ctx.db = db;
 	if ((ctx.tmpl = tmpl_set_new(tdir, err, sizeof(err))) == NULL) {
@@ -75,6 +78,9 @@ serve(const struct conf *c, int listen_fd)
 	while (FCGX_Accept_r(&fr) >= 0) {
 		struct req r;
 
+		/* A saved config page applies without a restart: one stat()
+		 * per request notices it. */
+		conf_reload_if_changed(&cur, &conf_mtime);
 		if (req_init(&r, &ctx, &fr) == 0)
 			routes_dispatch(&r);
 		req_finish(&r);

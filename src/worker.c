@@ -65,7 +65,9 @@ struct wpeer {
 };
 
 struct worker {
-	const struct conf		*conf;
+	const struct conf		*conf;		/* = &live */
+	struct conf			 live;
+	long long			 conf_mtime;
 	struct store_identity		 id;
 	sqlite3				*state;
 	struct wdb			 dbs[WORKER_MAX_DBS];
@@ -397,6 +399,22 @@ handle_wake(struct worker *w, const char *msg, int64_t now)
 			w->peers[i].next_try_ms = 0;
 		w->push_all = 1;
 		w->push_at = now;
+	} else if (strcmp(msg, "config") == 0) {
+		char dbs[CONF_VAL_MAX];
+
+		util_strlcpy(dbs, w->live.databases, sizeof(dbs));
+		if (conf_reload_if_changed(&w->live, &w->conf_mtime)) {
+			/* New databases get watched; the timer follows the
+			 * new interval. */
+			if (strcmp(dbs, w->live.databases) != 0) {
+				for (int i = 0; i < w->ndbs; i++)
+					sqlite3_close(w->dbs[i].conn);
+				w->ndbs = 0;
+				sync_db_each(&w->live, add_db, w);
+			}
+			w->periodic_at = now + (int64_t)w->live.sync_interval *
+			    1000;
+		}
 	} else if (strcmp(msg, "applied") == 0) {
 		/* Changes arrived from one peer: pass them on to the others
 		 * (relay) and let the application know. */
@@ -433,7 +451,10 @@ worker_run(const struct conf *c)
 	int lockfd, tfd = -1, wfd = -1;
 
 	memset(&w, 0, sizeof(w));
-	w.conf = c;
+	w.live = *c;
+	w.conf = &w.live;
+	c = &w.live;
+	conf_reload_if_changed(&w.live, &w.conf_mtime);
 	w.ino = -1;
 	if ((lockfd = node_lock(c, "worker", err, sizeof(err))) == -1) {
 		fprintf(stderr, "meshsync worker: %s\n", err);
