@@ -1,4 +1,5 @@
 /* cmd_demo.c - `meshsync demo`: three local nodes with a sample scouting app, for newcomers. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -134,9 +135,10 @@ cmd_demo(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = "./var/demo", *es;
+	const char *dir = "./var/demo", *es, *host = "127.0.0.1";
 	char node_dir[DEMO_NODES][UTIL_PATH_MAX], listen[64], err[512];
 	char pw[DEMO_NODES][64], path[UTIL_PATH_MAX], exe[UTIL_PATH_MAX];
 	char cfpath[UTIL_PATH_MAX];
@@ -155,6 +157,14 @@ cmd_demo(int argc, char **argv)
 				fprintf(stderr, "meshsync demo: port %s\n", es);
 				return 2;
 			}
+		} else if (ch == 'h') {
+			struct in_addr ia;
+			if (inet_pton(AF_INET, optarg, &ia) != 1) {
+				fprintf(stderr, "meshsync demo: --host wants an "
+				    "IPv4 address\n");
+				return 2;
+			}
+			host = optarg;
 		} else
 			return cmd_usage(cmd_find("demo"), 1);
 	}
@@ -168,7 +178,7 @@ cmd_demo(int argc, char **argv)
 
 		util_fmt(node_dir[i], sizeof(node_dir[i]), "%s/%s", dir,
 		    demo_names[i]);
-		util_fmt(listen, sizeof(listen), "127.0.0.1:%lld", base + i);
+		util_fmt(listen, sizeof(listen), "%s:%lld", host, base + i);
 		util_fmt(path, sizeof(path), "%s/demo-password", node_dir[i]);
 		util_fmt(cfpath, sizeof(cfpath), "%s/" CONF_FILE, node_dir[i]);
 		if (stat(cfpath, &st) == -1) {

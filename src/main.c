@@ -102,9 +102,9 @@ const struct cmd cmd_table[] = {
 	    "when a peer cannot be\nasked.  The worker does this once a day.\n" },
 	{ .name = "demo", .fn = cmd_demo,
 	  .summary = "run a local 3-node demo mesh with sample data",
-	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE]\n\n"
+	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE] [--host ADDR]\n\n"
 	    "Creates (or reuses) three nodes under DIR (default ./var/demo) on "
-	    "127.0.0.1\nports BASE..BASE+2 (default 8701), with a sample "
+	    "ADDR\n(default 127.0.0.1) ports BASE..BASE+2 (default 8701), with a sample "
 	    "application database and\nfiles, and runs them until Ctrl-C.\n" },
 	{ .name = NULL },
 };

@@ -572,8 +572,9 @@ node_up(const struct conf *c, const struct node_up_opts *opts)
 		    waitpid(pool, NULL, WNOHANG) == pool) {
 			if (waitpid(pool, NULL, WNOHANG) == pool)
 				pool = -1;
-			fprintf(stderr, "meshsync: the FastCGI pool did not "
-			    "start (see %s/%s)\n", c->dir, CONF_LOG);
+			if (!up_stop)
+				fprintf(stderr, "meshsync: the FastCGI pool did "
+				    "not start (see %s/%s)\n", c->dir, CONF_LOG);
 			goto done;
 		}
 		sleep_ms(50);
@@ -590,8 +591,9 @@ node_up(const struct conf *c, const struct node_up_opts *opts)
 		    waitpid(web, NULL, WNOHANG) == web) {
 			if (waitpid(web, NULL, WNOHANG) == web)
 				web = -1;
-			fprintf(stderr, "meshsync: nginx did not start (see %s/"
-			    "nginx-error.log)\n", run_dir);
+			if (!up_stop)
+				fprintf(stderr, "meshsync: nginx did not start (see "
+				    "%s/nginx-error.log)\n", run_dir);
 			goto done;
 		}
 		sleep_ms(50);

@@ -2,12 +2,15 @@
 # `meshsync demo`: three paired nodes with sample data, logins printed, Ctrl-C stops all.
 . "$(dirname "$0")/lib/test-lib.sh"
 
-base=$(free_port)
-while (exec 3<>"/dev/tcp/127.0.0.1/$((base + 1))") 2>/dev/null ||
-	(exec 3<>"/dev/tcp/127.0.0.1/$((base + 2))") 2>/dev/null; do base=$(free_port); done
+addr=$(free_addr)
+host=${addr%:*} base=${addr##*:}
+while (exec 3<>"/dev/tcp/$host/$((base + 1))") 2>/dev/null ||
+	(exec 3<>"/dev/tcp/$host/$((base + 2))") 2>/dev/null; do
+	addr=$(free_addr); host=${addr%:*} base=${addr##*:}
+done
 
 run_demo() {
-	"$MESHSYNC" demo --dir "$SCRATCH/demo" --port "$base" >"$SCRATCH/demo.out" 2>&1 &
+	"$MESHSYNC" demo --dir "$SCRATCH/demo" --host "$host" --port "$base" >"$SCRATCH/demo.out" 2>&1 &
 	demo_pid=$!
 	test_pids="$test_pids $demo_pid"
 	for i in $(seq 1 300); do
@@ -20,12 +23,12 @@ run_demo() {
 
 test_expect_success_here 'demo starts three nodes and prints URLs and logins' '
 	run_demo &&
-	test "$(grep -c "http://127.0.0.1:[0-9]*/sync/dashboard   login: admin / " "$SCRATCH/demo.out")" -eq 3
+	test "$(grep -c "http://$host:[0-9]*/sync/dashboard   login: admin / " "$SCRATCH/demo.out")" -eq 3
 '
 
 test_expect_success 'each node answers ping through nginx and has sample data' '
 	for i in 0 1 2; do
-		curl -sf "http://127.0.0.1:$((base + i))/api/sync/ping" >/dev/null || exit 1
+		curl -sf "http://$host:$((base + i))/api/sync/ping" >/dev/null || exit 1
 	done &&
 	test "$(sqlite3 "$SCRATCH/demo/alpha/instance/app.db" "SELECT count(*) FROM teams")" -ge 3 &&
 	test -f "$SCRATCH/demo/bravo/instance/uploads/robot-photo-bravo.txt"
@@ -38,7 +41,7 @@ test_expect_success 'the nodes are paired both ways' '
 
 test_expect_success 'the printed login works' '
 	pw=$(sed -n "s/^  alpha .*login: admin \/ //p" "$SCRATCH/demo.out") &&
-	curl -s -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "http://127.0.0.1:$base/api/sync/login" | jq -e .token
+	curl -s -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "http://$host:$base/api/sync/login" | jq -e .token
 '
 
 test_expect_success_here 'Ctrl-C stops all three, leaving no process' '
