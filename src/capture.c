@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "sbuf.h"
 
 static const char *const capture_ddl =
     "CREATE TABLE IF NOT EXISTS _meshsync_tracked("
@@ -24,79 +25,9 @@ static const char *const capture_ddl =
 /* Trigger name suffixes: insert, update, key-changing update, delete. */
 static const char *const capture_trig[] = { "ai", "au", "ak", "ad" };
 
-/* A growable SQL text buffer; `oom` sticks so callers check once. */
-struct sbuf {
-	char	*p;
-	size_t	 len, cap;
-	int	 oom;
-};
 
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-	char *np;
-	size_t ncap;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap ? b->cap : 256;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-static void sb_addf(struct sbuf *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-sb_addf(struct sbuf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		b->oom = 1;
-		return;
-	}
-	sb_addn(b, tmp, (size_t)n);
-}
 
 /* Append an identifier as a double-quoted SQL identifier. */
-static void
-sb_ident(struct sbuf *b, const char *id)
-{
-	const char *q;
-
-	sb_add(b, "\"");
-	while ((q = strchr(id, '"')) != NULL) {
-		sb_addn(b, id, (size_t)(q - id) + 1);
-		sb_add(b, "\"");
-		id = q + 1;
-	}
-	sb_add(b, id);
-	sb_add(b, "\"");
-}
-
 static int
 exec_sql(sqlite3 *db, const char *sql, char *err, size_t errsz)
 {
@@ -356,15 +287,15 @@ sb_capture_insert(struct sbuf *b, int64_t tid, int op, struct col *pk[],
 {
 	int i;
 
-	sb_add(b, "INSERT INTO _meshsync_capture(tid, op");
+	sbuf_add(b, "INSERT INTO _meshsync_capture(tid, op");
 	for (i = 0; i < npk; i++)
-		sb_addf(b, ", k%d", i + 1);
-	sb_addf(b, ") VALUES(%lld, %d", (long long)tid, op);
+		sbuf_addf(b, ", k%d", i + 1);
+	sbuf_addf(b, ") VALUES(%lld, %d", (long long)tid, op);
 	for (i = 0; i < npk; i++) {
-		sb_addf(b, ", %s.", rowref);
-		sb_ident(b, pk[i]->name);
+		sbuf_addf(b, ", %s.", rowref);
+		sbuf_ident(b, pk[i]->name);
 	}
-	sb_add(b, ");");
+	sbuf_add(b, ");");
 }
 
 /* Install the four triggers for `table` (tid) keyed on pk[0..npk). */
@@ -375,39 +306,39 @@ create_triggers(sqlite3 *db, const char *table, int64_t tid,
 	struct sbuf b = { 0 };
 	int i, ret = -1;
 
-	sb_addf(&b, "CREATE TRIGGER \"_meshsync_ai_%s\" AFTER INSERT ON "
+	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_ai_%s\" AFTER INSERT ON "
 	    "\"%s\" BEGIN ", table, table);
 	sb_capture_insert(&b, tid, CAPTURE_OP_INSERT, pk, npk, "NEW");
-	sb_add(&b, " END;");
-	sb_addf(&b, "CREATE TRIGGER \"_meshsync_au_%s\" AFTER UPDATE ON "
+	sbuf_add(&b, " END;");
+	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_au_%s\" AFTER UPDATE ON "
 	    "\"%s\" BEGIN ", table, table);
 	sb_capture_insert(&b, tid, CAPTURE_OP_UPDATE, pk, npk, "NEW");
-	sb_add(&b, " END;");
+	sbuf_add(&b, " END;");
 	/* The old key of an update that moves a row must be harvested too,
 	 * or the old row would live on at the peers. */
-	sb_addf(&b, "CREATE TRIGGER \"_meshsync_ak_%s\" AFTER UPDATE OF ",
+	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_ak_%s\" AFTER UPDATE OF ",
 	    table);
 	for (i = 0; i < npk; i++) {
 		if (i > 0)
-			sb_add(&b, ", ");
-		sb_ident(&b, pk[i]->name);
+			sbuf_add(&b, ", ");
+		sbuf_ident(&b, pk[i]->name);
 	}
-	sb_addf(&b, " ON \"%s\" WHEN ", table);
+	sbuf_addf(&b, " ON \"%s\" WHEN ", table);
 	for (i = 0; i < npk; i++) {
 		if (i > 0)
-			sb_add(&b, " OR ");
-		sb_add(&b, "OLD.");
-		sb_ident(&b, pk[i]->name);
-		sb_add(&b, " IS NOT NEW.");
-		sb_ident(&b, pk[i]->name);
+			sbuf_add(&b, " OR ");
+		sbuf_add(&b, "OLD.");
+		sbuf_ident(&b, pk[i]->name);
+		sbuf_add(&b, " IS NOT NEW.");
+		sbuf_ident(&b, pk[i]->name);
 	}
-	sb_add(&b, " BEGIN ");
+	sbuf_add(&b, " BEGIN ");
 	sb_capture_insert(&b, tid, CAPTURE_OP_DELETE, pk, npk, "OLD");
-	sb_add(&b, " END;");
-	sb_addf(&b, "CREATE TRIGGER \"_meshsync_ad_%s\" AFTER DELETE ON "
+	sbuf_add(&b, " END;");
+	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_ad_%s\" AFTER DELETE ON "
 	    "\"%s\" BEGIN ", table, table);
 	sb_capture_insert(&b, tid, CAPTURE_OP_DELETE, pk, npk, "OLD");
-	sb_add(&b, " END;");
+	sbuf_add(&b, " END;");
 	if (b.oom) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -433,15 +364,15 @@ enqueue_all(sqlite3 *db, const char *table, int64_t tid, struct col *pk[],
 	sqlite3_stmt *st = NULL;
 	int i, ret = -1, has_shadow;
 
-	sb_add(&b, "INSERT INTO _meshsync_capture(tid, op");
+	sbuf_add(&b, "INSERT INTO _meshsync_capture(tid, op");
 	for (i = 0; i < npk; i++)
-		sb_addf(&b, ", k%d", i + 1);
-	sb_addf(&b, ") SELECT %lld, %d", (long long)tid, CAPTURE_OP_INSERT);
+		sbuf_addf(&b, ", k%d", i + 1);
+	sbuf_addf(&b, ") SELECT %lld, %d", (long long)tid, CAPTURE_OP_INSERT);
 	for (i = 0; i < npk; i++) {
-		sb_add(&b, ", ");
-		sb_ident(&b, pk[i]->name);
+		sbuf_add(&b, ", ");
+		sbuf_ident(&b, pk[i]->name);
 	}
-	sb_addf(&b, " FROM \"%s\"", table);
+	sbuf_addf(&b, " FROM \"%s\"", table);
 	if (b.oom) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;

@@ -15,6 +15,7 @@
 #include "capture.h"
 #include "hlc.h"
 #include "log.h"
+#include "sbuf.h"
 
 /* The longest run of entries one row change can produce ("" + columns);
  * SQLite's default column limit is 2000. */
@@ -74,41 +75,6 @@ dbsync_strerror(enum dbsync_rc rc)
 /* ------------------------------------------------------------------ */
 /* SQL text buffer                                                      */
 
-struct sbuf {
-	char	*p;
-	size_t	 len, cap;
-	int	 oom;
-};
-
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-	char *np;
-	size_t ncap;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap ? b->cap : 256;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
 
 static void
 sb_param(struct sbuf *b, int i)
@@ -116,22 +82,7 @@ sb_param(struct sbuf *b, int i)
 	char tmp[16];
 
 	snprintf(tmp, sizeof(tmp), "?%d", i);
-	sb_add(b, tmp);
-}
-
-static void
-sb_ident(struct sbuf *b, const char *id)
-{
-	const char *q;
-
-	sb_add(b, "\"");
-	while ((q = strchr(id, '"')) != NULL) {
-		sb_addn(b, id, (size_t)(q - id) + 1);
-		sb_add(b, "\"");
-		id = q + 1;
-	}
-	sb_add(b, id);
-	sb_add(b, "\"");
+	sbuf_add(b, tmp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -953,12 +904,12 @@ sb_where_pk(struct sbuf *b, const struct capture_table *t, int base)
 {
 	int k;
 
-	sb_add(b, " WHERE ");
+	sbuf_add(b, " WHERE ");
 	for (k = 0; k < t->npk; k++) {
 		if (k > 0)
-			sb_add(b, " AND ");
-		sb_ident(b, t->cols[t->pkidx[k]]);
-		sb_add(b, " IS ");
+			sbuf_add(b, " AND ");
+		sbuf_ident(b, t->cols[t->pkidx[k]]);
+		sbuf_add(b, " IS ");
 		sb_param(b, base + k);
 	}
 }
@@ -990,14 +941,14 @@ t_sel(struct eng *e, int ti)
 		sqlite3_reset(e->ts[ti].sel);
 		return e->ts[ti].sel;
 	}
-	sb_add(&b, "SELECT ");
+	sbuf_add(&b, "SELECT ");
 	for (j = 0; j < t->ncol; j++) {
 		if (j > 0)
-			sb_add(&b, ", ");
-		sb_ident(&b, t->cols[j]);
+			sbuf_add(&b, ", ");
+		sbuf_ident(&b, t->cols[j]);
 	}
-	sb_add(&b, " FROM ");
-	sb_ident(&b, t->name);
+	sbuf_add(&b, " FROM ");
+	sbuf_ident(&b, t->name);
 	sb_where_pk(&b, t, 1);
 	e->ts[ti].sel = prep_sql(e, &b);
 	free(b.p);
@@ -1013,8 +964,8 @@ t_del(struct eng *e, int ti)
 		sqlite3_reset(e->ts[ti].del);
 		return e->ts[ti].del;
 	}
-	sb_add(&b, "DELETE FROM ");
-	sb_ident(&b, e->t[ti].name);
+	sbuf_add(&b, "DELETE FROM ");
+	sbuf_ident(&b, e->t[ti].name);
 	sb_where_pk(&b, &e->t[ti], 1);
 	e->ts[ti].del = prep_sql(e, &b);
 	free(b.p);
@@ -1034,43 +985,43 @@ build_upsert(struct eng *e, int ti, const int *use)
 	sqlite3_stmt *st;
 	int j, k, first, nset = 0;
 
-	sb_add(&b, "INSERT INTO ");
-	sb_ident(&b, t->name);
-	sb_add(&b, "(");
+	sbuf_add(&b, "INSERT INTO ");
+	sbuf_ident(&b, t->name);
+	sbuf_add(&b, "(");
 	for (j = 0, first = 1; j < t->ncol; j++) {
 		if (use && !use[j])
 			continue;
 		if (!first)
-			sb_add(&b, ", ");
+			sbuf_add(&b, ", ");
 		first = 0;
-		sb_ident(&b, t->cols[j]);
+		sbuf_ident(&b, t->cols[j]);
 	}
-	sb_add(&b, ") VALUES(");
+	sbuf_add(&b, ") VALUES(");
 	for (j = 0, first = 1; j < t->ncol; j++) {
 		if (use && !use[j])
 			continue;
 		if (!first)
-			sb_add(&b, ", ");
+			sbuf_add(&b, ", ");
 		first = 0;
 		sb_param(&b, j + 1);
 	}
-	sb_add(&b, ") ON CONFLICT(");
+	sbuf_add(&b, ") ON CONFLICT(");
 	for (k = 0; k < t->npk; k++) {
 		if (k > 0)
-			sb_add(&b, ", ");
-		sb_ident(&b, t->cols[t->pkidx[k]]);
+			sbuf_add(&b, ", ");
+		sbuf_ident(&b, t->cols[t->pkidx[k]]);
 	}
-	sb_add(&b, ") DO ");
+	sbuf_add(&b, ") DO ");
 	for (j = 0; j < t->ncol; j++) {
 		if ((use && !use[j]) || col_is_pk(t, j))
 			continue;
-		sb_add(&b, nset++ == 0 ? "UPDATE SET " : ", ");
-		sb_ident(&b, t->cols[j]);
-		sb_add(&b, " = excluded.");
-		sb_ident(&b, t->cols[j]);
+		sbuf_add(&b, nset++ == 0 ? "UPDATE SET " : ", ");
+		sbuf_ident(&b, t->cols[j]);
+		sbuf_add(&b, " = excluded.");
+		sbuf_ident(&b, t->cols[j]);
 	}
 	if (nset == 0)
-		sb_add(&b, "NOTHING");
+		sbuf_add(&b, "NOTHING");
 	st = prep_sql(e, &b);
 	free(b.p);
 	return st;
@@ -2597,38 +2548,38 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 			ret = 0;
 			goto fail;
 		}
-		sb_add(&b, "UPDATE ");
-		sb_ident(&b, t->name);
+		sbuf_add(&b, "UPDATE ");
+		sbuf_ident(&b, t->name);
 		for (k = 0, first = 1; k < c->nval; k++) {
 			if (stale[k])
 				continue;
-			sb_add(&b, first ? " SET " : ", ");
+			sbuf_add(&b, first ? " SET " : ", ");
 			first = 0;
-			sb_ident(&b, t->cols[c->vcol[k]]);
-			sb_add(&b, " = ");
+			sbuf_ident(&b, t->cols[c->vcol[k]]);
+			sbuf_add(&b, " = ");
 			sb_param(&b, t->npk + 1 + k);
 		}
 		sb_where_pk(&b, t, 1);
 	} else {
 		/* A new (or re-inserted) row: stale columns take the newer
 		 * known value rather than the default. */
-		sb_add(&b, "INSERT INTO ");
-		sb_ident(&b, t->name);
-		sb_add(&b, "(");
+		sbuf_add(&b, "INSERT INTO ");
+		sbuf_ident(&b, t->name);
+		sbuf_add(&b, "(");
 		for (k = 0; k < t->npk; k++) {
-			sb_add(&b, k ? ", " : "");
-			sb_ident(&b, t->cols[t->pkidx[k]]);
+			sbuf_add(&b, k ? ", " : "");
+			sbuf_ident(&b, t->cols[t->pkidx[k]]);
 		}
 		for (k = 0; k < c->nval; k++) {
-			sb_add(&b, ", ");
-			sb_ident(&b, t->cols[c->vcol[k]]);
+			sbuf_add(&b, ", ");
+			sbuf_ident(&b, t->cols[c->vcol[k]]);
 		}
-		sb_add(&b, ") VALUES(");
+		sbuf_add(&b, ") VALUES(");
 		for (k = 0; k < t->npk + c->nval; k++) {
-			sb_add(&b, k ? ", " : "");
+			sbuf_add(&b, k ? ", " : "");
 			sb_param(&b, k + 1);
 		}
-		sb_add(&b, ")");
+		sbuf_add(&b, ")");
 	}
 	if ((w = prep_sql(e, &b)) == NULL)
 		goto fail;

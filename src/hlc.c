@@ -1,6 +1,8 @@
 /* hlc.c - hybrid logical clock arithmetic and its persistence in the app DB. */
 #include "hlc.h"
 
+#include "tm.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -31,10 +33,7 @@ hlc_counter(uint64_t h)
 int64_t
 hlc_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return tm_now_ms();
 }
 
 /* Bump to the next value after h: counter+1, or the next millisecond. */

@@ -91,6 +91,42 @@ on_data(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /*
+ * After an exchange: a success answer to a signed request must carry the
+ * peer's signature over our nonce, the status and the body, else it is
+ * dropped as a transport failure; an error answer's JSON reason goes to
+ * resp->err.  pk NULL: unsigned request, nothing to check.  Returns 0 or
+ * -1 (resp freed).
+ */
+static int
+check_answer(struct peer_resp *resp, const char *sig, const char *pk,
+    const char *nonce)
+{
+	if (pk != NULL && resp->status < 400) {
+		char hash[KEYS_HASH_HEX];
+		keys_sha256_hex(hash, resp->body ? resp->body : "", resp->len);
+		if (sign_response_verify(sig, pk, nonce, resp->status,
+		    hash) == -1) {
+			util_strlcpy(resp->err, "answer not signed by the "
+			    "peer's pinned key", sizeof(resp->err));
+			peer_resp_free(resp);
+			resp->status = 0;
+			return -1;
+		}
+	}
+	if (resp->status >= 400 && resp->body != NULL) {
+		json_object *o = json_tokener_parse(resp->body), *e;
+		if (o != NULL && json_object_object_get_ex(o, "error", &e))
+			util_fmt(resp->err, sizeof(resp->err), "%s",
+			    json_object_get_string(e));
+		else
+			util_fmt(resp->err, sizeof(resp->err), "HTTP %ld",
+			    resp->status);
+		json_object_put(o);
+	}
+	return 0;
+}
+
+/*
  * One HTTP exchange.  With pk/nonce set (a signed request) the answer must
  * carry a response signature by that key over this nonce, status and body;
  * anything else is treated as a transport failure, never as data.
@@ -150,29 +186,7 @@ perform(const char *url, const char *method, const char *sig_header,
 		peer_resp_free(resp);
 		return -1;
 	}
-	if (pk != NULL && resp->status < 400) {
-		char hash[KEYS_HASH_HEX];
-		keys_sha256_hex(hash, resp->body ? resp->body : "", resp->len);
-		if (sign_response_verify(sink.resp_sig, pk, nonce, resp->status,
-		    hash) == -1) {
-			util_strlcpy(resp->err, "answer not signed by the "
-			    "peer's pinned key", sizeof(resp->err));
-			peer_resp_free(resp);
-			resp->status = 0;
-			return -1;
-		}
-	}
-	if (resp->status >= 400 && resp->body != NULL) {
-		json_object *o = json_tokener_parse(resp->body), *e;
-		if (o != NULL && json_object_object_get_ex(o, "error", &e))
-			util_fmt(resp->err, sizeof(resp->err), "%s",
-			    json_object_get_string(e));
-		else
-			util_fmt(resp->err, sizeof(resp->err), "HTTP %ld",
-			    resp->status);
-		json_object_put(o);
-	}
-	return 0;
+	return check_answer(resp, sink.resp_sig, pk, nonce);
 }
 
 int
@@ -546,26 +560,5 @@ peer_upload(const struct store_identity *self, const struct peer *p,
 		peer_resp_free(resp);
 		return -1;
 	}
-	if (resp->status < 400) {
-		char bh[KEYS_HASH_HEX];
-		keys_sha256_hex(bh, resp->body ? resp->body : "", resp->len);
-		if (sign_response_verify(sink.resp_sig, p->pubkey, nonce,
-		    resp->status, bh) == -1) {
-			util_strlcpy(resp->err, "answer not signed by the "
-			    "peer's pinned key", sizeof(resp->err));
-			peer_resp_free(resp);
-			resp->status = 0;
-			return -1;
-		}
-	} else if (resp->body != NULL) {
-		json_object *o = json_tokener_parse(resp->body), *e;
-		if (o != NULL && json_object_object_get_ex(o, "error", &e))
-			util_fmt(resp->err, sizeof(resp->err), "%s",
-			    json_object_get_string(e));
-		else
-			util_fmt(resp->err, sizeof(resp->err), "HTTP %ld",
-			    resp->status);
-		json_object_put(o);
-	}
-	return 0;
+	return check_answer(resp, sink.resp_sig, p->pubkey, nonce);
 }
