@@ -196,6 +196,8 @@ api_files_upload(struct req *r)
 	json_object_put(entry);
 	if (rc != FILES_OK)
 		return answer_rc(r, rc, err);
+	/* Pass it on to our other peers (relay), and tell the app. */
+	wake_send(r->ctx->conf, "applied");
 	return req_json(r, 200, stats_json(&st));
 }
 

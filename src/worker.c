@@ -57,11 +57,18 @@ struct wdb {
 	int	 wd;
 };
 
+#define PEER_BUDGET_MS		(10LL * 60 * 1000)	/* one peer's sync */
+#define REAP_POLL_MS		100	/* while peer syncs run */
+
 /* What the worker knows about a peer between runs. */
 struct wpeer {
 	int	 id;
 	int	 failures;
 	int64_t	 next_try_ms;		/* backoff: not before this */
+	pid_t	 pid;			/* its sync running now, or 0 */
+	int64_t	 started_ms;
+	int	 again;			/* more to send once it is done */
+	char	 name[128];
 };
 
 struct worker {
@@ -334,18 +341,121 @@ run_hook(struct worker *w)
 		log_err("post_apply_hook: fork: %s", strerror(errno));
 }
 
-/* Sync with every enabled peer that is not backing off. */
+/* Exit codes of a peer's sync child. */
+#define PEER_OK		0
+#define PEER_FAILED	1
+#define PEER_RECEIVED	3	/* ok, and something arrived */
+
+/*
+ * Each peer syncs in a child process of its own: a slow or dead peer never
+ * delays the others, and the worker's loop (heartbeat, file events,
+ * wake-ups) keeps running during long transfers.  The child opens its own
+ * state DB handle; SQLite handles never cross fork.
+ */
+static void
+spawn_peer_sync(struct worker *w, struct wpeer *wp, const struct peer *p,
+    int64_t now)
+{
+	pid_t pid = fork();
+
+	if (pid == -1) {
+		log_err("fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		char path[UTIL_PATH_MAX], err[256];
+		struct syncrun_result res;
+		struct peer copy = *p;
+		sqlite3 *state = NULL;
+
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		conf_path(w->conf, path, sizeof(path), CONF_STATE_DB);
+		if (store_open(path, 0, &state, err, sizeof(err)) == -1)
+			_exit(PEER_FAILED);
+		if (syncrun_peer(state, w->conf, &w->id, &copy, &res) == -1)
+			_exit(PEER_FAILED);
+		sqlite3_close(state);
+		_exit(res.counts.received + res.counts.files_received > 0 ?
+		    PEER_RECEIVED : PEER_OK);
+	}
+	wp->pid = pid;
+	wp->started_ms = now;
+	util_strlcpy(wp->name, p->name, sizeof(wp->name));
+}
+
+/* A peer's sync ended with `code`: clear or extend its backoff. */
+static void
+peer_done(struct worker *w, struct wpeer *wp, int code, int64_t now)
+{
+	wp->pid = 0;
+	if (code == PEER_OK || code == PEER_RECEIVED) {
+		if (wp->failures > 0)
+			log_info("%s is back after %d failed attempts",
+			    wp->name, wp->failures);
+		wp->failures = 0;
+		wp->next_try_ms = 0;
+		if (code == PEER_RECEIVED && w->hook_at == 0)
+			w->hook_at = now + HOOK_DEBOUNCE_MS;
+	} else {
+		/* Exponential backoff with jitter: a dead peer costs one
+		 * short attempt now and then, not every round. */
+		int64_t delay = 1000LL << (wp->failures < 6 ? wp->failures : 6);
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+		delay += randombytes_uniform((uint32_t)(delay / 4 + 1));
+		wp->failures++;
+		wp->next_try_ms = now + delay;
+		/* What it missed still has to reach it. */
+		if (w->push_at == 0 || wp->next_try_ms < w->push_at)
+			w->push_at = wp->next_try_ms;
+	}
+	if (wp->again) {
+		wp->again = 0;
+		if (w->push_at == 0 || w->push_at > now)
+			w->push_at = wp->next_try_ms > now ? wp->next_try_ms : now;
+	}
+}
+
+/* Collect finished peer syncs (and hook processes); stop overlong ones. */
+static int
+reap_children(struct worker *w, int64_t now)
+{
+	int running = 0, st;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (int i = 0; i < w->npeers; i++)
+			if (w->peers[i].pid == pid)
+				peer_done(w, &w->peers[i], WIFEXITED(st) ?
+				    WEXITSTATUS(st) : PEER_FAILED, now);
+	}
+	for (int i = 0; i < w->npeers; i++) {
+		struct wpeer *wp = &w->peers[i];
+		if (wp->pid == 0)
+			continue;
+		if (now - wp->started_ms > PEER_BUDGET_MS) {
+			log_warnx("sync with %s exceeded %lld s: stopped",
+			    wp->name, PEER_BUDGET_MS / 1000);
+			kill(wp->pid, SIGKILL);
+		}
+		running++;
+	}
+	return running;
+}
+
+/* Start a sync with every enabled peer that is not backing off and not
+ * already syncing (that one gets another turn when it finishes). */
 static void
 sync_round(struct worker *w, int64_t now, const char *why)
 {
 	json_object *list = peers_list(w->state);
 	size_t n = list ? json_object_array_length(list) : 0;
 	int64_t retry_at = 0;
-	int received = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		json_object *pj = json_object_array_get_idx(list, i), *v;
-		struct syncrun_result res;
 		struct wpeer *wp;
 		struct peer p;
 
@@ -353,6 +463,10 @@ sync_round(struct worker *w, int64_t now, const char *why)
 		if (peers_by_node(w->state, json_object_get_string(v), &p) != 0 ||
 		    !p.enabled || (wp = wpeer_of(w, p.id)) == NULL)
 			continue;
+		if (wp->pid != 0) {
+			wp->again = 1;
+			continue;
+		}
 		if (wp->next_try_ms > now) {
 			/* What this round had to send still has to reach
 			 * it: come back when its backoff ends. */
@@ -360,33 +474,12 @@ sync_round(struct worker *w, int64_t now, const char *why)
 				retry_at = wp->next_try_ms;
 			continue;
 		}
-		if (syncrun_peer(w->state, w->conf, &w->id, &p, &res) == 0) {
-			if (wp->failures > 0)
-				log_info("%s is back after %d failed attempts",
-				    p.name, wp->failures);
-			wp->failures = 0;
-			wp->next_try_ms = 0;
-			received += res.counts.received > 0;
-		} else {
-			/* Exponential backoff with jitter: a dead peer costs
-			 * one short attempt now and then, not every round. */
-			int64_t delay = 1000LL << (wp->failures < 6 ?
-			    wp->failures : 6);
-			if (delay > BACKOFF_MAX_MS)
-				delay = BACKOFF_MAX_MS;
-			delay += randombytes_uniform((uint32_t)(delay / 4 + 1));
-			wp->failures++;
-			wp->next_try_ms = tm_now_ms() + delay;
-			if (retry_at == 0 || wp->next_try_ms < retry_at)
-				retry_at = wp->next_try_ms;
-		}
+		spawn_peer_sync(w, wp, &p, now);
 	}
 	json_object_put(list);
 	if (retry_at != 0 && (w->push_at == 0 || retry_at < w->push_at))
 		w->push_at = retry_at;
-	log_debug("sync round (%s) done", why);
-	if (received && w->hook_at == 0)
-		w->hook_at = tm_now_ms() + HOOK_DEBOUNCE_MS;
+	log_debug("sync round (%s) started", why);
 }
 
 static void
@@ -426,10 +519,13 @@ handle_wake(struct worker *w, const char *msg, int64_t now)
 }
 
 static int
-next_timeout(struct worker *w, int64_t now)
+next_timeout(struct worker *w, int64_t now, int running)
 {
 	int64_t next = w->periodic_at;
 
+	/* Children finishing are noticed by polling only while some run. */
+	if (running && now + REAP_POLL_MS < next)
+		next = now + REAP_POLL_MS;
 	if (w->push_at != 0 && w->push_at < next)
 		next = w->push_at;
 	if (w->hook_at != 0 && w->hook_at < next)
@@ -466,8 +562,8 @@ worker_run(const struct conf *c)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	/* Hooks run detached; nobody waits for them. */
-	signal(SIGCHLD, SIG_IGN);
+	/* Peer syncs and hooks are children, reaped in the loop. */
+	signal(SIGCHLD, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 
 	conf_path(c, path, sizeof(path), CONF_STATE_DB);
@@ -503,6 +599,7 @@ worker_run(const struct conf *c)
 	    w.ndbs, c->sync_interval);
 
 	while (!worker_stop) {
+		int running = reap_children(&w, tm_now_ms());
 		struct pollfd pfd[3] = {
 			{ .fd = tfd, .events = POLLIN },
 			{ .fd = w.ino, .events = POLLIN },
@@ -514,7 +611,7 @@ worker_run(const struct conf *c)
 
 		/* Sleeps until a timer, a file event or a wake-up: no busy
 		 * polling, so an idle node costs nothing. */
-		if (poll(pfd, 3, next_timeout(&w, now)) == -1) {
+		if (poll(pfd, 3, next_timeout(&w, now, running)) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
@@ -550,6 +647,7 @@ worker_run(const struct conf *c)
 			w.push_at = 0;
 			sync_round(&w, now, "changes");
 		}
+		reap_children(&w, tm_now_ms());
 		if (now >= w.compact_at) {
 			char why[512];
 			w.compact_at = now + COMPACT_EVERY_MS;
@@ -562,6 +660,11 @@ worker_run(const struct conf *c)
 			run_hook(&w);
 		}
 	}
+	for (int i = 0; i < w.npeers; i++)
+		if (w.peers[i].pid != 0) {
+			kill(w.peers[i].pid, SIGTERM);
+			waitpid(w.peers[i].pid, NULL, 0);
+		}
 	log_info("sync worker stopped");
 done:
 	for (int i = 0; i < w.ndbs; i++)
