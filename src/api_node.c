@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "node.h"
+#include "syncrun.h"
 #include "tm.h"
 #include "util.h"
 
@@ -150,6 +151,7 @@ api_status(struct req *r)
 	if (age >= 0)
 		json_object_object_add(w, "heartbeat_age_s", json_object_new_int(age));
 	json_object_object_add(o, "worker", w);
+	json_object_object_add(o, "peers", syncrun_queue(c->db, c->conf));
 	return req_json(r, 200, o);
 }
 

@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "node.h"
+#include "syncrun.h"
 #include "tm.h"
 
 int
@@ -52,8 +53,7 @@ cmd_status(int argc, char **argv)
 	json_object_object_add(o, "timezone", json_object_new_string(c.timezone));
 	json_object_object_add(o, "utc_offset", json_object_new_string(zi.offset));
 	json_object_object_add(o, "local_date", json_object_new_string(zi.date));
-	json_object_object_add(o, "peers", json_object_new_int64(
-	    store_scalar(db, "SELECT count(*) FROM peers")));
+	json_object_object_add(o, "peers", syncrun_queue(db, &c));
 	if (as_json) {
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 		    JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -66,8 +66,33 @@ cmd_status(int argc, char **argv)
 		    age <= NODE_HEARTBEAT_STALE_S ? "running" : "not responding");
 		printf("timezone %s (UTC%s), local date %s\n", c.timezone,
 		    zi.offset, zi.date);
-		printf("peers    %lld\n", store_scalar(db,
-		    "SELECT count(*) FROM peers"));
+		json_object *q, *v;
+		json_object_object_get_ex(o, "peers", &q);
+		for (size_t i = 0; i < json_object_array_length(q); i++) {
+			json_object *p = json_object_array_get_idx(q, i);
+			json_object_object_get_ex(p, "peer", &v);
+			printf("peer     %s: ", json_object_get_string(v));
+			json_object_object_get_ex(p, "pending_rows_total", &v);
+			printf("%lld changes", (long long)json_object_get_int64(v));
+			json_object_object_get_ex(p, "pending_files", &v);
+			printf(" and %lld files pending",
+			    (long long)json_object_get_int64(v));
+			if (json_object_object_get_ex(p, "oldest_pending_s", &v) &&
+			    v != NULL)
+				printf(" (oldest %lld s)",
+				    (long long)json_object_get_int64(v));
+			json_object_object_get_ex(p, "last_success", &v);
+			printf(", last sync %s", v ? json_object_get_string(v) :
+			    "never");
+			json_object_object_get_ex(p, "consecutive_failures", &v);
+			if (json_object_get_int64(v) > 0) {
+				printf(", %lld failures in a row",
+				    (long long)json_object_get_int64(v));
+				json_object_object_get_ex(p, "last_error", &v);
+				printf(": %s", v ? json_object_get_string(v) : "");
+			}
+			printf("\n");
+		}
 	}
 	json_object_put(o);
 	sqlite3_close(db);

@@ -45,7 +45,8 @@ nchanges(json_object *batch)
 int
 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
     int64_t max_future_ms, const struct sync_transport *t,
-    struct sync_counts *out, char *err, size_t errsz)
+    struct sync_counts *out, json_object **peer_vv, char *err,
+    size_t errsz)
 {
 	json_object *vv = NULL, *batch = NULL, *result = NULL, *pvv = NULL;
 	struct dbsync_stats st;
@@ -133,6 +134,17 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		json_object_put(batch);
 		batch = NULL;
 	}
+	/* The last batch's answer carries the peer's final vector. */
+	if (result != NULL) {
+		json_object *nvv;
+		if (json_object_object_get_ex(result, "vv", &nvv) &&
+		    json_object_is_type(nvv, json_type_object)) {
+			json_object_put(pvv);
+			pvv = json_object_get(nvv);
+		}
+	}
+	if (peer_vv != NULL)
+		*peer_vv = json_object_get(pvv);
 	ret = 0;
 done:
 	json_object_put(vv);

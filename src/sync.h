@@ -47,11 +47,13 @@ struct sync_counts {
  * version vector and apply each atomically, then push every batch after
  * the peer's.  A failure stops at a batch boundary: what was applied stays
  * applied (each batch is whole), the rest comes next time.  Counts add
- * into *out.  Returns 0, or -1 with a reason.
+ * into *out.  *peer_vv (may be NULL) gets the peer's version vector after
+ * the push, for the queue view (caller puts).  Returns 0, or -1.
  */
 int	 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	    int64_t max_future_ms, const struct sync_transport *t,
-	    struct sync_counts *out, char *err, size_t errsz);
+	    struct sync_counts *out, json_object **peer_vv, char *err,
+	    size_t errsz);
 
 /*
  * The node's databases: conf `databases`, space-separated paths relative

@@ -15,6 +15,7 @@
 #include "fpath.h"
 #include "log.h"
 #include "peer.h"
+#include "hlc.h"
 #include "tm.h"
 #include "util.h"
 
@@ -22,6 +23,14 @@ struct link {
 	const struct store_identity	*self;
 	const struct peer		*peer;
 };
+
+/* Where the queue view keeps what a peer has of us. */
+static void
+queue_key(char *buf, size_t bufsz, const char *what, const char *node,
+    const char *db)
+{
+	util_fmt(buf, bufsz, "queue/%s/%s/%s", what, node, db ? db : "");
+}
 
 /* A URL-safe copy of a database name for the query string. */
 static int
@@ -310,6 +319,12 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 		if (!more)
 			break;
 	}
+	{
+		char key[256], v[32];
+		queue_key(key, sizeof(key), "files", l->peer->node_id, NULL);
+		util_fmt(v, sizeof(v), "%lld", (long long)since);
+		store_setting_set(state, key, v);
+	}
 	close(root);
 	return 0;
 fail:
@@ -322,7 +337,10 @@ struct db_job {
 	const struct store_identity	*self;
 	const struct sync_transport	*t;
 	struct syncrun_result		*res;
+	sqlite3				*state;
+	const struct peer		*peer;
 };
+
 
 static int
 sync_one_db(const char *name, void *arg)
@@ -339,9 +357,21 @@ sync_one_db(const char *name, void *arg)
 		sqlite3_close(app);
 		return -1;
 	}
-	rc = sync_db(app, name, j->self->node_id,
-	    (int64_t)j->conf->max_clock_skew * 1000, j->t, &j->res->counts,
-	    j->res->error, sizeof(j->res->error));
+	{
+		json_object *pvv = NULL;
+		char key[256];
+
+		rc = sync_db(app, name, j->self->node_id,
+		    (int64_t)j->conf->max_clock_skew * 1000, j->t,
+		    &j->res->counts, &pvv, j->res->error, sizeof(j->res->error));
+		if (rc == 0 && pvv != NULL) {
+			queue_key(key, sizeof(key), "vv", j->peer->node_id, name);
+			store_setting_set(j->state, key,
+			    json_object_to_json_string_ext(pvv,
+			    JSON_C_TO_STRING_PLAIN));
+		}
+		json_object_put(pvv);
+	}
 	sqlite3_close(app);
 	return rc;
 }
@@ -377,7 +407,8 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	struct link l = { .self = id, .peer = p };
 	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
 	    .receive = t_receive, .arg = &l };
-	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res };
+	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res,
+	    .state = state, .peer = p };
 	char sum[128];
 
 	struct files_cfg fc;
@@ -721,4 +752,130 @@ syncrun_compact(sqlite3 *state, const struct conf *c,
 		store_event(state, "info", "sync", NULL, "compacted %lld change "
 		    "log entries every peer has", j.removed);
 	return j.removed;
+}
+
+/* ---- the queue view ---------------------------------------------------- */
+
+struct queue_job {
+	const struct conf	*conf;
+	sqlite3			*state;
+	const char		*node;
+	json_object		*rows;		/* table -> count */
+	int64_t			 total;
+	int64_t			 oldest_ms;	/* 0: nothing pending */
+};
+
+static int
+queue_db(const char *name, void *arg)
+{
+	struct queue_job *q = arg;
+	char path[UTIL_PATH_MAX], key[256], vv[8192], why[256];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *app = NULL;
+
+	queue_key(key, sizeof(key), "vv", q->node, name);
+	if (store_setting_get(q->state, key, vv, sizeof(vv)) != 0)
+		util_strlcpy(vv, "{}", sizeof(vv));
+	if (sync_db_path(q->conf, name, path, sizeof(path)) == -1 ||
+	    dbsync_open(path, &app, why, sizeof(why)) == -1) {
+		sqlite3_close(app);
+		return 0;
+	}
+	/* Everything in our log the peer's vector does not cover, plus
+	 * writes not harvested yet. */
+	if (sqlite3_prepare_v2(app, "SELECT tbl, count(*), min(hlc) FROM "
+	    "_meshsync_changes WHERE seq > coalesce(json_extract(?1, '$.\"' "
+	    "|| origin || '\"'), 0) GROUP BY tbl UNION ALL SELECT "
+	    "'(not harvested yet)', count(*), NULL FROM _meshsync_capture "
+	    "HAVING count(*) > 0", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, vv, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			int64_t n = sqlite3_column_int64(st, 1);
+			int64_t ms = sqlite3_column_type(st, 2) == SQLITE_NULL ?
+			    0 : hlc_wall((uint64_t)sqlite3_column_int64(st, 2));
+			char label[300];
+			util_fmt(label, sizeof(label), "%s:%s", name,
+			    (const char *)sqlite3_column_text(st, 0));
+			json_object_object_add(q->rows, label,
+			    json_object_new_int64(n));
+			q->total += n;
+			if (ms > 0 && (q->oldest_ms == 0 || ms < q->oldest_ms))
+				q->oldest_ms = ms;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(app);
+	return 0;
+}
+
+json_object *
+syncrun_queue(sqlite3 *state, const struct conf *c)
+{
+	json_object *peers = peers_list(state), *out = json_object_new_array();
+	size_t n = peers ? json_object_array_length(peers) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *pj = json_object_array_get_idx(peers, i), *v, *o;
+		struct queue_job q = { .conf = c, .state = state };
+		char key[256], cur[32], name[PEERS_NAME_MAX];
+		sqlite3_stmt *st = NULL;
+		long long files = 0, fails = 0;
+		int64_t fmin = 0;
+
+		json_object_object_get_ex(pj, "node_id", &v);
+		q.node = json_object_get_string(v);
+		q.rows = json_object_new_object();
+		sync_db_each(c, queue_db, &q);
+		queue_key(key, sizeof(key), "files", q.node, NULL);
+		if (store_setting_get(state, key, cur, sizeof(cur)) != 0)
+			util_strlcpy(cur, "0", sizeof(cur));
+		if (sqlite3_prepare_v2(state, "SELECT count(*), min(hlc) FROM "
+		    "files_index WHERE lseq > CAST(? AS INTEGER)", -1, &st,
+		    NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, cur, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW) {
+				files = sqlite3_column_int64(st, 0);
+				if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+					fmin = hlc_wall((uint64_t)
+					    sqlite3_column_int64(st, 1));
+			}
+		}
+		sqlite3_finalize(st);
+		json_object_object_get_ex(pj, "name", &v);
+		util_strlcpy(name, json_object_get_string(v), sizeof(name));
+		/* Consecutive failures: failed runs since the last success. */
+		if (sqlite3_prepare_v2(state, "SELECT count(*) FROM events WHERE "
+		    "kind = 'sync' AND peer = ?1 AND level != 'info' AND id > "
+		    "coalesce((SELECT max(id) FROM events WHERE kind = 'sync' "
+		    "AND peer = ?1 AND level = 'info'), 0)", -1, &st,
+		    NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				fails = sqlite3_column_int64(st, 0);
+		}
+		sqlite3_finalize(st);
+		if (fmin > 0 && (q.oldest_ms == 0 || fmin < q.oldest_ms))
+			q.oldest_ms = fmin;
+		o = json_object_new_object();
+		json_object_object_add(o, "peer", json_object_new_string(name));
+		json_object_object_get_ex(pj, "connected", &v);
+		json_object_object_add(o, "connected", json_object_get(v));
+		json_object_object_add(o, "pending_rows", q.rows);
+		json_object_object_add(o, "pending_rows_total",
+		    json_object_new_int64(q.total));
+		json_object_object_add(o, "pending_files",
+		    json_object_new_int64(files));
+		json_object_object_add(o, "oldest_pending_s", q.oldest_ms ?
+		    json_object_new_int64((tm_now_ms() - q.oldest_ms) / 1000) :
+		    NULL);
+		json_object_object_get_ex(pj, "last_ok", &v);
+		json_object_object_add(o, "last_success", json_object_get(v));
+		json_object_object_get_ex(pj, "last_error", &v);
+		json_object_object_add(o, "last_error", json_object_get(v));
+		json_object_object_add(o, "consecutive_failures",
+		    json_object_new_int64(fails));
+		json_object_array_add(out, o);
+	}
+	json_object_put(peers);
+	return out;
 }

@@ -57,6 +57,14 @@ int	 syncrun_bootstrap(sqlite3 *state, struct conf *c,
 long long syncrun_compact(sqlite3 *state, const struct conf *c,
 	    const struct store_identity *id, char *err, size_t errsz);
 
+/*
+ * The sync queue, per peer: database changes and files it does not have
+ * yet (as of our last exchange with it), the oldest one's age, last
+ * success, last error and consecutive failures.  A JSON array the caller
+ * puts.
+ */
+json_object *syncrun_queue(sqlite3 *state, const struct conf *c);
+
 /* "N sent, M received, K conflicts" into buf. */
 void	 syncrun_summary(char *buf, size_t bufsz, const struct sync_counts *n);
 
