@@ -15,6 +15,11 @@ test_count=0
 test_failed=0
 test_pids=""
 
+# In a sanitizer build every process of every node reports here; the last
+# test of each file fails if anything did.
+export ASAN_OPTIONS="log_path=$SCRATCH/asan-report:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="log_path=$SCRATCH/ubsan-report:print_stacktrace=1:${UBSAN_OPTIONS:-}"
+
 say() { echo "# $*"; }
 
 test_expect_success() {
@@ -152,7 +157,7 @@ csrf_of() {
 	awk '$6 == "ms_csrf" { print $7 }' "$SCRATCH/$1.jar" | tail -n 1
 }
 
-test_cleanup() {
+test_cleanup_nodes() {
 	local p
 	for p in $test_pids; do
 		kill -TERM "$p" 2>/dev/null
@@ -160,6 +165,11 @@ test_cleanup() {
 	for p in $test_pids; do
 		wait "$p" 2>/dev/null
 	done
+	test_pids=""
+}
+
+test_cleanup() {
+	test_cleanup_nodes
 	if [ "$test_failed" -eq 0 ] && [ -z "${TEST_KEEP:-}" ]; then
 		rm -rf "$SCRATCH"
 	else
@@ -173,6 +183,18 @@ test_cleanup() {
 trap test_cleanup EXIT
 
 test_done() {
+	local reports
+	# Stop the nodes first: leak reports are written at exit.
+	test_cleanup_nodes
+	reports=$(ls "$SCRATCH"/asan-report* "$SCRATCH"/ubsan-report* 2>/dev/null)
+	test_count=$((test_count + 1))
+	if [ -z "$reports" ]; then
+		echo "ok $test_count - no sanitizer reports from any process"
+	else
+		echo "not ok $test_count - no sanitizer reports from any process"
+		test_failed=$((test_failed + 1))
+		cat $reports | head -n 60 | sed 's/^/#   /'
+	fi
 	echo "1..$test_count"
 	[ "$test_failed" -eq 0 ]
 }
@@ -259,4 +281,24 @@ release_worker() {
 	local dir
 	eval "dir=\$${1}_DIR"
 	kill -CONT "$(cat "$dir/run/worker.pid")"
+}
+
+# now_ms: the wall clock in milliseconds, for measuring latencies.
+now_ms() {
+	echo $(( $(date +%s%N) / 1000000 ))
+}
+
+# wait_until 'CONDITION' SECONDS [INTERVAL]: evaluate CONDITION (shell
+# code) every INTERVAL seconds (0.02) until it succeeds; fail, naming it,
+# once SECONDS have passed.  The bounded poll for tests that wait on the
+# worker instead of sleeping a fixed time.
+wait_until() {
+	local deadline=$(( $(now_ms) + ${2:?wait_until: no bound} * 1000 ))
+	until eval "$1"; do
+		if [ "$(now_ms)" -ge "$deadline" ]; then
+			echo "wait_until: still false after $2 s: $1"
+			return 1
+		fi
+		sleep "${3:-0.02}"
+	done
 }
