@@ -25,6 +25,7 @@
 #include "hlc.h"
 #include "log.h"
 #include "node.h"
+#include "peer.h"
 #include "peers.h"
 #include "store.h"
 #include "sync.h"
@@ -354,7 +355,7 @@ run_hook(struct worker *w)
  */
 static void
 spawn_peer_sync(struct worker *w, struct wpeer *wp, const struct peer *p,
-    int64_t now)
+    int64_t now, int health)
 {
 	pid_t pid = fork();
 
@@ -374,6 +375,15 @@ spawn_peer_sync(struct worker *w, struct wpeer *wp, const struct peer *p,
 		conf_path(w->conf, path, sizeof(path), CONF_STATE_DB);
 		if (store_open(path, 0, &state, err, sizeof(err)) == -1)
 			_exit(PEER_FAILED);
+		/* The periodic round is also the health check: ping (a
+		 * changed key is caught and named here) and a signed hello,
+		 * which keeps "connected both ways" current. */
+		if (health && peer_hello(state, &w->id, &copy, err,
+		    sizeof(err)) == -1) {
+			log_warnx("%s: %s", copy.name, err);
+			store_event(state, "warn", "sync", copy.name, "%s", err);
+			_exit(PEER_FAILED);
+		}
 		if (syncrun_peer(state, w->conf, &w->id, &copy, &res) == -1)
 			_exit(PEER_FAILED);
 		sqlite3_close(state);
@@ -474,7 +484,7 @@ sync_round(struct worker *w, int64_t now, const char *why)
 				retry_at = wp->next_try_ms;
 			continue;
 		}
-		spawn_peer_sync(w, wp, &p, now);
+		spawn_peer_sync(w, wp, &p, now, strcmp(why, "periodic") == 0);
 	}
 	json_object_put(list);
 	if (retry_at != 0 && (w->push_at == 0 || retry_at < w->push_at))
