@@ -44,7 +44,7 @@ nchanges(json_object *batch)
 
 int
 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
-    int64_t max_future_ms, const struct sync_transport *t,
+    int64_t max_future_ms, const struct sync_transport *t, int dirs,
     struct sync_counts *out, json_object **peer_vv, char *err,
     size_t errsz)
 {
@@ -63,7 +63,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	}
 
 	/* Pull: everything the peer has after our version vector. */
-	for (rounds = 0; rounds < SYNC_MAX_ROUNDS; rounds++) {
+	for (rounds = 0; (dirs & SYNC_PULL) && rounds < SYNC_MAX_ROUNDS;
+	    rounds++) {
 		if (dbsync_vv(app, &vv, why, sizeof(why)) == -1) {
 			util_fmt(err, errsz, "%s: %s", db_name, why);
 			goto done;
@@ -95,6 +96,10 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	json_object_put(batch);
 	batch = NULL;
 
+	if (!(dirs & SYNC_PUSH)) {
+		ret = 0;
+		goto done;
+	}
 	/* Push: everything we have after the peer's version vector. */
 	if (t->vv(t->arg, db_name, &pvv, why, sizeof(why)) == -1) {
 		util_fmt(err, errsz, "push %s: %s", db_name, why);

@@ -45,13 +45,17 @@ struct sync_counts {
 /*
  * Sync one application DB with one peer: pull every batch after our
  * version vector and apply each atomically, then push every batch after
- * the peer's.  A failure stops at a batch boundary: what was applied stays
+ * the peer's (dirs: SYNC_PULL | SYNC_PUSH; an instant push needs only the
+ * second half).  A failure stops at a batch boundary: what was applied stays
  * applied (each batch is whole), the rest comes next time.  Counts add
  * into *out.  *peer_vv (may be NULL) gets the peer's version vector after
  * the push, for the queue view (caller puts).  Returns 0, or -1.
  */
+#define SYNC_PULL	1
+#define SYNC_PUSH	2
+
 int	 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
-	    int64_t max_future_ms, const struct sync_transport *t,
+	    int64_t max_future_ms, const struct sync_transport *t, int dirs,
 	    struct sync_counts *out, json_object **peer_vv, char *err,
 	    size_t errsz);
 

@@ -339,6 +339,7 @@ struct db_job {
 	struct syncrun_result		*res;
 	sqlite3				*state;
 	const struct peer		*peer;
+	int				 dirs;		/* SYNC_PULL | SYNC_PUSH */
 };
 
 
@@ -362,7 +363,7 @@ sync_one_db(const char *name, void *arg)
 		char key[256];
 
 		rc = sync_db(app, name, j->self->node_id,
-		    (int64_t)j->conf->max_clock_skew * 1000, j->t,
+		    (int64_t)j->conf->max_clock_skew * 1000, j->t, j->dirs,
 		    &j->res->counts, &pvv, j->res->error, sizeof(j->res->error));
 		if (rc == 0 && pvv != NULL) {
 			queue_key(key, sizeof(key), "vv", j->peer->node_id, name);
@@ -401,14 +402,16 @@ publish_result(const struct conf *c, sqlite3 *state, const struct peer *p,
 
 int
 syncrun_peer(sqlite3 *state, const struct conf *c,
-    const struct store_identity *id, struct peer *p,
+    const struct store_identity *id, struct peer *p, int what,
     struct syncrun_result *res)
 {
 	struct link l = { .self = id, .peer = p };
 	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
 	    .receive = t_receive, .arg = &l };
 	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res,
-	    .state = state, .peer = p };
+	    .state = state, .peer = p,
+	    .dirs = ((what & SYNCRUN_DB_PULL) ? SYNC_PULL : 0) |
+	    ((what & SYNCRUN_DB_PUSH) ? SYNC_PUSH : 0) };
 	char sum[128];
 
 	struct files_cfg fc;
@@ -422,18 +425,19 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	fc.databases = c->databases;
 	fc.max_conflicts = c->max_conflicts;
 	memset(&scan, 0, sizeof(scan));
-	{
+	if (what == SYNCRUN_ALL) {
 		json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "peer", json_object_new_string(p->name));
 		events_publish(c, state, "sync-start", ev);
 	}
-	if (sync_db_each(c, sync_one_db, &job) == -1 ||
+	if ((job.dirs != 0 && sync_db_each(c, sync_one_db, &job) == -1) ||
+	    ((what & (SYNCRUN_FILES_PULL | SYNCRUN_FILES_PUSH)) &&
 	    files_scan(state, &fc, &scan, res->error,
-	    sizeof(res->error)) != FILES_OK ||
-	    files_pull_from(&l, state, &fc, &res->counts, res->error,
-	    sizeof(res->error)) == -1 ||
-	    files_push_to(&l, state, c, &res->counts, res->error,
-	    sizeof(res->error)) == -1) {
+	    sizeof(res->error)) != FILES_OK) ||
+	    ((what & SYNCRUN_FILES_PULL) && files_pull_from(&l, state, &fc,
+	    &res->counts, res->error, sizeof(res->error)) == -1) ||
+	    ((what & SYNCRUN_FILES_PUSH) && files_push_to(&l, state, c,
+	    &res->counts, res->error, sizeof(res->error)) == -1)) {
 		log_warnx("sync with %s failed: %s", p->name, res->error);
 		store_event(state, "warn", "sync", p->name, "sync failed: %s",
 		    res->error);
@@ -442,10 +446,14 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 		return -1;
 	}
 	res->ok = 1;
+	peers_note(state, p->id, "ok", NULL, -1);
+	/* An instant push that found nothing to move is not news. */
+	if (what != SYNCRUN_ALL && res->counts.sent + res->counts.received +
+	    res->counts.files_sent + res->counts.files_received == 0)
+		return 0;
 	syncrun_summary(sum, sizeof(sum), &res->counts);
 	log_info("sync with %s: %s", p->name, sum);
 	store_event(state, "info", "sync", p->name, "%s", sum);
-	peers_note(state, p->id, "ok", NULL, -1);
 	publish_result(c, state, p, res, sum);
 	return 0;
 }
@@ -499,7 +507,7 @@ syncrun_all(sqlite3 *state, const struct conf *c,
 			continue;
 		r = json_object_new_object();
 		json_object_object_add(r, "peer", json_object_new_string(p.name));
-		if (syncrun_peer(state, c, id, &p, &res) == -1) {
+		if (syncrun_peer(state, c, id, &p, SYNCRUN_ALL, &res) == -1) {
 			failed++;
 			json_object_object_add(r, "error",
 			    json_object_new_string(res.error));

@@ -18,13 +18,21 @@ struct syncrun_result {
 	char			 error[512];
 };
 
+/* What one run moves; the worker's instant pushes need only some. */
+#define SYNCRUN_DB_PULL		0x1
+#define SYNCRUN_DB_PUSH		0x2
+#define SYNCRUN_FILES_PULL	0x4
+#define SYNCRUN_FILES_PUSH	0x8
+#define SYNCRUN_ALL		0xf
+
 /*
- * Sync every configured database with peer p, both ways.  The run is
+ * Sync every configured database and the instance folder with peer p, in
+ * the directions `what` asks (SYNCRUN_ALL: both ways, everything).  The run is
  * recorded in the activity log ("N sent, M received, K conflicts" or the
  * error) and in the peer's last_ok / last_error.  Returns 0 or -1.
  */
 int	 syncrun_peer(sqlite3 *state, const struct conf *c,
-	    const struct store_identity *id, struct peer *p,
+	    const struct store_identity *id, struct peer *p, int what,
 	    struct syncrun_result *res);
 
 /*

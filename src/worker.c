@@ -68,7 +68,7 @@ struct wpeer {
 	int64_t	 next_try_ms;		/* backoff: not before this */
 	pid_t	 pid;			/* its sync running now, or 0 */
 	int64_t	 started_ms;
-	int	 again;			/* more to send once it is done */
+	int	 again;			/* SYNCRUN_* to do once it is done */
 	char	 name[128];
 };
 
@@ -88,7 +88,7 @@ struct worker {
 	struct files_cfg		 fcfg;
 	int64_t				 scan_at;	/* 0: no file change seen */
 	int64_t				 push_at;	/* 0: nothing due */
-	int				 push_all;	/* periodic: pull too */
+	int				 push_what;	/* SYNCRUN_* due */
 	int64_t				 periodic_at;
 	int64_t				 hook_at;
 	int64_t				 compact_at;
@@ -253,6 +253,7 @@ file_scan(struct worker *w)
 		events_publish(w->conf, w->state, "local-change", ev);
 		if (w->push_at == 0)
 			w->push_at = tm_now_ms();
+		w->push_what |= SYNCRUN_FILES_PUSH;
 	}
 }
 
@@ -317,8 +318,11 @@ db_changed(struct worker *w, int64_t now)
 		}
 		/* Our own harvest bumped data_version for nobody but us. */
 		d->data_version = store_scalar(d->conn, "PRAGMA data_version");
-		if (urgent && w->push_at == 0)
-			w->push_at = now + DEBOUNCE_MS;
+		if (urgent) {
+			if (w->push_at == 0)
+				w->push_at = now + DB_DEBOUNCE_MS;
+			w->push_what |= SYNCRUN_DB_PUSH;
+		}
 	}
 }
 
@@ -355,8 +359,10 @@ run_hook(struct worker *w)
  */
 static void
 spawn_peer_sync(struct worker *w, struct wpeer *wp, const struct peer *p,
-    int64_t now, int health)
+    int64_t now, int what)
 {
+	int health = what == SYNCRUN_ALL;
+
 	pid_t pid = fork();
 
 	if (pid == -1) {
@@ -384,7 +390,7 @@ spawn_peer_sync(struct worker *w, struct wpeer *wp, const struct peer *p,
 			store_event(state, "warn", "sync", copy.name, "%s", err);
 			_exit(PEER_FAILED);
 		}
-		if (syncrun_peer(state, w->conf, &w->id, &copy, &res) == -1)
+		if (syncrun_peer(state, w->conf, &w->id, &copy, what, &res) == -1)
 			_exit(PEER_FAILED);
 		sqlite3_close(state);
 		_exit(res.counts.received + res.counts.files_received > 0 ?
@@ -420,8 +426,10 @@ peer_done(struct worker *w, struct wpeer *wp, int code, int64_t now)
 		/* What it missed still has to reach it. */
 		if (w->push_at == 0 || wp->next_try_ms < w->push_at)
 			w->push_at = wp->next_try_ms;
+		w->push_what = SYNCRUN_ALL;
 	}
 	if (wp->again) {
+		w->push_what |= wp->again;
 		wp->again = 0;
 		if (w->push_at == 0 || w->push_at > now)
 			w->push_at = wp->next_try_ms > now ? wp->next_try_ms : now;
@@ -458,7 +466,7 @@ reap_children(struct worker *w, int64_t now)
 /* Start a sync with every enabled peer that is not backing off and not
  * already syncing (that one gets another turn when it finishes). */
 static void
-sync_round(struct worker *w, int64_t now, const char *why)
+sync_round(struct worker *w, int64_t now, int what)
 {
 	json_object *list = peers_list(w->state);
 	size_t n = list ? json_object_array_length(list) : 0;
@@ -474,7 +482,7 @@ sync_round(struct worker *w, int64_t now, const char *why)
 		    !p.enabled || (wp = wpeer_of(w, p.id)) == NULL)
 			continue;
 		if (wp->pid != 0) {
-			wp->again = 1;
+			wp->again |= what;
 			continue;
 		}
 		if (wp->next_try_ms > now) {
@@ -484,12 +492,13 @@ sync_round(struct worker *w, int64_t now, const char *why)
 				retry_at = wp->next_try_ms;
 			continue;
 		}
-		spawn_peer_sync(w, wp, &p, now, strcmp(why, "periodic") == 0);
+		spawn_peer_sync(w, wp, &p, now, what);
 	}
 	json_object_put(list);
-	if (retry_at != 0 && (w->push_at == 0 || retry_at < w->push_at))
+	if (retry_at != 0 && (w->push_at == 0 || retry_at < w->push_at)) {
 		w->push_at = retry_at;
-	log_debug("sync round (%s) started", why);
+		w->push_what |= what;
+	}
 }
 
 static void
@@ -500,7 +509,7 @@ handle_wake(struct worker *w, const char *msg, int64_t now)
 		 * now, even those backing off. */
 		for (int i = 0; i < w->npeers; i++)
 			w->peers[i].next_try_ms = 0;
-		w->push_all = 1;
+		w->push_what = SYNCRUN_ALL;
 		w->push_at = now;
 	} else if (strcmp(msg, "config") == 0) {
 		char dbs[CONF_VAL_MAX];
@@ -522,7 +531,8 @@ handle_wake(struct worker *w, const char *msg, int64_t now)
 		/* Changes arrived from one peer: pass them on to the others
 		 * (relay) and let the application know. */
 		if (w->push_at == 0)
-			w->push_at = now + DEBOUNCE_MS;
+			w->push_at = now + DB_DEBOUNCE_MS;
+		w->push_what |= SYNCRUN_DB_PUSH | SYNCRUN_FILES_PUSH;
 		if (w->hook_at == 0)
 			w->hook_at = now + HOOK_DEBOUNCE_MS;
 	}
@@ -652,10 +662,13 @@ worker_run(const struct conf *c)
 			file_scan(&w);
 			w.periodic_at = now + (int64_t)c->sync_interval * 1000;
 			w.push_at = 0;
-			sync_round(&w, now, "periodic");
+			w.push_what = 0;
+			sync_round(&w, now, SYNCRUN_ALL);
 		} else if (w.push_at != 0 && now >= w.push_at) {
+			int what = w.push_what ? w.push_what : SYNCRUN_ALL;
 			w.push_at = 0;
-			sync_round(&w, now, "changes");
+			w.push_what = 0;
+			sync_round(&w, now, what);
 		}
 		reap_children(&w, tm_now_ms());
 		if (now >= w.compact_at) {
