@@ -36,7 +36,8 @@
 
 #define WORKER_MAX_DBS		16
 #define WORKER_MAX_PEERS	64
-#define DEBOUNCE_MS		50	/* coalesce a burst of commits */
+#define DEBOUNCE_MS		50	/* coalesce a burst of file events */
+#define DB_DEBOUNCE_MS		10	/* commits: one harvest covers a burst */
 #define BACKOFF_MAX_MS		60000
 #define HOOK_DEBOUNCE_MS	200
 #define WORKER_MAX_WATCHES	8192
