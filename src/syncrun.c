@@ -793,9 +793,10 @@ queue_db(const char *name, void *arg)
 	 * writes not harvested yet. */
 	if (sqlite3_prepare_v2(app, "SELECT tbl, count(*), min(hlc) FROM "
 	    "_meshsync_changes WHERE seq > coalesce(json_extract(?1, '$.\"' "
-	    "|| origin || '\"'), 0) GROUP BY tbl UNION ALL SELECT "
-	    "'(not harvested yet)', count(*), NULL FROM _meshsync_capture "
-	    "HAVING count(*) > 0", -1, &st, NULL) == SQLITE_OK) {
+	    "|| origin || '\"'), 0) GROUP BY tbl UNION ALL SELECT t.tbl || "
+	    "' (not harvested yet)', count(*), NULL FROM _meshsync_capture c "
+	    "JOIN _meshsync_tracked t ON t.tid = c.tid GROUP BY t.tbl", -1,
+	    &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, vv, -1, SQLITE_STATIC);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			int64_t n = sqlite3_column_int64(st, 1);

@@ -93,7 +93,7 @@ test_expect_success 'a 1 GiB file syncs with bounded memory and is never seen ha
 	watcher=$! &&
 	rss=$(peak_rss_kb $pid) && wait $pid && wait $watcher &&
 	echo "peak RSS of the receiving sync: $rss KiB" &&
-	test "$rss" -lt 65536 &&
+	{ [ -n "${MESHSYNC_SANITIZED:-}" ] || test "$rss" -lt 65536; } &&
 	cmp -s "$A/big.img" "$B/big.img" &&
 	! grep -qv "^1073741827$" "$SCRATCH/sizes" &&
 	test -z "$(find "$B" -name ".meshsync-tmp-*")"

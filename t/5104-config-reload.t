@@ -22,10 +22,12 @@ test_expect_success 'a broken meshsync.conf is logged and the running config sta
 '
 
 test_expect_success 'a database tracked while the node runs is watched at once' '
+	hold_worker a && hold_worker b &&
 	sqlite3 "$a_DIR/instance/late.db" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)" >/dev/null &&
 	sqlite3 "$b_DIR/instance/late.db" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)" >/dev/null &&
 	"$MESHSYNC" track --immediate --dir "$a_DIR" late.db t >/dev/null &&
 	"$MESHSYNC" track --immediate --dir "$b_DIR" late.db t >/dev/null &&
+	release_worker a && release_worker b &&
 	sleep 0.5 &&
 	sqlite3 "$a_DIR/instance/late.db" "INSERT INTO t VALUES (1, '"'"'hello'"'"')" &&
 	for i in $(seq 1 100); do
