@@ -19,6 +19,8 @@ int	 api_peers_add(struct req *);
 int	 api_peers_action(struct req *);
 
 /* api_sync.c: database sync */
+/* Tell the worker a peer's changes were applied here (relay, hook). */
+void	 wake_applied(struct req *);
 int	 api_changes(struct req *);
 int	 api_receive_changes(struct req *);
 int	 api_data(struct req *);

@@ -197,7 +197,7 @@ api_files_upload(struct req *r)
 	if (rc != FILES_OK)
 		return answer_rc(r, rc, err);
 	/* Pass it on to our other peers (relay), and tell the app. */
-	wake_send(r->ctx->conf, "applied");
+	wake_applied(r);
 	return req_json(r, 200, stats_json(&st));
 }
 
@@ -234,7 +234,7 @@ api_files_apply(struct req *r)
 	if (rc != FILES_OK && rc != FILES_EPARTIAL)
 		return answer_rc(r, rc, err);
 	if (st.received + st.removed + st.dirs > 0)
-		wake_send(r->ctx->conf, "applied");
+		wake_applied(r);
 	o = stats_json(&st);
 	if (rc == FILES_EPARTIAL)
 		json_object_object_add(o, "partial", json_object_new_string(err));

@@ -19,6 +19,16 @@
 
 #define TRIGGER_COOLDOWN_MS	5000
 
+void
+wake_applied(struct req *r)
+{
+	char msg[WAKE_MSG_MAX];
+
+	/* Naming the sender lets the worker relay to everyone but it. */
+	util_fmt(msg, sizeof(msg), "applied %s", r->auth.peer_node);
+	wake_send(r->ctx->conf, msg);
+}
+
 /* Open the application DB a request names (?db=), or answer 404. */
 static sqlite3 *
 open_db(struct req *r, const char **name_out)
@@ -148,7 +158,7 @@ api_receive_changes(struct req *r)
 	}
 	sqlite3_close(app);
 	if (st.applied > 0)
-		wake_send(r->ctx->conf, "applied");
+		wake_applied(r);
 	o = json_object_new_object();
 	json_object_object_add(o, "applied", json_object_new_int64(st.applied));
 	json_object_object_add(o, "skipped", json_object_new_int64(st.skipped));

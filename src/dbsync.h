@@ -110,6 +110,7 @@
 #define DBSYNC_MAX_APPLY	(DBSYNC_MAX_BATCH + 2048)
 #define DBSYNC_NODE_MAX		64	/* node id length */
 #define DBSYNC_BUSY_MS		5000
+#define DBSYNC_HARVEST_CHUNK	20000	/* captures per harvest transaction */
 /* Offline clients: a ts this far ahead of our clock is refused. */
 #define DBSYNC_CLIENT_MAX_FUTURE_MS	300000
 

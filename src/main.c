@@ -1,6 +1,7 @@
 /* main.c - the meshsync executable: a table of subcommands, like git. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cmd.h"
 #include "keys.h"
@@ -156,6 +157,15 @@ main(int argc, char **argv)
 	for (int i = 2; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			return cmd_usage(cmd, 0);
+	/* A manifest page keeps a descriptor or two per file in flight;
+	 * the default soft limit (1024) is too small for that. */
+	{
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if (keys_init() == -1) {
 		fprintf(stderr, "meshsync: libsodium failed to initialise\n");
 		return 1;

@@ -18,6 +18,7 @@
 #include "hlc.h"
 #include "tm.h"
 #include "util.h"
+#include "wake.h"
 
 struct link {
 	const struct store_identity	*self;
@@ -270,6 +271,12 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			json_object_object_get_ex(e, "deleted", &v);
 			if (json_object_get_boolean(v))
 				continue;
+			/* A version the peer made itself is one it has: never
+			 * send a pulled file straight back. */
+			json_object_object_get_ex(e, "origin", &v);
+			if (strcmp(json_object_get_string(v),
+			    l->peer->node_id) == 0)
+				continue;
 			json_object_object_get_ex(e, "kind", &v);
 			if (strcmp(json_object_get_string(v), "file") != 0)
 				continue;
@@ -447,6 +454,13 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	}
 	res->ok = 1;
 	peers_note(state, p->id, "ok", NULL, -1);
+	/* What we pulled goes on to our other peers at once (relay), and
+	 * the application hears of it (hook): the worker does both. */
+	if (res->counts.received + res->counts.files_received > 0) {
+		char msg[WAKE_MSG_MAX];
+		util_fmt(msg, sizeof(msg), "applied %s", p->node_id);
+		wake_send(c, msg);
+	}
 	/* An instant push that found nothing to move is not news. */
 	if (what != SYNCRUN_ALL && res->counts.sent + res->counts.received +
 	    res->counts.files_sent + res->counts.files_received == 0)

@@ -90,6 +90,10 @@ struct worker {
 	int64_t				 scan_at;	/* 0: no file change seen */
 	int64_t				 push_at;	/* 0: nothing due */
 	int				 push_what;	/* SYNCRUN_* due */
+	int				 push_local;	/* ours, not only relays */
+	/* Peers whose changes we are relaying: not sent back to them. */
+	char				 relay_from[WORKER_MAX_PEERS][STORE_NODE_ID_LEN];
+	int				 nrelay;
 	int64_t				 periodic_at;
 	int64_t				 hook_at;
 	int64_t				 compact_at;
@@ -255,6 +259,7 @@ file_scan(struct worker *w)
 		if (w->push_at == 0)
 			w->push_at = tm_now_ms();
 		w->push_what |= SYNCRUN_FILES_PUSH;
+		w->push_local = 1;
 	}
 }
 
@@ -323,6 +328,7 @@ db_changed(struct worker *w, int64_t now)
 			if (w->push_at == 0)
 				w->push_at = now + DB_DEBOUNCE_MS;
 			w->push_what |= SYNCRUN_DB_PUSH;
+			w->push_local = 1;
 		}
 	}
 }
@@ -464,6 +470,19 @@ reap_children(struct worker *w, int64_t now)
 	return running;
 }
 
+/* Does a push round go to this peer?  A round that only relays changes
+ * from some peers does not send them back to where they came from. */
+static int
+relay_to(const struct worker *w, const char *node)
+{
+	if (w->push_local)
+		return 1;
+	for (int i = 0; i < w->nrelay; i++)
+		if (strcmp(w->relay_from[i], node) == 0)
+			return 0;
+	return 1;
+}
+
 /* Start a sync with every enabled peer that is not backing off and not
  * already syncing (that one gets another turn when it finishes). */
 static void
@@ -482,6 +501,8 @@ sync_round(struct worker *w, int64_t now, int what)
 		if (peers_by_node(w->state, json_object_get_string(v), &p) != 0 ||
 		    !p.enabled || (wp = wpeer_of(w, p.id)) == NULL)
 			continue;
+		if (!relay_to(w, p.node_id))
+			continue;
 		if (wp->pid != 0) {
 			wp->again |= what;
 			continue;
@@ -496,6 +517,8 @@ sync_round(struct worker *w, int64_t now, int what)
 		spawn_peer_sync(w, wp, &p, now, what);
 	}
 	json_object_put(list);
+	w->nrelay = 0;
+	w->push_local = 0;
 	if (retry_at != 0 && (w->push_at == 0 || retry_at < w->push_at)) {
 		w->push_at = retry_at;
 		w->push_what |= what;
@@ -511,6 +534,7 @@ handle_wake(struct worker *w, const char *msg, int64_t now)
 		for (int i = 0; i < w->npeers; i++)
 			w->peers[i].next_try_ms = 0;
 		w->push_what = SYNCRUN_ALL;
+		w->push_local = 1;
 		w->push_at = now;
 	} else if (strcmp(msg, "config") == 0) {
 		char dbs[CONF_VAL_MAX];
@@ -528,7 +552,11 @@ handle_wake(struct worker *w, const char *msg, int64_t now)
 			w->periodic_at = now + (int64_t)w->live.sync_interval *
 			    1000;
 		}
-	} else if (strcmp(msg, "applied") == 0) {
+	} else if (strncmp(msg, "applied", 7) == 0) {
+		const char *from = msg[7] == ' ' ? msg + 8 : "";
+		if (*from != '\0' && w->nrelay < WORKER_MAX_PEERS)
+			util_strlcpy(w->relay_from[w->nrelay++], from,
+			    sizeof(w->relay_from[0]));
 		/* Changes arrived from one peer: pass them on to the others
 		 * (relay) and let the application know. */
 		if (w->push_at == 0)
