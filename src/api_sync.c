@@ -18,6 +18,7 @@
 #include "wake.h"
 
 #define TRIGGER_COOLDOWN_MS	5000
+#define RECEIVE_LEASE_WAIT_MS	3000
 
 void
 wake_applied(struct req *r)
@@ -130,7 +131,8 @@ api_receive_changes(struct req *r)
 	struct dbsync_stats st;
 	const char *name;
 	enum dbsync_rc rc;
-	char err[512];
+	char err[512], owner[64];
+	int64_t token = 0;
 	sqlite3 *app;
 
 	if (req_json_body(r, &batch) == -1)
@@ -143,10 +145,21 @@ api_receive_changes(struct req *r)
 		json_object_put(batch);
 		return 0;
 	}
+	/* The pool applies under the same lease as the worker; it waits
+	 * briefly, then tells the sender to come back (423). */
+	util_fmt(owner, sizeof(owner), "receive:%ld", (long)getpid());
+	if (syncrun_lease(r->ctx->db, owner, RECEIVE_LEASE_WAIT_MS, &token, err,
+	    sizeof(err)) == -1) {
+		json_object_put(batch);
+		sqlite3_close(app);
+		req_header(r, "Retry-After: 1");
+		return req_error(r, 423, "%s", err);
+	}
 	memset(&st, 0, sizeof(st));
 	rc = dbsync_apply(app, r->ctx->id->node_id, batch, hlc_now_ms(),
 	    (int64_t)r->ctx->conf->max_clock_skew * 1000, &st, err,
 	    sizeof(err));
+	syncrun_unlease(r->ctx->db, owner, token);
 	json_object_put(batch);
 	if (rc != DBSYNC_OK) {
 		sqlite3_close(app);

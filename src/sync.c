@@ -77,6 +77,11 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		json_object_put(vv);
 		vv = NULL;
 		if (nchanges(batch) > 0) {
+			if (t->may_apply != NULL &&
+			    t->may_apply(t->arg, why, sizeof(why)) == -1) {
+				util_fmt(err, errsz, "pull %s: %s", db_name, why);
+				goto done;
+			}
 			memset(&st, 0, sizeof(st));
 			rc = dbsync_apply(app, self_id, batch,
 			    hlc_now_ms(), max_future_ms, &st, why,

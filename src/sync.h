@@ -30,6 +30,9 @@ struct sync_transport {
 	 * ({"applied", "conflicts", "vv"}). */
 	int	(*receive)(void *arg, const char *db, json_object *batch,
 		    json_object **result, char *err, size_t errsz);
+	/* Optional fence: may we still apply here (our lease is current)?
+	 * Asked before every local apply; -1 stops the sync. */
+	int	(*may_apply)(void *arg, char *err, size_t errsz);
 	void	*arg;
 };
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "events.h"
 #include "files.h"
 #include "fpath.h"
+#include "locks.h"
 #include "log.h"
 #include "peer.h"
 #include "hlc.h"
@@ -23,6 +25,8 @@
 struct link {
 	const struct store_identity	*self;
 	const struct peer		*peer;
+	sqlite3				*state;
+	int64_t				 token;	/* database_sync lease, 0: none */
 };
 
 /* Where the queue view keeps what a peer has of us. */
@@ -339,6 +343,62 @@ fail:
 	return -1;
 }
 
+/* The apply fence: only the holder of the current database_sync lease
+ * applies; a sync whose lease expired or was taken over stops. */
+static int
+t_may_apply(void *arg, char *err, size_t errsz)
+{
+	struct link *l = arg;
+
+	if (l->token == 0)
+		return 0;
+	if (locks_check(l->state, SYNCRUN_LEASE, l->token, tm_now_ms()) != 1) {
+		util_fmt(err, errsz, "the %s lease was lost", SYNCRUN_LEASE);
+		return -1;
+	}
+	return 0;
+}
+
+int
+syncrun_lease(sqlite3 *state, const char *owner, int wait_ms,
+    int64_t *token, char *err, size_t errsz)
+{
+	struct locks_lease lease;
+	enum locks_result r;
+	int waited = 0;
+
+	for (;;) {
+		r = locks_acquire(state, SYNCRUN_LEASE, owner,
+		    SYNCRUN_LEASE_TTL_S, tm_now_ms(), &lease, err, errsz);
+		if (r == LOCKS_OK) {
+			*token = lease.token;
+			return 0;
+		}
+		if (r != LOCKS_HELD || waited >= wait_ms) {
+			if (r == LOCKS_HELD)
+				util_fmt(err, errsz, "another sync is applying "
+				    "changes here (%s holds %s)", lease.owner,
+				    SYNCRUN_LEASE);
+			return -1;
+		}
+		{
+			struct timespec ts = { 0, 20 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		waited += 20;
+	}
+}
+
+void
+syncrun_unlease(sqlite3 *state, const char *owner, int64_t token)
+{
+	char err[128];
+	struct locks_lease lease;
+
+	locks_release(state, SYNCRUN_LEASE, owner, token, tm_now_ms(), &lease,
+	    err, sizeof(err));
+}
+
 struct db_job {
 	const struct conf		*conf;
 	const struct store_identity	*self;
@@ -412,9 +472,9 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
     const struct store_identity *id, struct peer *p, int what,
     struct syncrun_result *res)
 {
-	struct link l = { .self = id, .peer = p };
+	struct link l = { .self = id, .peer = p, .state = state };
 	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
-	    .receive = t_receive, .arg = &l };
+	    .receive = t_receive, .may_apply = t_may_apply, .arg = &l };
 	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res,
 	    .state = state, .peer = p,
 	    .dirs = ((what & SYNCRUN_DB_PULL) ? SYNC_PULL : 0) |
@@ -423,6 +483,7 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 
 	struct files_cfg fc;
 	struct files_scan_stats scan;
+	char owner[64];
 
 	memset(res, 0, sizeof(*res));
 	memset(&fc, 0, sizeof(fc));
@@ -437,6 +498,13 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 		json_object_object_add(ev, "peer", json_object_new_string(p->name));
 		events_publish(c, state, "sync-start", ev);
 	}
+	/* Applying pulled changes is fenced by the database_sync lease
+	 * (one applier per node at a time; a stale one cannot apply). */
+	util_fmt(owner, sizeof(owner), "sync:%ld", (long)getpid());
+	if ((job.dirs & SYNC_PULL) && syncrun_lease(state, owner,
+	    SYNCRUN_LEASE_WAIT_MS, &l.token, res->error,
+	    sizeof(res->error)) == -1)
+		goto failed;
 	if ((job.dirs != 0 && sync_db_each(c, sync_one_db, &job) == -1) ||
 	    ((what & (SYNCRUN_FILES_PULL | SYNCRUN_FILES_PUSH)) &&
 	    files_scan(state, &fc, &scan, res->error,
@@ -445,6 +513,9 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	    &res->counts, res->error, sizeof(res->error)) == -1) ||
 	    ((what & SYNCRUN_FILES_PUSH) && files_push_to(&l, state, c,
 	    &res->counts, res->error, sizeof(res->error)) == -1)) {
+failed:
+		if (l.token != 0)
+			syncrun_unlease(state, owner, l.token);
 		log_warnx("sync with %s failed: %s", p->name, res->error);
 		store_event(state, "warn", "sync", p->name, "sync failed: %s",
 		    res->error);
@@ -452,6 +523,8 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 		publish_result(c, state, p, res, NULL);
 		return -1;
 	}
+	if (l.token != 0)
+		syncrun_unlease(state, owner, l.token);
 	res->ok = 1;
 	peers_note(state, p->id, "ok", NULL, -1);
 	/* What we pulled goes on to our other peers at once (relay), and

@@ -18,6 +18,19 @@ struct syncrun_result {
 	char			 error[512];
 };
 
+#define SYNCRUN_LEASE		"database_sync"
+#define SYNCRUN_LEASE_TTL_S	600
+#define SYNCRUN_LEASE_WAIT_MS	60000	/* a sync waits this long for it */
+
+/*
+ * Take the database_sync lease for owner, waiting up to wait_ms while
+ * another applier holds it.  Returns 0 with *token, or -1 with a reason.
+ * syncrun_unlease gives it back.
+ */
+int	 syncrun_lease(sqlite3 *state, const char *owner, int wait_ms,
+	    int64_t *token, char *err, size_t errsz);
+void	 syncrun_unlease(sqlite3 *state, const char *owner, int64_t token);
+
 /* What one run moves; the worker's instant pushes need only some. */
 #define SYNCRUN_DB_PULL		0x1
 #define SYNCRUN_DB_PUSH		0x2
