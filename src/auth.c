@@ -14,6 +14,7 @@
 #include "sign.h"
 #include "tm.h"
 #include "util.h"
+#include "wake.h"
 
 static int
 is_loopback(const char *addr)
@@ -168,6 +169,11 @@ check_peer(struct req *r)
 	/* A signed request proves they pinned us: the pair is connected. */
 	if (!p.they_know_us)
 		peers_note(c->db, p.id, "seen", NULL, 1);
+	/* A peer we last failed to reach is back: our worker should stop
+	 * backing off and catch it up now, not when the backoff ends. */
+	if (store_scalar_int(c->db, "SELECT last_error IS NOT NULL FROM peers "
+	    "WHERE id = ?", p.id) == 1)
+		wake_send(c->conf, "peers");
 	r->auth.peer_id = p.id;
 	util_strlcpy(r->auth.peer_node, p.node_id, sizeof(r->auth.peer_node));
 	util_strlcpy(r->auth.peer_name, p.name, sizeof(r->auth.peer_name));

@@ -177,6 +177,21 @@ store_scalar(sqlite3 *db, const char *sql)
 	return v;
 }
 
+long long
+store_scalar_int(sqlite3 *db, const char *sql, long long arg)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, arg);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
 int
 store_setting_get(sqlite3 *db, const char *key, char *buf, size_t bufsz)
 {

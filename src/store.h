@@ -54,5 +54,7 @@ int	 store_event(sqlite3 *db, const char *level, const char *kind,
 /* Run a statement that returns one integer (COUNT(*) and the like).
  * Returns the value, or -1 on error. */
 long long store_scalar(sqlite3 *db, const char *sql);
+/* The same with one integer parameter bound to ?1. */
+long long store_scalar_int(sqlite3 *db, const char *sql, long long arg);
 
 #endif
