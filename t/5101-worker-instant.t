@@ -107,7 +107,7 @@ test_expect_success 'a delete on A arrives on B and C' '
 	rm "$A/uploads/team-254.jpg" &&
 	wait_until "test ! -e \"\$B/uploads/team-254.jpg\"" 10 &&
 	wait_until "test ! -e \"\$C/uploads/team-254.jpg\"" 10 &&
-	test "$(tree a)" = "$(tree b)" && test "$(tree b)" = "$(tree c)"
+	wait_until "test \"\$(tree a)\" = \"\$(tree b)\" && test \"\$(tree b)\" = \"\$(tree c)\"" 10
 '
 
 # Every file change above was made on A: anything uploaded to A since is a

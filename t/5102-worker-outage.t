@@ -35,8 +35,9 @@ test_expect_success 'before the outage: a row and a file on A reach B and C' '
 	done
 '
 
-# Steps that stop or start a node run in the test's own shell (test_expect_success_here):
-# `up` must stay its child, to be waited for and stopped at the end.
+# Steps that stop or start a node run in the test's own shell
+# (test_expect_success_here): `up` must stay its child, to be waited for
+# and stopped at the end.
 
 # Every worker frozen, so nobody pulls or pushes what B writes now; B's is
 # killed by `up` when it does not stop in time.  What B wrote can only
