@@ -273,6 +273,11 @@ util_self_exe(char *buf, size_t bufsz)
 	if (n <= 0 || (size_t)n >= bufsz - 1)
 		return -1;
 	buf[n] = '\0';
+	/* After an upgrade replaced the binary, the link names the old,
+	 * deleted inode; the path itself now holds the new one, which is
+	 * what a restarted child should run. */
+	if (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0)
+		buf[n - 10] = '\0';
 	return 0;
 }
 
