@@ -4,7 +4,8 @@
 
 #include "req.h"
 
-#define MESHSYNC_PROTOCOL	1
+/* 2: remote update (/api/sync/update*, the "update" capability). */
+#define MESHSYNC_PROTOCOL	2
 
 /* api_node.c: this node's identity and condition */
 int	 api_ping(struct req *);
@@ -36,6 +37,13 @@ int	 api_files_cursor(struct req *);
 int	 api_files_download(struct req *);
 int	 api_files_upload(struct req *);
 int	 api_files_apply(struct req *);
+
+/* api_update.c: remote update */
+int	 api_update(struct req *);
+int	 api_update_manifest(struct req *);
+int	 api_update_file(struct req *);
+int	 api_update_report(struct req *);
+int	 api_update_status(struct req *);
 
 /* api_locks.c: leases */
 int	 api_lock_acquire(struct req *);

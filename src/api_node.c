@@ -40,6 +40,7 @@ api_ping(struct req *r)
 	    tm_rfc3339(now, sizeof(now), tm_now_ms())));
 	caps = json_object_new_array();
 	json_object_array_add(caps, json_object_new_string("ping"));
+	json_object_array_add(caps, json_object_new_string("update"));
 	json_object_object_add(o, "capabilities", caps);
 	return req_json(r, 200, o);
 }

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "dbsync.h"
 #include "hlc.h"
+#include "events.h"
 #include "log.h"
 #include "node.h"
 #include "syncrun.h"
@@ -24,10 +25,14 @@ void
 wake_applied(struct req *r)
 {
 	char msg[WAKE_MSG_MAX];
+	json_object *ev = json_object_new_object();
 
 	/* Naming the sender lets the worker relay to everyone but it. */
 	util_fmt(msg, sizeof(msg), "applied %s", r->auth.peer_node);
 	wake_send(r->ctx->conf, msg);
+	/* Open dashboards show what arrived. */
+	json_object_object_add(ev, "peer", json_object_new_string(r->auth.peer_name));
+	events_publish(r->ctx->conf, r->ctx->db, "received", ev);
 }
 
 /* Open the application DB a request names (?db=), or answer 404. */

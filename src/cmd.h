@@ -51,6 +51,7 @@ int	 cmd_untrack(int, char **);
 int	 cmd_sync(int, char **);
 int	 cmd_compact(int, char **);
 int	 cmd_lock(int, char **);
+int	 cmd_update(int, char **);
 
 /* Create and fully initialise a node (shared by init and demo).  password
  * NULL means generate one; it is copied to pw_out (may be NULL). */

@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "update.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -24,18 +25,47 @@ level_of(const char *name)
 	return LOG_LVL_INFO;
 }
 
+/*
+ * The node directory is missing or has no config: when it lies inside the
+ * application tree, a crash mid-update can leave it inside a stage.  The
+ * journal beside the tree says where; run it (update.h).  Returns 1 when
+ * something was recovered.
+ */
+static int
+recover_orphan(const char *dir)
+{
+	char abs[UTIL_PATH_MAX], cwd[UTIL_PATH_MAX], detail[512];
+	int rc;
+
+	if (*dir == '/')
+		util_strlcpy(abs, dir, sizeof(abs));
+	else if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    util_fmt(abs, sizeof(abs), "%s/%s", cwd, dir) == -1)
+		return 0;
+	rc = update_recover_orphan(abs, detail, sizeof(detail));
+	if (rc == 1)
+		fprintf(stderr, "meshsync: %s\n", detail);
+	else if (rc == -1)
+		fprintf(stderr, "meshsync: an interrupted update could not be "
+		    "recovered: %s\n", detail);
+	return rc == 1;
+}
+
 int
 cmd_load(struct conf *c, const char *dir, const char *tag)
 {
 	char abs[UTIL_PATH_MAX], err[UTIL_PATH_MAX + 128], cf[UTIL_PATH_MAX];
 	char logp[UTIL_PATH_MAX];
 
-	if (realpath(dir, abs) == NULL) {
+	if (realpath(dir, abs) == NULL && (!recover_orphan(dir) ||
+	    realpath(dir, abs) == NULL)) {
 		fprintf(stderr, "meshsync: %s: %s (create a node with "
 		    "`meshsync init --dir %s`)\n", dir, strerror(errno), dir);
 		return -1;
 	}
 	util_fmt(cf, sizeof(cf), "%s/%s", abs, CONF_FILE);
+	if (access(cf, F_OK) == -1)
+		recover_orphan(abs);
 	if (access(cf, F_OK) == -1) {
 		fprintf(stderr, "meshsync: %s is not a meshsync node (no %s); "
 		    "create one with `meshsync init --dir %s`\n", dir,

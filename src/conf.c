@@ -81,6 +81,20 @@ static const struct conf_key conf_keys[] = {
 	  .help = "error, warn, info or debug" },
 	{ .key = "nginx", .kind = CK_STR, STR(nginx),
 	  .help = "nginx binary (default: found in PATH or /usr/sbin)" },
+	{ .key = "app_dir", .kind = CK_PATH, STR(app_dir),
+	  .help = "The application's code tree that remote updates replace (unset: updates off)" },
+	{ .key = "preserve", .kind = CK_STR, STR(preserve),
+	  .help = "Globs kept across updates besides the instance folder and node dir (space-separated)" },
+	{ .key = "post_update_scripts", .kind = CK_STR, STR(post_update_scripts),
+	  .help = "Scripts tried after an update, first existing runs (NAME.sh; NAME.bat on Windows)" },
+	{ .key = "health_url", .kind = CK_URL, STR(health_url),
+	  .help = "URL polled after an update; no 2xx within health_timeout rolls back (unset: not checked)" },
+	{ .key = "health_timeout", .kind = CK_INT, NUM(health_timeout),
+	  .min = 1, .max = 3600,
+	  .help = "Seconds health_url has to answer 2xx after an update" },
+	{ .key = "keep_backups", .kind = CK_INT, NUM(keep_backups),
+	  .min = 1, .max = 100,
+	  .help = "Application backups kept in the node dir's backups/" },
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -129,6 +143,12 @@ conf_defaults(struct conf *c, const char *dir)
 	c->session_idle = 8 * 3600;
 	c->session_max = 7 * 86400;
 	util_strlcpy(c->log_level, "info", sizeof(c->log_level));
+	util_strlcpy(c->preserve, ".git *.db *.db-wal *.db-shm *.db-journal",
+	    sizeof(c->preserve));
+	util_strlcpy(c->post_update_scripts, "run_production start_server run",
+	    sizeof(c->post_update_scripts));
+	c->health_timeout = 30;
+	c->keep_backups = 3;
 }
 
 static int

@@ -36,6 +36,13 @@ struct conf {
 	int	 session_max;			/* seconds */
 	char	 log_level[16];
 	char	 nginx[UTIL_PATH_MAX];		/* nginx binary */
+	/* Remote update (update.h). */
+	char	 app_dir[UTIL_PATH_MAX];	/* "" : updates off */
+	char	 preserve[CONF_VAL_MAX];	/* globs kept across updates */
+	char	 post_update_scripts[CONF_VAL_MAX];
+	char	 health_url[256];
+	int	 health_timeout;		/* seconds */
+	int	 keep_backups;
 };
 
 /* Fill c with every default (no file read).  dir is the node directory. */

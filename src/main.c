@@ -101,6 +101,30 @@ const struct cmd cmd_table[] = {
 	    "Asks every peer how far it has synced each database and removes "
 	    "the change\nlog entries all of them have.  Nothing is removed "
 	    "when a peer cannot be\nasked.  The worker does this once a day.\n" },
+	{ .name = "update", .fn = cmd_update,
+	  .summary = "push the application to peers; status; rollback",
+	  .usage = "usage: meshsync update push [--dir DIR] (--peer PEER | --all) "
+	    "[--no-wait]\n"
+	    "       meshsync update status [--dir DIR] [--json]\n"
+	    "       meshsync update rollback [--dir DIR]\n\n"
+	    "push: sends this node's app_dir as a release to PEER or every "
+	    "enabled peer.\nEach target must run a meshsync that speaks "
+	    "protocol 2 (\"update\" in its\nping); an older one is refused "
+	    "with what it lacks and nothing is sent.  The\ntarget fetches "
+	    "only changed files, verifies every hash, keeps the instance\n"
+	    "folder, the node dir and `preserve` globs, swaps the tree in "
+	    "(the old one\ngoes to its backups/), runs the first "
+	    "post_update_scripts entry that exists\nand polls health_url; "
+	    "a failed check restores the backup.  push prints each\n"
+	    "target's progress until it ends; exit 1 unless all are healthy "
+	    "(or done,\nwithout health_url).  This node must be running "
+	    "(`meshsync up`).\n"
+	    "status: updates sent and received, backups, a half-done swap.\n"
+	    "rollback: finishes or undoes a swap cut short by a crash; "
+	    "otherwise puts the\nnewest backup back and runs the post-update "
+	    "script.\n"
+	    "(`meshsync update apply --dir DIR --id ID` is run by the pool; "
+	    "not for hand use.)\n" },
 	{ .name = "demo", .fn = cmd_demo,
 	  .summary = "run a local 3-node demo mesh with sample data",
 	  .usage = "usage: meshsync demo [--dir DIR] [--port BASE] [--host ADDR]\n\n"

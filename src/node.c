@@ -272,6 +272,7 @@ render_nginx(const struct conf *c, char *err, size_t errsz)
 		{ .key = "NCHAN_MODULE" }, { .key = "BODY_TEMP" },
 		{ .key = "LISTEN" }, { .key = "WWW_DIR" }, { .key = "MAX_BODY" },
 		{ .key = "INSTANCE_DIR" }, { .key = "MAX_UPLOAD" },
+		{ .key = "APP_DIR" },
 	};
 	char path[UTIL_PATH_MAX];
 	struct stat sa, sb;
@@ -314,6 +315,14 @@ render_nginx(const struct conf *c, char *err, size_t errsz)
 	util_fmt(subs[6].val, sizeof(subs[6].val), "%lld", c->max_body);
 	util_strlcpy(subs[7].val, c->instance_dir, sizeof(subs[7].val));
 	util_fmt(subs[8].val, sizeof(subs[8].val), "%lld", c->max_upload);
+	/* Without app_dir the update location points at an empty run dir:
+	 * the pool refuses every request for it anyway. */
+	if (c->app_dir[0] != '\0')
+		util_strlcpy(subs[9].val, c->app_dir, sizeof(subs[9].val));
+	else {
+		node_run_path(c, subs[9].val, sizeof(subs[9].val), "tmp/noapp");
+		util_mkdirs(subs[9].val, 0700);
+	}
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (render(c, files[i], subs, sizeof(subs) / sizeof(subs[0]),
 		    err, errsz) == -1)
@@ -558,6 +567,14 @@ node_up(const struct conf *c, const struct node_up_opts *opts)
 		goto done;
 	}
 	node_run_path(c, conf_path, sizeof(conf_path), "nginx.conf");
+	/* We hold the node lock, so a socket file left here is stale: an
+	 * nginx that could not unlink it (killed, or stopped while an update
+	 * had moved the node dir) would make this start fail to bind. */
+	{
+		char stale[UTIL_PATH_MAX];
+		if (node_run_path(c, stale, sizeof(stale), "events.sock") == 0)
+			unlink(stale);
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;

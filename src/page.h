@@ -31,7 +31,16 @@ int	 page_sync(struct req *);
 int	 page_servers(struct req *);
 int	 page_servers_add(struct req *);
 int	 page_servers_action(struct req *);
+int	 page_servers_update(struct req *);
 int	 page_users(struct req *);
 int	 page_users_action(struct req *);
+
+/* page_more.c */
+int	 page_logs(struct req *);
+int	 page_conflicts(struct req *);
+int	 page_conflicts_restore(struct req *);
+int	 page_locks(struct req *);
+int	 page_config(struct req *);
+int	 page_config_post(struct req *);
 
 #endif

@@ -9,6 +9,7 @@
 #include "peer.h"
 #include "peers.h"
 #include "syncrun.h"
+#include "updaterun.h"
 #include "users.h"
 #include "util.h"
 #include "wake.h"
@@ -109,6 +110,38 @@ page_sync(struct req *r)
 	return failed ? dashboard(r, NULL, msg) : dashboard(r, msg, NULL);
 }
 
+/* The remote-update section: this node's app_dir and, per server, the
+ * state of the last update pushed to it. */
+static void
+add_updates(json_object *ctx, struct req *r)
+{
+	json_object *latest = updaterun_latest_by_peer(r->ctx->db);
+	json_object *arr = json_object_new_array();
+
+	json_object_object_add(ctx, "app_dir",
+	    json_object_new_string(r->ctx->conf->app_dir));
+	json_object_object_foreach(latest, name, row) {
+		json_object *u = json_object_new_object(), *v;
+		const char *state;
+		json_object_object_get_ex(row, "state", &v);
+		state = json_object_get_string(v);
+		json_object_object_add(u, "peer", json_object_new_string(name));
+		json_object_object_add(u, "state", json_object_new_string(state));
+		json_object_object_add(u, "badge", json_object_new_string(
+		    strcmp(state, "healthy") == 0 || strcmp(state, "done") == 0 ?
+		    "ok" : updaterun_state_final(state) ? "warn" : "off"));
+		json_object_object_get_ex(row, "detail", &v);
+		json_object_object_add(u, "detail", json_object_get(v));
+		json_object_object_get_ex(row, "updated", &v);
+		json_object_object_add(u, "updated", json_object_get(v));
+		json_object_array_add(arr, u);
+	}
+	json_object_put(latest);
+	json_object_object_add(ctx, "has_updates", json_object_new_boolean(
+	    json_object_array_length(arr) > 0));
+	json_object_object_add(ctx, "updates", arr);
+}
+
 static int
 servers_page(struct req *r, int status, const char *error, const char *notice,
     json_object *preview)
@@ -122,6 +155,7 @@ servers_page(struct req *r, int status, const char *error, const char *notice,
 		json_object_object_add(ctx, "notice", json_object_new_string(notice));
 	if (preview != NULL)
 		json_object_object_add(ctx, "preview", preview);
+	add_updates(ctx, r);
 	return page_send(r, status, "servers", "Servers", ctx);
 }
 
@@ -259,4 +293,39 @@ page_users_action(struct req *r)
 	} else
 		return users_page(r, 400, "Unknown action.", NULL);
 	return users_page(r, 200, NULL, msg);
+}
+
+/* POST /sync/servers/update: peer (a name or "all") gets this node's
+ * app_dir; progress then shows in the Remote update section. */
+int
+page_servers_update(struct req *r)
+{
+	const char *peer = req_param(r, "peer");
+	json_object *out = NULL, *arr;
+	char err[1024], msg[1536] = "";
+	int rc;
+
+	if (peer == NULL || *peer == '\0')
+		return servers_page(r, 400, "Choose a server to update.", NULL,
+		    NULL);
+	rc = updaterun_push(r->ctx->db, r->ctx->conf, r->ctx->id, peer,
+	    r->auth.user, &out, err, sizeof(err));
+	if (out == NULL)
+		return servers_page(r, rc == UPDATERUN_EINTERNAL ? 500 : 400,
+		    err, NULL, NULL);
+	json_object_object_get_ex(out, "peers", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *p = json_object_array_get_idx(arr, i), *n, *e;
+		size_t l = strlen(msg);
+		json_object_object_get_ex(p, "peer", &n);
+		if (json_object_object_get_ex(p, "error", &e))
+			util_fmt(msg + l, sizeof(msg) - l, "%s: %s ",
+			    json_object_get_string(n), json_object_get_string(e));
+		else
+			util_fmt(msg + l, sizeof(msg) - l, "%s: update started. ",
+			    json_object_get_string(n));
+	}
+	json_object_put(out);
+	return rc == UPDATERUN_OK ? servers_page(r, 200, NULL, msg, NULL) :
+	    servers_page(r, 409, msg, NULL, NULL);
 }

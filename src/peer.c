@@ -562,3 +562,39 @@ peer_upload(const struct store_identity *self, const struct peer *p,
 	}
 	return check_answer(resp, sink.resp_sig, p->pubkey, nonce);
 }
+
+/* ---- plain checks ------------------------------------------------------- */
+
+int
+peer_http_status(const char *url, int timeout_s, long *status, char *err,
+    size_t errsz)
+{
+	struct peer_resp resp;
+	struct sink sink = { .resp = &resp };
+	CURLcode cc;
+	CURL *h;
+
+	*status = 0;
+	memset(&resp, 0, sizeof(resp));
+	ensure_curl();
+	if ((h = curl_easy_init()) == NULL) {
+		util_fmt(err, errsz, "out of memory");
+		return -1;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)timeout_s);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)timeout_s);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "meshsync/" PACKAGE_VERSION);
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	else
+		util_fmt(err, errsz, "%s", curl_easy_strerror(cc));
+	curl_easy_cleanup(h);
+	peer_resp_free(&resp);
+	return cc == CURLE_OK ? 0 : -1;
+}

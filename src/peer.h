@@ -85,4 +85,11 @@ int	 peer_hello(sqlite3 *db, const struct store_identity *self,
 int	 peer_repin(sqlite3 *db, struct peer *p, char *new_fp, size_t fpsz,
 	    char *err, size_t errsz);
 
+/*
+ * A plain, unsigned GET of url (a health check): *status gets the HTTP
+ * status.  Returns 0 when an answer came, -1 with a reason otherwise.
+ */
+int	 peer_http_status(const char *url, int timeout_s, long *status,
+	    char *err, size_t errsz);
+
 #endif

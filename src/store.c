@@ -80,6 +80,36 @@ static const char *const store_migrations[] = {
 	"  acquired_ms INTEGER NOT NULL,"
 	"  expires_ms INTEGER NOT NULL);"
 	"CREATE INDEX locks_expires ON locks(expires_ms);",
+	/* 5: remote update (update.h, updaterun.h).  updates: one row per
+	 * update and side, its latest state; the steps are in events.
+	 * update_releases / update_release_files: manifests this node offered
+	 * as origin, looked up per file when a target fetches. */
+	"CREATE TABLE updates ("
+	"  id TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('origin','target')),"
+	"  peer_node TEXT NOT NULL,"
+	"  peer_name TEXT NOT NULL,"
+	"  release TEXT NOT NULL,"
+	"  manifest_hash TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL,"
+	"  detail TEXT NOT NULL DEFAULT '',"
+	"  final INTEGER NOT NULL DEFAULT 0,"
+	"  by TEXT NOT NULL DEFAULT '',"
+	"  started TEXT NOT NULL,"
+	"  updated TEXT NOT NULL,"
+	"  PRIMARY KEY (id, role));"
+	"CREATE INDEX updates_peer ON updates(role, peer_node, started);"
+	"CREATE TABLE update_releases ("
+	"  id TEXT PRIMARY KEY,"
+	"  created TEXT NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  manifest TEXT NOT NULL);"
+	"CREATE TABLE update_release_files ("
+	"  release TEXT NOT NULL REFERENCES update_releases(id) ON DELETE CASCADE,"
+	"  path TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  PRIMARY KEY (release, path));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))

@@ -31,6 +31,7 @@
 #include "sync.h"
 #include "syncrun.h"
 #include "tm.h"
+#include "updaterun.h"
 #include "util.h"
 #include "wake.h"
 
@@ -621,6 +622,9 @@ worker_run(const struct conf *c)
 		log_err("state DB: %s", err);
 		goto done;
 	}
+	/* A remote update cut short by a crash is finished or undone before
+	 * anything else runs (update.h, "Crash safety"). */
+	updaterun_recover(w.state, c, &w.id);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	w.ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	wfd = wake_listen(c);

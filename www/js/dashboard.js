@@ -31,6 +31,16 @@
     while (activity.children.length > 50) activity.removeChild(activity.lastChild);
   }
 
+  /* At most one reload every 10 s: events published by two processes at
+   * once may arrive out of order, which is not a lost event. */
+  function mayReload() {
+    var now = Date.now(), last = 0;
+    try { last = parseInt(sessionStorage.getItem("meshsync.reload") || "0", 10); } catch (e) {}
+    if (now - last < 10000) return false;
+    try { sessionStorage.setItem("meshsync.reload", String(now)); } catch (e) {}
+    return true;
+  }
+
   function peerRow(name) {
     var rows = document.querySelectorAll("tr[data-peer]");
     for (var i = 0; i < rows.length; i++)
@@ -41,8 +51,11 @@
   function onEvent(ev) {
     /* Our own sequence numbers: a gap means events were missed (nchan's
      * buffer moved on), so the page reloads its state from the server. */
-    if (lastSeq !== null && ev.seq > lastSeq + 1) { window.location.reload(); return; }
-    lastSeq = ev.seq;
+    if (lastSeq !== null && ev.seq > lastSeq + 1 && mayReload()) {
+      window.location.reload();
+      return;
+    }
+    if (lastSeq === null || ev.seq > lastSeq) lastSeq = ev.seq;
     if (ev.kind === "sync-start") {
       say("Syncing with " + ev.peer + "…", "busy");
     } else if (ev.kind === "sync") {
@@ -59,6 +72,8 @@
         addActivity(ev, ev.peer + " failed: " + ev.error);
         if (row) { var e2 = row.querySelector(".last-error"); if (e2) e2.textContent = ev.error; }
       }
+    } else if (ev.kind === "received") {
+      addActivity(ev, "changes received from " + ev.peer);
     } else if (ev.kind === "local-change") {
       addActivity(ev, ev.db ? ev.changes + " change(s) in " + ev.db : ev.files + " file change(s)");
     }
