@@ -89,26 +89,6 @@ api_files_cursor(struct req *r)
 	return req_json(r, 200, o);
 }
 
-/* Percent-encode a relative path for X-Accel-Redirect (nginx decodes it). */
-static int
-uri_escape(char *out, size_t outsz, const char *path)
-{
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if (o + 4 >= outsz)
-			return -1;
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '/' || *p == '.' ||
-		    *p == '-' || *p == '_' || *p == '~')
-			out[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(out + o, outsz - o, "%%%02X", *p);
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* GET /api/sync/files/download?path= (peer): checks only; nginx sends. */
 int
 api_files_download(struct req *r)
@@ -148,7 +128,8 @@ api_files_download(struct req *r)
 			    0), sizeof(hash));
 	}
 	sqlite3_finalize(st);
-	if (uri_escape(esc, sizeof(esc), path) == -1)
+	/* nginx decodes the X-Accel-Redirect URI: encode the path. */
+	if (util_urlencode(esc, sizeof(esc), path, 1) == -1)
 		return req_error(r, 400, "path too long");
 	req_header(r, "X-Accel-Redirect: /_meshsync_files/%s", esc);
 	req_header(r, "X-Meshsync-Hash: %s", hash);

@@ -59,3 +59,36 @@ page_send(struct req *r, int status, const char *name, const char *title,
 	tmpl_buf_free(&out);
 	return rc;
 }
+
+/*
+ * ms since the epoch as the node's local time with the zone named
+ * ("2026-11-21 23:29:17 EST").  Falls back to UTC when the zone is
+ * unusable, so a time is never shown without saying which zone it is in.
+ */
+void
+page_time_ms(const struct conf *c, int64_t ms, char *buf, size_t bufsz)
+{
+	struct tm_zone_info zi;
+	char utc[TM_RFC3339_LEN];
+
+	if (tm_zone_at(c->timezone, ms, &zi) == -1) {
+		util_fmt(buf, bufsz, "%s", tm_rfc3339_s(utc, sizeof(utc), ms));
+		return;
+	}
+	/* zi.local is "YYYY-MM-DDTHH:MM:SS+hh:mm": keep date and time. */
+	util_fmt(buf, bufsz, "%.10s %.8s %s", zi.local, zi.local + 11,
+	    zi.abbrev[0] != '\0' ? zi.abbrev : zi.offset);
+}
+
+/* A stored UTC RFC 3339 string in local time; unparsable text is shown
+ * as it is (it is escaped by the template like any other value). */
+void
+page_time(const struct conf *c, const char *utc, char *buf, size_t bufsz)
+{
+	int64_t ms;
+
+	if (utc == NULL || tm_parse_rfc3339(utc, &ms) == -1)
+		util_fmt(buf, bufsz, "%s", utc ? utc : "");
+	else
+		page_time_ms(c, ms, buf, bufsz);
+}

@@ -14,6 +14,16 @@
 int	 page_send(struct req *r, int status, const char *name,
 	    const char *title, json_object *ctx);
 
+/*
+ * Times for people: ms since the epoch, or a stored UTC RFC 3339 string,
+ * as the node's local time with the zone named ("2026-11-21 23:29:17
+ * EST"); UTC when the zone is unusable, an unparsable string as it is.
+ */
+void	 page_time_ms(const struct conf *c, int64_t ms, char *buf,
+	    size_t bufsz);
+void	 page_time(const struct conf *c, const char *utc, char *buf,
+	    size_t bufsz);
+
 /* Set a cookie (SameSite=Strict, HttpOnly, Path=/, Secure over https).
  * max_age 0 deletes it. */
 void	 page_cookie(struct req *r, const char *name, const char *value,

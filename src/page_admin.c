@@ -15,7 +15,7 @@
 #include "wake.h"
 
 static json_object *
-recent_events(sqlite3 *db, int limit)
+recent_events(const struct conf *c, sqlite3 *db, int limit)
 {
 	json_object *arr = json_object_new_array();
 	sqlite3_stmt *st = NULL;
@@ -28,6 +28,11 @@ recent_events(sqlite3 *db, int limit)
 		json_object *e = json_object_new_object();
 		for (int i = 0; i < 5; i++) {
 			const char *v = (const char *)sqlite3_column_text(st, i);
+			char local[64];
+			if (i == 0) {	/* shown in the node's zone */
+				page_time(c, v, local, sizeof(local));
+				v = local;
+			}
 			json_object_object_add(e, sqlite3_column_name(st, i),
 			    json_object_new_string(v ? v : ""));
 		}
@@ -40,9 +45,21 @@ recent_events(sqlite3 *db, int limit)
 /* The peer list plus has_peers, since templates cannot test an array's
  * length. */
 static void
-add_peers(json_object *ctx, sqlite3 *db)
+add_peers(json_object *ctx, const struct conf *c, sqlite3 *db)
 {
 	json_object *peers = peers_list(db);
+
+	for (size_t i = 0; peers != NULL && i < json_object_array_length(peers);
+	    i++) {
+		json_object *p = json_object_array_get_idx(peers, i), *v;
+		char local[64];
+		if (json_object_object_get_ex(p, "last_ok", &v) && v != NULL) {
+			page_time(c, json_object_get_string(v), local,
+			    sizeof(local));
+			json_object_object_add(p, "last_ok",
+			    json_object_new_string(local));
+		}
+	}
 
 	json_object_object_add(ctx, "has_peers", json_object_new_boolean(
 	    peers != NULL && json_object_array_length(peers) > 0));
@@ -63,8 +80,8 @@ dashboard(struct req *r, const char *notice, const char *error)
 	json_object_object_add(ctx, "fingerprint", json_object_new_string(fp));
 	json_object_object_add(ctx, "public_url",
 	    json_object_new_string(r->ctx->conf->public_url));
-	add_peers(ctx, r->ctx->db);
-	json_object_object_add(ctx, "events", recent_events(r->ctx->db, 20));
+	add_peers(ctx, r->ctx->conf, r->ctx->db);
+	json_object_object_add(ctx, "events", recent_events(r->ctx->conf, r->ctx->db, 20));
 	return page_send(r, 200, "dashboard", "Dashboard", ctx);
 }
 
@@ -148,7 +165,7 @@ servers_page(struct req *r, int status, const char *error, const char *notice,
 {
 	json_object *ctx = json_object_new_object();
 
-	add_peers(ctx, r->ctx->db);
+	add_peers(ctx, r->ctx->conf, r->ctx->db);
 	if (error != NULL)
 		json_object_object_add(ctx, "error", json_object_new_string(error));
 	if (notice != NULL)

@@ -28,38 +28,6 @@
 /* Shared helpers                                                      */
 /* ------------------------------------------------------------------ */
 
-/*
- * ms since the epoch as the node's local time with the zone named
- * ("2026-11-21 23:29:17 EST").  Falls back to UTC when the zone is
- * unusable, so a time is never shown without saying which zone it is in.
- */
-static void
-local_ms(const struct conf *c, int64_t ms, char *buf, size_t bufsz)
-{
-	struct tm_zone_info zi;
-	char utc[TM_RFC3339_LEN];
-
-	if (tm_zone_at(c->timezone, ms, &zi) == -1) {
-		util_fmt(buf, bufsz, "%s", tm_rfc3339_s(utc, sizeof(utc), ms));
-		return;
-	}
-	/* zi.local is "YYYY-MM-DDTHH:MM:SS+hh:mm": keep date and time. */
-	util_fmt(buf, bufsz, "%.10s %.8s %s", zi.local, zi.local + 11,
-	    zi.abbrev[0] != '\0' ? zi.abbrev : zi.offset);
-}
-
-/* A stored UTC RFC 3339 string in local time; unparsable text is shown
- * as it is (it is escaped by the template like any other value). */
-static void
-local_str(const struct conf *c, const char *utc, char *buf, size_t bufsz)
-{
-	int64_t ms;
-
-	if (utc == NULL || tm_parse_rfc3339(utc, &ms) == -1)
-		util_fmt(buf, bufsz, "%s", utc ? utc : "");
-	else
-		local_ms(c, ms, buf, bufsz);
-}
 
 /* Add key (local time) and key_utc (the original) to o. */
 static void
@@ -68,7 +36,7 @@ add_time(const struct conf *c, json_object *o, const char *key,
 {
 	char local[LOCAL_TIME_MAX], k[64];
 
-	local_str(c, utc, local, sizeof(local));
+	page_time(c, utc, local, sizeof(local));
 	json_object_object_add(o, key, json_object_new_string(local));
 	util_fmt(k, sizeof(k), "%s_utc", key);
 	json_object_object_add(o, k, json_object_new_string(utc ? utc : ""));
@@ -78,34 +46,6 @@ static void
 add_str(json_object *o, const char *key, const char *val)
 {
 	json_object_object_add(o, key, json_object_new_string(val ? val : ""));
-}
-
-/* Percent-encode s for a query string value.  Returns 0, or -1 when it
- * does not fit. */
-static int
-url_encode(char *dst, size_t dstsz, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || strchr("-_.~", ch) != NULL) {
-			if (o + 1 >= dstsz)
-				return -1;
-			dst[o++] = (char)ch;
-		} else {
-			if (o + 3 >= dstsz)
-				return -1;
-			dst[o++] = '%';
-			dst[o++] = hex[ch >> 4];
-			dst[o++] = hex[ch & 15];
-		}
-	}
-	if (o >= dstsz)
-		return -1;
-	dst[o] = '\0';
-	return 0;
 }
 
 /* Replace bytes that are not printable ASCII, for the activity log
@@ -178,8 +118,8 @@ logs_url(char *buf, size_t bufsz, long long page, const char *peer,
 {
 	char ep[3 * 256 + 1] = "", ek[3 * 256 + 1] = "";
 
-	if ((peer && url_encode(ep, sizeof(ep), peer) == -1) ||
-	    (kind && url_encode(ek, sizeof(ek), kind) == -1))
+	if ((peer && util_urlencode(ep, sizeof(ep), peer, 0) == -1) ||
+	    (kind && util_urlencode(ek, sizeof(ek), kind, 0) == -1))
 		return -1;
 	return util_fmt(buf, bufsz, "/sync/logs?page=%lld%s%s%s%s", page,
 	    *ep ? "&peer=" : "", ep, *ek ? "&kind=" : "", ek);
@@ -492,11 +432,11 @@ file_conflicts_ctx(struct req *r, long long *total)
 		node_label(r, json_object_get_string(v), who, sizeof(who));
 		add_str(o, "loser", who);
 		json_object_object_get_ex(c, "winner_hlc", &v);
-		local_ms(r->ctx->conf, hlc_wall((uint64_t)json_object_get_int64(v)),
+		page_time_ms(r->ctx->conf, hlc_wall((uint64_t)json_object_get_int64(v)),
 		    local, sizeof(local));
 		add_str(o, "winner_time", local);
 		json_object_object_get_ex(c, "loser_hlc", &v);
-		local_ms(r->ctx->conf, hlc_wall((uint64_t)json_object_get_int64(v)),
+		page_time_ms(r->ctx->conf, hlc_wall((uint64_t)json_object_get_int64(v)),
 		    local, sizeof(local));
 		add_str(o, "loser_time", local);
 	}

@@ -37,27 +37,6 @@ queue_key(char *buf, size_t bufsz, const char *what, const char *node,
 	util_fmt(buf, bufsz, "queue/%s/%s/%s", what, node, db ? db : "");
 }
 
-/* A URL-safe copy of a database name for the query string. */
-static int
-qname(char *out, size_t outsz, const char *db)
-{
-	size_t o = 0;
-
-	for (const char *p = db; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (o + 4 >= outsz)
-			return -1;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
-		    c == '/')
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, outsz - o, "%%%02X", c);
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* Signed request, JSON answer (2xx) into *out; -1 with the reason. */
 static int
 call_json(struct link *l, const char *method, const char *uri,
@@ -98,7 +77,7 @@ t_changes(void *arg, const char *db, json_object *since, int limit,
 	char uri[20000], q[1024], *cur = since ? sync_vv_encode(since) : NULL;
 	int rc;
 
-	if ((since != NULL && cur == NULL) || qname(q, sizeof(q), db) == -1 ||
+	if ((since != NULL && cur == NULL) || util_urlencode(q, sizeof(q), db, 1) == -1 ||
 	    util_fmt(uri, sizeof(uri), "/api/sync/changes?db=%s&limit=%d&"
 	    "since=%s", q, limit, cur ? cur : "") == -1) {
 		free(cur);
@@ -134,7 +113,7 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 {
 	char uri[1200], q[1024];
 
-	if (qname(q, sizeof(q), db) == -1 || util_fmt(uri, sizeof(uri),
+	if (util_urlencode(q, sizeof(q), db, 1) == -1 || util_fmt(uri, sizeof(uri),
 	    "/api/sync/receive-changes?db=%s", q) == -1) {
 		util_fmt(err, errsz, "database name too long");
 		return -1;
@@ -162,7 +141,7 @@ fetch_from_peer(void *arg, const char *path, const char *hash, int64_t size,
 	char uri[4 * FPATH_MAX], q[3 * FPATH_MAX + 1];
 
 	(void)hash;	/* verified by the engine after the transfer */
-	if (qname(q, sizeof(q), path) == -1 || util_fmt(uri, sizeof(uri),
+	if (util_urlencode(q, sizeof(q), path, 1) == -1 || util_fmt(uri, sizeof(uri),
 	    "/api/sync/files/download?path=%s", q) == -1) {
 		util_fmt(err, errsz, "path too long");
 		return -1;
@@ -680,7 +659,7 @@ bootstrap_one(sqlite3 *state, struct conf *c, struct link *l,
 		util_fmt(err, errsz, "temp file for %s: %s", db, strerror(errno));
 		return -1;
 	}
-	if (qname(q, sizeof(q), db) == -1 || util_fmt(uri, sizeof(uri),
+	if (util_urlencode(q, sizeof(q), db, 1) == -1 || util_fmt(uri, sizeof(uri),
 	    "/api/sync/database?db=%s", q) == -1 ||
 	    peer_download(l->self, l->peer, uri, fd, -1, why, sizeof(why)) == -1 ||
 	    fsync(fd) == -1) {

@@ -281,6 +281,34 @@ util_self_exe(char *buf, size_t bufsz)
 	return 0;
 }
 
+int
+util_urlencode(char *dst, size_t dstsz, const char *s, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~' || (c == '/' && keep_slash)) {
+			if (o + 1 >= dstsz)
+				return -1;
+			dst[o++] = (char)c;
+		} else {
+			if (o + 3 >= dstsz)
+				return -1;
+			dst[o++] = '%';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	if (o >= dstsz)
+		return -1;
+	dst[o] = '\0';
+	return 0;
+}
+
 uint64_t
 util_mono_us(void)
 {

@@ -53,6 +53,13 @@ void	 util_hex(char *out, size_t outsz, const unsigned char *in,
  * subcommands.  Returns 0, or -1 when /proc/self/exe is unreadable. */
 int	 util_self_exe(char *buf, size_t bufsz);
 
+/*
+ * Percent-encode s into dst for a URL: unreserved characters stay, '/'
+ * too when keep_slash is set, every other byte becomes %XX.  Returns 0, or
+ * -1 when it does not fit.
+ */
+int	 util_urlencode(char *dst, size_t dstsz, const char *s, int keep_slash);
+
 /* Monotonic clock in microseconds (for durations, never for timestamps). */
 uint64_t util_mono_us(void);
 

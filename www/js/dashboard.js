@@ -14,11 +14,31 @@
     live.className = "live " + (cls || "");
   }
 
+  /* Event times arrive in UTC; show them in the node's zone, named, like
+   * the server-rendered ones. */
+  var tz = document.body.getAttribute("data-tz") || "UTC";
+  function localTime(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return iso || "";
+    try {
+      var parts = new Intl.DateTimeFormat("en-GB", {
+        timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit",
+        hour12: false, timeZoneName: "short"
+      }).formatToParts(d);
+      var v = {};
+      for (var i = 0; i < parts.length; i++) v[parts[i].type] = parts[i].value;
+      return v.year + "-" + v.month + "-" + v.day + " " + v.hour + ":" +
+        v.minute + ":" + v.second + " " + v.timeZoneName;
+    } catch (e) { return iso; }
+  }
+
   function addActivity(ev, text) {
     if (!activity) return;
     var li = document.createElement("li");
     var t = document.createElement("time");
-    t.textContent = ev.time || "";
+    t.textContent = localTime(ev.time);
+    t.setAttribute("datetime", ev.time || "");
     var k = document.createElement("span");
     k.className = "kind";
     k.textContent = ev.kind;
@@ -64,7 +84,7 @@
         say(ev.peer + ": " + ev.summary, "ok");
         addActivity(ev, ev.peer + " " + ev.summary);
         if (row) {
-          var c = row.querySelector(".last-ok"); if (c) c.textContent = ev.time;
+          var c = row.querySelector(".last-ok"); if (c) c.textContent = localTime(ev.time);
           var e = row.querySelector(".last-error"); if (e) e.textContent = "";
         }
       } else {
