@@ -92,6 +92,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			}
 			out->received += st.applied;
 			out->conflicts += st.conflicts;
+			if (t->progress != NULL)
+				t->progress(t->arg, out);
 		}
 		if (!more(batch) || nchanges(batch) == 0)
 			break;
@@ -127,6 +129,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		}
 		out->sent += jint(result, "applied");
 		out->conflicts += jint(result, "conflicts");
+		if (t->progress != NULL)
+			t->progress(t->arg, out);
 		if (!more(batch))
 			break;
 		/* The peer's new version vector is where the next batch

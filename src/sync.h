@@ -13,6 +13,8 @@
 #define SYNC_BATCH	2000	/* row changes per request */
 #define SYNC_MAX_ROUNDS	100000	/* batches per direction, a runaway guard */
 
+struct sync_counts;
+
 /*
  * How the engine reaches the other side.  The edge implements it with
  * signed libcurl requests (peer.c); tests call a second node directly.
@@ -33,6 +35,8 @@ struct sync_transport {
 	/* Optional fence: may we still apply here (our lease is current)?
 	 * Asked before every local apply; -1 stops the sync. */
 	int	(*may_apply)(void *arg, char *err, size_t errsz);
+	/* Optional: told the running counts after every batch (progress). */
+	void	(*progress)(void *arg, const struct sync_counts *n);
 	void	*arg;
 };
 
@@ -43,6 +47,7 @@ struct sync_counts {
 	int64_t	 files_sent;	/* files (and deletes) the peer installed */
 	int64_t	 files_received;
 	int64_t	 files_conflicts;	/* conflict copies made */
+	int64_t	 bytes;		/* file content moved, both ways */
 };
 
 /*

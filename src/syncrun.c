@@ -27,7 +27,35 @@ struct link {
 	const struct peer		*peer;
 	sqlite3				*state;
 	int64_t				 token;	/* database_sync lease, 0: none */
+	const struct conf		*conf;
+	int64_t				 progress_ms;	/* last progress event */
+	int64_t				 files_total;	/* of the current page */
 };
+
+#define PROGRESS_EVERY_MS	200	/* live progress, not a flood */
+
+/* A "sync-progress" event for open dashboards: what moved so far. */
+static void
+t_progress(void *arg, const struct sync_counts *n)
+{
+	struct link *l = arg;
+	int64_t now = tm_now_ms();
+	json_object *ev;
+
+	if (l->conf == NULL || now - l->progress_ms < PROGRESS_EVERY_MS)
+		return;
+	l->progress_ms = now;
+	ev = json_object_new_object();
+	json_object_object_add(ev, "peer", json_object_new_string(l->peer->name));
+	json_object_object_add(ev, "sent", json_object_new_int64(n->sent));
+	json_object_object_add(ev, "received", json_object_new_int64(n->received));
+	json_object_object_add(ev, "files_done", json_object_new_int64(
+	    n->files_sent + n->files_received));
+	json_object_object_add(ev, "files_total",
+	    json_object_new_int64(l->files_total));
+	json_object_object_add(ev, "bytes", json_object_new_int64(n->bytes));
+	events_publish(l->conf, l->state, "sync-progress", ev);
+}
 
 /* Where the queue view keeps what a peer has of us. */
 static void
@@ -186,6 +214,12 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 			util_fmt(err, errsz, "files: %s", why);
 			return -1;
 		}
+		{
+			json_object *ents;
+			if (json_object_object_get_ex(m, "entries", &ents))
+				l->files_total += (int64_t)
+				    json_object_array_length(ents);
+		}
 		memset(&st, 0, sizeof(st));
 		rc = files_pull(state, fc, l->peer->node_id, m, &f, &st, why,
 		    sizeof(why));
@@ -194,6 +228,8 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 		json_object_put(m);
 		n->files_received += st.received + st.removed;
 		n->files_conflicts += st.conflicts;
+		n->bytes += st.bytes;
+		t_progress(l, n);
 		if (rc != FILES_OK) {
 			util_fmt(err, errsz, "files from %s: %s", l->peer->name,
 			    why);
@@ -279,8 +315,11 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			    "size"), &resp) == -1 || resp.status != 200)
 				log_warnx("upload of %s to %s failed: %s", path,
 				    l->peer->name, resp.err);
-			else
+			else {
 				n->files_sent++;
+				n->bytes += jnum(e, "size");
+				t_progress(l, n);
+			}
 			peer_resp_free(&resp);
 			close(fd);
 		}
@@ -451,9 +490,10 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
     const struct store_identity *id, struct peer *p, int what,
     struct syncrun_result *res)
 {
-	struct link l = { .self = id, .peer = p, .state = state };
+	struct link l = { .self = id, .peer = p, .state = state, .conf = c };
 	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
-	    .receive = t_receive, .may_apply = t_may_apply, .arg = &l };
+	    .receive = t_receive, .may_apply = t_may_apply,
+	    .progress = t_progress, .arg = &l };
 	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res,
 	    .state = state, .peer = p,
 	    .dirs = ((what & SYNCRUN_DB_PULL) ? SYNC_PULL : 0) |

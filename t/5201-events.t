@@ -3,7 +3,7 @@
 # subscribers hold no FastCGI worker.
 . "$(dirname "$0")/lib/test-lib.sh"
 
-for n in a b; do init_node $n; conf_set $n sync_interval 3600; conf_set $n workers 2; start_node $n; done
+for n in a b; do init_node $n; conf_set $n sync_interval 3600; conf_set $n workers 2; app_db $n; start_node $n; done
 pair a b
 T=$(token a)
 
@@ -46,6 +46,17 @@ test_expect_success 'a local change is announced' '
 	echo "new" >"$a_DIR/instance/new.txt" &&
 	for i in $(seq 1 50); do grep -q "local-change" "$SCRATCH/ev3" && break; sleep 0.1; done &&
 	kill $pid && grep -q "\"kind\":\"local-change\"" "$SCRATCH/ev3"
+'
+
+test_expect_success 'a running sync reports its progress (changes and files so far)' '
+	sql b "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+		INSERT INTO teams SELECT i, '"'"'t'"'"' || i, NULL FROM n" &&
+	pid=$(subscribe "$SCRATCH/ev4") && sleep 0.5 &&
+	msync a --peer b >/dev/null && sleep 0.5 && kill $pid &&
+	grep "^data: " "$SCRATCH/ev4" | sed "s/^data: //" | jq -c "select(.kind == \"sync-progress\")" >"$SCRATCH/prog" &&
+	test -s "$SCRATCH/prog" &&
+	jq -e "(.received | type) == \"number\" and (.files_done | type) == \"number\" and .peer == \"b\"" "$SCRATCH/prog" >/dev/null &&
+	test "$(tail -n 1 "$SCRATCH/prog" | jq .received)" -gt 0
 '
 
 test_expect_success '20 open subscribers leave every pool worker free' '

@@ -78,6 +78,11 @@
     if (lastSeq === null || ev.seq > lastSeq) lastSeq = ev.seq;
     if (ev.kind === "sync-start") {
       say("Syncing with " + ev.peer + "…", "busy");
+    } else if (ev.kind === "sync-progress") {
+      var mb = (ev.bytes / 1048576).toFixed(1);
+      say("Syncing with " + ev.peer + "… " + ev.sent + " sent, " + ev.received +
+          " received; files " + ev.files_done + (ev.files_total ? " of " +
+          ev.files_total : "") + " (" + mb + " MiB)", "busy");
     } else if (ev.kind === "sync") {
       var row = peerRow(ev.peer);
       if (ev.ok) {
