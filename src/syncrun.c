@@ -2,6 +2,7 @@
 #include "syncrun.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <time.h>
@@ -377,6 +378,20 @@ t_may_apply(void *arg, char *err, size_t errsz)
 	return 0;
 }
 
+/* Is owner "kind:pid" a process of ours that no longer exists? */
+static int
+holder_dead(const char *owner)
+{
+	const char *colon = strrchr(owner, ':'), *es;
+	long long pid;
+
+	if (colon == NULL || (strncmp(owner, "sync:", 5) != 0 &&
+	    strncmp(owner, "receive:", 8) != 0) ||
+	    util_strtonum(colon + 1, 1, 1 << 30, &pid, &es) == -1)
+		return 0;
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
 int
 syncrun_lease(sqlite3 *state, const char *owner, int wait_ms,
     int64_t *token, char *err, size_t errsz)
@@ -391,6 +406,17 @@ syncrun_lease(sqlite3 *state, const char *owner, int wait_ms,
 		if (r == LOCKS_OK) {
 			*token = lease.token;
 			return 0;
+		}
+		/* Every holder of this lease is a process of this node named
+		 * "kind:pid"; one that died (kill -9, a crash) must not block
+		 * syncs until its lease expires. */
+		if (r == LOCKS_HELD && holder_dead(lease.owner)) {
+			struct locks_lease gone;
+			log_warnx("taking over %s from %s, which is gone",
+			    SYNCRUN_LEASE, lease.owner);
+			locks_release(state, SYNCRUN_LEASE, lease.owner,
+			    lease.token, tm_now_ms(), &gone, err, errsz);
+			continue;
 		}
 		if (r != LOCKS_HELD || waited >= wait_ms) {
 			if (r == LOCKS_HELD)

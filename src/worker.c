@@ -76,6 +76,7 @@ struct wpeer {
 
 struct worker {
 	const struct conf		*conf;		/* = &live */
+	int				 lockfd;	/* worker.lock */
 	struct conf			 live;
 	long long			 conf_mtime;
 	struct store_identity		 id;
@@ -386,6 +387,9 @@ spawn_peer_sync(struct worker *w, struct wpeer *wp, const struct peer *p,
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* The flock belongs to the worker: a peer sync outliving it
+		 * must not keep a new worker from starting. */
+		close(w->lockfd);
 		conf_path(w->conf, path, sizeof(path), CONF_STATE_DB);
 		if (store_open(path, 0, &state, err, sizeof(err)) == -1)
 			_exit(PEER_FAILED);
@@ -606,6 +610,7 @@ worker_run(const struct conf *c)
 		fprintf(stderr, "meshsync worker: %s\n", err);
 		return 1;
 	}
+	w.lockfd = lockfd;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);

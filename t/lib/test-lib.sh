@@ -273,12 +273,21 @@ peak_rss_kb() {
 # hold_worker NAME / release_worker NAME: freeze a node's sync worker (SIGSTOP)
 # so a test can make two edits truly concurrent, then let it go again.
 hold_worker() {
-	local dir
+	local dir pid
 	eval "dir=\$${1}_DIR"
-	kill -STOP "$(cat "$dir/run/worker.pid")"
+	pid=$(cat "$dir/run/worker.pid")
+	# No new peer syncs from now on; let the ones running finish.
+	kill -STOP "$pid" || return 1
+	for i in $(seq 1 200); do
+		# Finished ones stay zombies until the worker reaps them.
+		ps -o stat= --ppid "$pid" | grep -qv "^Z" || return 0
+		sleep 0.05
+	done
+	echo "worker of $1 still has syncs running after 10 s" >&2
+	return 1
 }
 release_worker() {
-	local dir
+	local dir pid
 	eval "dir=\$${1}_DIR"
 	kill -CONT "$(cat "$dir/run/worker.pid")"
 }
