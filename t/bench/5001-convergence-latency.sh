@@ -11,7 +11,10 @@ N=${BENCH_ROWS:-500} F=${BENCH_FILES:-100}
 if [ -n "${BENCH_QUICK:-}" ]; then N=100 F=50; echo "(BENCH_QUICK: $N rows, $F files)"; fi
 S=$(mktemp -d /tmp/ms-bench-lat.XXXXXX)
 pids=""
-trap 'for p in $pids; do kill $p 2>/dev/null; done; wait $pids 2>/dev/null; rm -rf "$S"' EXIT
+# Cleanup runs at the end or on a signal; not as an EXIT trap, which the
+# background watcher subshells would run too (removing $S under them).
+cleanup() { for p in $pids; do kill $p 2>/dev/null; done; wait $pids 2>/dev/null; rm -rf "$S"; }
+trap 'cleanup; exit 1' INT TERM
 
 addr() { echo "127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)):$((20000 + RANDOM % 40000))"; }
 echo bench-password >"$S/pw"
@@ -67,25 +70,25 @@ watch_files() {
 	done
 }
 
-( trap - EXIT; watch_rows b ) >"$S/rows.b" & wb=$!
-( trap - EXIT; watch_rows c ) >"$S/rows.c" & wcc=$!
+( watch_rows b ) >"$S/rows.b" & wb=$!
+( watch_rows c ) >"$S/rows.c" & wcc=$!
 for i in $(seq 1 "$N"); do
 	echo "$i $(now_ms)" >>"$S/rows.w"
 	sqlite3 -cmd ".timeout 5000" "$S/a/instance/app.db" "INSERT INTO w VALUES ($i, 0)"
 	sleep 0.05
 done
-( trap - EXIT; sleep 30; kill $wb $wcc 2>/dev/null ) & guard=$!
+( sleep 30; kill $wb $wcc 2>/dev/null ) & guard=$!
 wait $wb $wcc 2>/dev/null; kill $guard 2>/dev/null
 
-( trap - EXIT; watch_files b ) >"$S/files.b" & wb=$!
-( trap - EXIT; watch_files c ) >"$S/files.c" & wcc=$!
+( watch_files b ) >"$S/files.b" & wb=$!
+( watch_files c ) >"$S/files.c" & wcc=$!
 head -c 4096 /dev/urandom >"$S/blob"
 for i in $(seq 1 "$F"); do
 	echo "$i $(now_ms)" >>"$S/files.w"
 	cp "$S/blob" "$S/a/instance/f/.tmp-$i" && mv "$S/a/instance/f/.tmp-$i" "$S/a/instance/f/x$(printf %05d $i)"
 	sleep 0.1
 done
-( trap - EXIT; sleep 30; kill $wb $wcc 2>/dev/null ) & guard=$!
+( sleep 30; kill $wb $wcc 2>/dev/null ) & guard=$!
 wait $wb $wcc 2>/dev/null; kill $guard 2>/dev/null
 
 # pct WRITES ARRIVALS P: the P-th percentile of arrival - write, in ms.
@@ -102,3 +105,4 @@ printf '%-34s %8s %8s %8s\n' "4 KiB file A->C" "$(count "$S/files.c")/$F" "$(pct
 printf '%-34s %8s %8s %8s\n' "reference: seed system (5 s poll)" "" "~2500" "~5000"
 printf '%-34s %8s %8s %8s\n' "reference: Syncthing watcher" "" "10000" "10000"
 printf '%-34s\n' "targets: rows p50 <= 100, p99 <= 500; files p50 <= 200"
+cleanup
