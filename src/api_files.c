@@ -96,8 +96,7 @@ api_files_download(struct req *r)
 	const char *path = req_param(r, "path");
 	char err[256], esc[3 * FPATH_MAX + 1], hash[80] = "";
 	sqlite3_stmt *st = NULL;
-	struct stat sb;
-	int root = -1, fd = -1;
+	long long size = 0;
 
 	if (path == NULL)
 		return req_error(r, 400, "missing path");
@@ -105,21 +104,10 @@ api_files_download(struct req *r)
 		return req_error(r, 400, "bad path: %s", err);
 	if (fpath_ignored(path, r->ctx->conf->ignore, r->ctx->conf->databases))
 		return req_error(r, 400, "path is not synced");
-	root = open(r->ctx->conf->instance_dir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC);
-	if (root == -1)
-		return req_error(r, 500, "instance folder missing");
-	/* Opened the safe way to prove the path is a regular file reached
-	 * without symlinks; nginx (disable_symlinks on) serves it. */
-	fd = fpath_open(root, path, O_RDONLY, 0);
-	close(root);
-	if (fd == -1)
-		return req_error(r, 404, "no such file");
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return req_error(r, 404, "not a regular file");
-	}
-	close(fd);
+	/* Checked the safe way (a regular file reached without symlinks);
+	 * nginx (disable_symlinks on) then serves it. */
+	if (fpath_regular(r->ctx->conf->instance_dir, path, &size) == -1)
+		return req_error(r, 404, "no such regular file");
 	if (sqlite3_prepare_v2(r->ctx->db, "SELECT hash FROM files_index WHERE "
 	    "path = ? AND deleted = 0", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
@@ -133,7 +121,7 @@ api_files_download(struct req *r)
 		return req_error(r, 400, "path too long");
 	req_header(r, "X-Accel-Redirect: /_meshsync_files/%s", esc);
 	req_header(r, "X-Meshsync-Hash: %s", hash);
-	req_header(r, "X-Meshsync-Size: %lld", (long long)sb.st_size);
+	req_header(r, "X-Meshsync-Size: %lld", size);
 	return req_send(r, 200, "application/octet-stream", "", 0);
 }
 

@@ -127,25 +127,6 @@ api_update_manifest(struct req *r)
 	return rc;
 }
 
-static int
-uri_escape(char *out, size_t outsz, const char *path)
-{
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if (o + 4 >= outsz)
-			return -1;
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '/' || *p == '.' ||
-		    *p == '-' || *p == '_' || *p == '~')
-			out[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(out + o, outsz - o, "%%%02X", *p);
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /*
  * GET /api/sync/update/file?release=&path= (peer): only a file listed in a
  * release sent to the caller, reached inside app_dir without symlinks;
@@ -158,8 +139,7 @@ api_update_file(struct req *r)
 	    "path");
 	char err[128], esc[3 * FPATH_MAX + 1];
 	sqlite3_stmt *st = NULL;
-	struct stat sb;
-	int root, fd, listed = 0;
+	int listed = 0;
 
 	if (path == NULL || fpath_check(path, err, sizeof(err)) == -1)
 		return req_error(r, 400, "bad path: %s", path ? err : "missing");
@@ -174,19 +154,9 @@ api_update_file(struct req *r)
 	sqlite3_finalize(st);
 	if (!listed)
 		return req_error(r, 404, "not a file of this release");
-	root = open(r->ctx->conf->app_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root == -1)
-		return req_error(r, 500, "app_dir missing");
-	fd = fpath_open(root, path, O_RDONLY, 0);
-	close(root);
-	if (fd == -1)
-		return req_error(r, 404, "no such file");
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return req_error(r, 404, "not a regular file");
-	}
-	close(fd);
-	if (uri_escape(esc, sizeof(esc), path) == -1)
+	if (fpath_regular(r->ctx->conf->app_dir, path, NULL) == -1)
+		return req_error(r, 404, "no such regular file");
+	if (util_urlencode(esc, sizeof(esc), path, 1) == -1)
 		return req_error(r, 400, "path too long");
 	req_header(r, "X-Accel-Redirect: /_meshsync_app/%s", esc);
 	return req_send(r, 200, "application/octet-stream", "", 0);

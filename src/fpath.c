@@ -347,3 +347,29 @@ fpath_open_parent(int rootfd, const char *rel, int create, char *base,
 		return -1;
 	return fpath_open(rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
 }
+
+int
+fpath_regular(const char *root_path, const char *rel, long long *size)
+{
+	struct stat sb;
+	int root, fd, saved;
+
+	if ((root = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	fd = fpath_open(root, rel, O_RDONLY, 0);
+	saved = errno;
+	close(root);
+	if (fd == -1) {
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	close(fd);
+	if (size != NULL)
+		*size = (long long)sb.st_size;
+	return 0;
+}

@@ -74,4 +74,12 @@ int	 fpath_mkdirs(int rootfd, const char *rel, mode_t mode);
  */
 void	 fpath_use_openat2(int on);
 
+/*
+ * Is rel, beneath the directory root_path, a regular file reached without
+ * any symlink?  For routes that let nginx serve a file after checking it.
+ * Returns 0 and fills *size (may be NULL), or -1 with errno set (ENOENT,
+ * ELOOP for a symlink, EISDIR/EINVAL for something not a regular file).
+ */
+int	 fpath_regular(const char *root_path, const char *rel, long long *size);
+
 #endif

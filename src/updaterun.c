@@ -590,25 +590,6 @@ report(struct applyctx *a, const char *state, const char *detail)
 }
 
 static int
-urlq(char *out, size_t outsz, const char *s)
-{
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (o + 4 >= outsz)
-			return -1;
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '/' || *p == '.' ||
-		    *p == '-' || *p == '_')
-			out[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(out + o, outsz - o, "%%%02X", *p);
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-static int
 fetch_release_file(void *arg, const char *path, const char *hash,
     int64_t size, int out_fd, char *err, size_t errsz)
 {
@@ -616,7 +597,7 @@ fetch_release_file(void *arg, const char *path, const char *hash,
 	char uri[3 * UTIL_PATH_MAX + 128], q[3 * UTIL_PATH_MAX + 1];
 
 	(void)hash;	/* the engine verifies what arrived */
-	if (urlq(q, sizeof(q), path) == -1 || util_fmt(uri, sizeof(uri),
+	if (util_urlencode(q, sizeof(q), path, 1) == -1 || util_fmt(uri, sizeof(uri),
 	    "/api/sync/update/file?release=%s&path=%s", a->release, q) == -1) {
 		util_fmt(err, errsz, "path too long");
 		return -1;
