@@ -127,6 +127,57 @@ check_answer(struct peer_resp *resp, const char *sig, const char *pk,
 }
 
 /*
+ * A libcurl handle with what every exchange with a peer shares: the URL,
+ * protocols, a short connect timeout, and the answer (body and response
+ * signature) collected into sink.  NULL when out of memory.
+ */
+static CURL *
+easy_for(const char *url, struct sink *sink)
+{
+	CURL *h;
+
+	ensure_curl();
+	if ((h = curl_easy_init()) == NULL)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "meshsync/" PACKAGE_VERSION);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, sink);
+	return h;
+}
+
+/* Run the exchange, free the handle and headers, check the answer. */
+static int
+exchange(CURL *h, struct curl_slist *hdrs, struct sink *sink, const char *pk,
+    const char *nonce)
+{
+	struct peer_resp *resp = sink->resp;
+	CURLcode cc;
+
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	else if (sink->overflow)
+		util_strlcpy(resp->err, "response too large", sizeof(resp->err));
+	else
+		util_fmt(resp->err, sizeof(resp->err), "%s",
+		    curl_easy_strerror(cc));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	if (cc != CURLE_OK) {
+		peer_resp_free(resp);
+		return -1;
+	}
+	return check_answer(resp, sink->resp_sig, pk, nonce);
+}
+
+/*
  * One HTTP exchange.  With pk/nonce set (a signed request) the answer must
  * carry a response signature by that key over this nonce, status and body;
  * anything else is treated as a transport failure, never as data.
@@ -139,25 +190,14 @@ perform(const char *url, const char *method, const char *sig_header,
 	struct curl_slist *hdrs = NULL;
 	struct sink sink = { .resp = resp };
 	char line[SIGN_HEADER_MAX + 64];
-	CURLcode cc;
 	CURL *h;
 
 	memset(resp, 0, sizeof(*resp));
-	ensure_curl();
-	if ((h = curl_easy_init()) == NULL) {
+	if ((h = easy_for(url, &sink)) == NULL) {
 		util_strlcpy(resp->err, "out of memory", sizeof(resp->err));
 		return -1;
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)PEER_TIMEOUT_S);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "meshsync/" PACKAGE_VERSION);
 	if (sig_header != NULL) {
 		util_fmt(line, sizeof(line), "%s: %s", SIGN_HEADER, sig_header);
 		hdrs = curl_slist_append(hdrs, line);
@@ -171,22 +211,7 @@ perform(const char *url, const char *method, const char *sig_header,
 	}
 	/* No "Expect: 100-continue" round trip on small bodies. */
 	hdrs = curl_slist_append(hdrs, "Expect:");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	cc = curl_easy_perform(h);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-	else if (sink.overflow)
-		util_strlcpy(resp->err, "response too large", sizeof(resp->err));
-	else
-		util_fmt(resp->err, sizeof(resp->err), "%s",
-		    curl_easy_strerror(cc));
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
-	if (cc != CURLE_OK) {
-		peer_resp_free(resp);
-		return -1;
-	}
-	return check_answer(resp, sink.resp_sig, pk, nonce);
+	return exchange(h, hdrs, &sink, pk, nonce);
 }
 
 int
@@ -510,7 +535,6 @@ peer_upload(const struct store_identity *self, const struct peer *p,
 	struct sink sink = { .resp = resp };
 	struct fdsrc src = { .fd = fd };
 	struct curl_slist *hdrs = NULL;
-	CURLcode cc;
 	CURL *h;
 
 	memset(resp, 0, sizeof(*resp));
@@ -523,44 +547,23 @@ peer_upload(const struct store_identity *self, const struct peer *p,
 	util_random_hex(nonce, sizeof(nonce), 16);
 	if (sign_request(hdr, sizeof(hdr), self, p->node_id, "POST", uri, hash,
 	    0, nonce) == -1 || util_fmt(url, sizeof(url), "%s%s", p->url,
-	    uri) == -1 || (h = curl_easy_init()) == NULL) {
+	    uri) == -1 || (h = easy_for(url, &sink)) == NULL) {
 		util_strlcpy(resp->err, "cannot sign the request",
 		    sizeof(resp->err));
 		return -1;
 	}
-	ensure_curl();
 	util_fmt(line, sizeof(line), "%s: %s", SIGN_HEADER, hdr);
 	hdrs = curl_slist_append(hdrs, line);
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
 	hdrs = curl_slist_append(hdrs, "Expect:");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+	/* No overall limit for a big file, but give up on a stall. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_POST, 1L);
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, from_fd);
 	curl_easy_setopt(h, CURLOPT_READDATA, &src);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
-	cc = curl_easy_perform(h);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-	else
-		util_fmt(resp->err, sizeof(resp->err), "%s",
-		    curl_easy_strerror(cc));
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
-	if (cc != CURLE_OK) {
-		peer_resp_free(resp);
-		return -1;
-	}
-	return check_answer(resp, sink.resp_sig, p->pubkey, nonce);
+	return exchange(h, hdrs, &sink, p->pubkey, nonce);
 }
 
 /* ---- plain checks ------------------------------------------------------- */
