@@ -39,6 +39,18 @@ test_expect_success 'the nodes are paired both ways' '
 	test "$(grep -c " connected$" "$SCRATCH/pl")" -eq 2
 '
 
+test_expect_success 'the sample tables are tracked: a row on alpha reaches bravo and charlie' '
+	sqlite3 -cmd ".timeout 5000" "$SCRATCH/demo/alpha/instance/app.db" \
+		"INSERT INTO teams VALUES (4414, '"'"'HighTide'"'"', '"'"'Ventura'"'"')" &&
+	wait_until "test \"\$(sqlite3 -cmd \".timeout 5000\" $SCRATCH/demo/bravo/instance/app.db \"SELECT name FROM teams WHERE number = 4414\")\" = HighTide" 15 &&
+	wait_until "test \"\$(sqlite3 -cmd \".timeout 5000\" $SCRATCH/demo/charlie/instance/app.db \"SELECT name FROM teams WHERE number = 4414\")\" = HighTide" 15
+'
+
+test_expect_success 'every node'"'"'s sample photo reaches the others' '
+	wait_until "test -f $SCRATCH/demo/alpha/instance/uploads/robot-photo-charlie.txt" 40 &&
+	wait_until "test -f $SCRATCH/demo/charlie/instance/uploads/robot-photo-alpha.txt" 40
+'
+
 test_expect_success 'the printed login works' '
 	pw=$(sed -n "s/^  alpha .*login: admin \/ //p" "$SCRATCH/demo.out") &&
 	curl -s -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "http://$host:$base/api/sync/login" | jq -e .token
