@@ -42,7 +42,8 @@
 #define BACKOFF_MAX_MS		60000
 #define HOOK_DEBOUNCE_MS	200
 #define WORKER_MAX_WATCHES	8192
-#define COMPACT_EVERY_MS	(24LL * 3600 * 1000)	/* directories watched for file sync */
+#define COMPACT_EVERY_MS	(24LL * 3600 * 1000)
+#define TMP_MAX_AGE_S		3600	/* a transfer's temp file, abandoned */	/* directories watched for file sync */
 
 /* A watched directory of the instance folder, by inotify descriptor. */
 struct wdir {
@@ -649,6 +650,7 @@ worker_run(const struct conf *c)
 		goto done;
 	}
 	watch_tree(&w, "");
+	files_reap_tmp(c->instance_dir, TMP_MAX_AGE_S);
 	w.scan_at = tm_now_ms();
 	node_heartbeat(c);
 	w.periodic_at = tm_now_ms() + 1000;	/* catch up soon after start */
@@ -712,6 +714,7 @@ worker_run(const struct conf *c)
 		if (now >= w.compact_at) {
 			char why[512];
 			w.compact_at = now + COMPACT_EVERY_MS;
+			files_reap_tmp(c->instance_dir, TMP_MAX_AGE_S);
 			if (syncrun_compact(w.state, c, &w.id, why,
 			    sizeof(why)) < 0)
 				log_info("compaction skipped: %s", why);
