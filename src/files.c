@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2478,34 +2477,4 @@ fail:
 	sqlite3_finalize(s);
 	json_object_put(res);
 	return ret;
-}
-
-/* ---- stale temp files ------------------------------------------------ */
-
-static time_t reap_before;
-static int reaped;
-
-static int
-reap_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	const char *base = path + ftw->base;
-
-	if (flag == FTW_F && S_ISREG(st->st_mode) &&
-	    strncmp(base, FPATH_TMP_PREFIX, strlen(FPATH_TMP_PREFIX)) == 0 &&
-	    st->st_mtime < reap_before && unlink(path) == 0)
-		reaped++;
-	return 0;
-}
-
-int
-files_reap_tmp(const char *root, int max_age_s)
-{
-	/* nftw has no context argument; the worker is single-threaded. */
-	reap_before = time(NULL) - max_age_s;
-	reaped = 0;
-	nftw(root, reap_one, 16, FTW_PHYS | FTW_MOUNT);
-	if (reaped > 0)
-		log_info("removed %d stale temp file(s) of interrupted "
-		    "transfers", reaped);
-	return reaped;
 }

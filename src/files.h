@@ -153,13 +153,6 @@ struct files_fetcher {
 	void	*arg;
 };
 
-/*
- * Remove meshsync temp files (FPATH_TMP_PREFIX*) under root older than
- * max_age_s: what a transfer killed mid-way left behind.  Never follows a
- * symlink.  Returns how many were removed.
- */
-int	 files_reap_tmp(const char *root, int max_age_s);
-
 /* SQL creating the engine's tables (idempotent: IF NOT EXISTS). */
 extern const char files_schema[];
 

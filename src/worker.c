@@ -41,9 +41,8 @@
 #define DB_DEBOUNCE_MS		10	/* commits: one harvest covers a burst */
 #define BACKOFF_MAX_MS		60000
 #define HOOK_DEBOUNCE_MS	200
-#define WORKER_MAX_WATCHES	8192
+#define WORKER_MAX_WATCHES	8192	/* directories watched for file sync */
 #define COMPACT_EVERY_MS	(24LL * 3600 * 1000)
-#define TMP_MAX_AGE_S		3600	/* a transfer's temp file, abandoned */	/* directories watched for file sync */
 
 /* A watched directory of the instance folder, by inotify descriptor. */
 struct wdir {
@@ -254,6 +253,8 @@ file_scan(struct worker *w)
 		log_warnx("file scan: %s", err);
 		return;
 	}
+	log_debug("file scan: %lld changed, %lld deleted", (long long)st.changed,
+	    (long long)st.deleted);
 	if (st.changed + st.deleted > 0) {
 		json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "files",
@@ -458,9 +459,15 @@ reap_children(struct worker *w, int64_t now)
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		for (int i = 0; i < w->npeers; i++)
-			if (w->peers[i].pid == pid)
+			if (w->peers[i].pid == pid) {
+				log_debug("sync %ld with %s ended: %s %d, again %d",
+				    (long)pid, w->peers[i].name, WIFEXITED(st) ?
+				    "exit" : "signal", WIFEXITED(st) ?
+				    WEXITSTATUS(st) : WTERMSIG(st),
+				    w->peers[i].again);
 				peer_done(w, &w->peers[i], WIFEXITED(st) ?
 				    WEXITSTATUS(st) : PEER_FAILED, now);
+			}
 	}
 	for (int i = 0; i < w->npeers; i++) {
 		struct wpeer *wp = &w->peers[i];
@@ -510,6 +517,7 @@ sync_round(struct worker *w, int64_t now, int what)
 		if (!relay_to(w, p.node_id))
 			continue;
 		if (wp->pid != 0) {
+			log_debug("%s still syncing: again %#x", p.name, what);
 			wp->again |= what;
 			continue;
 		}
@@ -520,6 +528,7 @@ sync_round(struct worker *w, int64_t now, int what)
 				retry_at = wp->next_try_ms;
 			continue;
 		}
+		log_debug("sync with %s: what %#x", p.name, what);
 		spawn_peer_sync(w, wp, &p, now, what);
 	}
 	json_object_put(list);
@@ -650,7 +659,6 @@ worker_run(const struct conf *c)
 		goto done;
 	}
 	watch_tree(&w, "");
-	files_reap_tmp(c->instance_dir, TMP_MAX_AGE_S);
 	w.scan_at = tm_now_ms();
 	node_heartbeat(c);
 	w.periodic_at = tm_now_ms() + 1000;	/* catch up soon after start */
@@ -714,7 +722,6 @@ worker_run(const struct conf *c)
 		if (now >= w.compact_at) {
 			char why[512];
 			w.compact_at = now + COMPACT_EVERY_MS;
-			files_reap_tmp(c->instance_dir, TMP_MAX_AGE_S);
 			if (syncrun_compact(w.state, c, &w.id, why,
 			    sizeof(why)) < 0)
 				log_info("compaction skipped: %s", why);
