@@ -243,7 +243,7 @@ file_events(struct worker *w, const char *buf, ssize_t len, int64_t now)
 
 /* The debounced rescan: anything changed goes out to the peers. */
 static void
-file_scan(struct worker *w)
+file_scan(struct worker *w, int from_event)
 {
 	struct files_scan_stats st;
 	char err[512];
@@ -255,11 +255,19 @@ file_scan(struct worker *w)
 	}
 	log_debug("file scan: %lld changed, %lld deleted", (long long)st.changed,
 	    (long long)st.deleted);
-	if (st.changed + st.deleted > 0) {
+	if (st.changed > 0) {
 		json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "files",
-		    json_object_new_int64(st.changed + st.deleted));
+		    json_object_new_int64(st.changed));
 		events_publish(w->conf, w->state, "local-change", ev);
+	}
+	/*
+	 * After a file event, push even when this scan found nothing new:
+	 * the pool may have indexed the change first (applying a peer's
+	 * manifest rescans the paths it names), and then only a push tells
+	 * the other peers.  A push with nothing new costs one request.
+	 */
+	if (st.changed > 0 || from_event) {
 		if (w->push_at == 0)
 			w->push_at = tm_now_ms();
 		w->push_what |= SYNCRUN_FILES_PUSH;
@@ -702,12 +710,12 @@ worker_run(const struct conf *c)
 		}
 		if (w.scan_at != 0 && now >= w.scan_at) {
 			w.scan_at = 0;
-			file_scan(&w);
+			file_scan(&w, 1);
 		}
 		if (now >= w.periodic_at) {
 			/* The periodic run rescans too: a safety net for
 			 * events inotify missed (overflow, other mounts). */
-			file_scan(&w);
+			file_scan(&w, 0);
 			w.periodic_at = now + (int64_t)c->sync_interval * 1000;
 			w.push_at = 0;
 			w.push_what = 0;
