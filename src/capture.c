@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "sbuf.h"
+#include "store.h"
 
 static const char *const capture_ddl =
     "CREATE TABLE IF NOT EXISTS _meshsync_tracked("
@@ -27,24 +28,10 @@ static const char *const capture_trig[] = { "ai", "au", "ak", "ad" };
 
 
 
-/* Append an identifier as a double-quoted SQL identifier. */
-static int
-exec_sql(sqlite3 *db, const char *sql, char *err, size_t errsz)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errsz, "%s", msg ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
 int
 capture_init(sqlite3 *db, char *err, size_t errsz)
 {
-	return exec_sql(db, capture_ddl, err, errsz);
+	return store_exec(db, capture_ddl, err, errsz);
 }
 
 int
@@ -273,7 +260,7 @@ drop_triggers(sqlite3 *db, const char *table, char *err, size_t errsz)
 			snprintf(err, errsz, "table name too long");
 			return -1;
 		}
-		if (exec_sql(db, sql, err, errsz) == -1)
+		if (store_exec(db, sql, err, errsz) == -1)
 			return -1;
 	}
 	return 0;
@@ -343,7 +330,7 @@ create_triggers(sqlite3 *db, const char *table, int64_t tid,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	if (exec_sql(db, b.p, err, errsz) == -1)
+	if (store_exec(db, b.p, err, errsz) == -1)
 		goto fail;
 	ret = 0;
 fail:
@@ -377,7 +364,7 @@ enqueue_all(sqlite3 *db, const char *table, int64_t tid, struct col *pk[],
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	if (exec_sql(db, b.p, err, errsz) == -1)
+	if (store_exec(db, b.p, err, errsz) == -1)
 		goto fail;
 
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE "
@@ -445,7 +432,7 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 
 	/* Inside a caller's transaction (dbsync_track) use a savepoint. */
 	own = sqlite3_get_autocommit(app);
-	if (exec_sql(app, own ? "BEGIN IMMEDIATE" : "SAVEPOINT capture_track",
+	if (store_exec(app, own ? "BEGIN IMMEDIATE" : "SAVEPOINT capture_track",
 	    err, errsz) == -1)
 		return -1;
 	intx = 1;
@@ -514,7 +501,7 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 	if ((isnew || strcmp(oldhash, hash) != 0) &&
 	    enqueue_all(app, canon, tid, pk, npk, err, errsz) == -1)
 		goto fail;
-	if (exec_sql(app, own ? "COMMIT" : "RELEASE capture_track", err,
+	if (store_exec(app, own ? "COMMIT" : "RELEASE capture_track", err,
 	    errsz) == -1)
 		goto fail;
 	intx = 0;
@@ -548,7 +535,7 @@ capture_untrack(sqlite3 *app, const char *table, char *err, size_t errsz)
 		return -1;
 	}
 	own = sqlite3_get_autocommit(app);
-	if (exec_sql(app, own ? "BEGIN IMMEDIATE" :
+	if (store_exec(app, own ? "BEGIN IMMEDIATE" :
 	    "SAVEPOINT capture_untrack", err, errsz) == -1)
 		return -1;
 	intx = 1;
@@ -570,7 +557,7 @@ capture_untrack(sqlite3 *app, const char *table, char *err, size_t errsz)
 	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto dberr;
-	if (exec_sql(app, own ? "COMMIT" : "RELEASE capture_untrack", err,
+	if (store_exec(app, own ? "COMMIT" : "RELEASE capture_untrack", err,
 	    errsz) == -1)
 		goto fail;
 	intx = 0;

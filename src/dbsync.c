@@ -16,6 +16,7 @@
 #include "hlc.h"
 #include "log.h"
 #include "sbuf.h"
+#include "store.h"
 
 /* The longest run of entries one row change can produce ("" + columns);
  * SQLite's default column limit is 2000. */
@@ -481,19 +482,6 @@ eng_prep(struct eng *e, sqlite3_stmt **slot, const char *sql)
 }
 
 static int
-exec_sql(sqlite3 *db, const char *sql, char *err, size_t errsz)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errsz, "%s", msg ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
-static int
 vv_get(struct eng *e, const char *origin, int64_t *seq)
 {
 	sqlite3_stmt *st;
@@ -552,7 +540,7 @@ eng_begin(struct eng *e, sqlite3 *db, const char *self, int64_t now_ms,
 		snprintf(err, errsz, "called inside an open transaction");
 		return -1;
 	}
-	if (exec_sql(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+	if (store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_load(db, &e->t, &e->nt, err, errsz) == -1 ||
 	    hlc_load(db, &e->hlc, err, errsz) == -1)
@@ -619,7 +607,7 @@ eng_end(struct eng *e, int ok)
 	for (i = 0; i < e->ntouch; i++)
 		free(e->touch[i].pk);
 	free(e->touch);
-	if (ok && exec_sql(e->db, "COMMIT", e->err, e->errsz) == 0)
+	if (ok && store_exec(e->db, "COMMIT", e->err, e->errsz) == 0)
 		return 0;
 	sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
@@ -1552,15 +1540,15 @@ dbsync_init(sqlite3 *db, char *err, size_t errsz)
 {
 	int own = sqlite3_get_autocommit(db);
 
-	if (own && exec_sql(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+	if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_init(db, err, errsz) == -1 ||
-	    exec_sql(db, dbsync_ddl, err, errsz) == -1) {
+	    store_exec(db, dbsync_ddl, err, errsz) == -1) {
 		if (own)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	if (own && exec_sql(db, "COMMIT", err, errsz) == -1) {
+	if (own && store_exec(db, "COMMIT", err, errsz) == -1) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
@@ -1784,7 +1772,7 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 	if (limit > DBSYNC_MAX_BATCH)
 		limit = DBSYNC_MAX_BATCH;
 	/* One read transaction: vv, schemas and entries from one snapshot. */
-	if (exec_sql(db, "BEGIN", err, errsz) == -1)
+	if (store_exec(db, "BEGIN", err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
 	intx = 1;
 	if (dbsync_vv(db, &vv, err, errsz) == -1)
@@ -2710,7 +2698,7 @@ dbsync_compact(sqlite3 *db, json_object *acked_vv, int64_t *removed,
 		*removed = 0;
 	if (acked_vv == NULL || vv_check(acked_vv, err, errsz) == -1)
 		return DBSYNC_EINPUT;
-	if (exec_sql(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+	if (store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
 	/* Parked entries are still needed locally: keep them. */
 	if (sqlite3_prepare_v2(db, "DELETE FROM _meshsync_changes WHERE "
@@ -2728,7 +2716,7 @@ dbsync_compact(sqlite3 *db, json_object *acked_vv, int64_t *removed,
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (exec_sql(db, "COMMIT", err, errsz) == -1)
+	if (store_exec(db, "COMMIT", err, errsz) == -1)
 		goto fail;
 	if (removed != NULL)
 		*removed = total;
@@ -2908,7 +2896,7 @@ dbsync_snapshot(sqlite3 *db, const char *dest_path, json_object **vv_out,
 	}
 	/* Unharvested captures are this node's writes: this node will log
 	 * them under its own id; the copy must not claim them as its own. */
-	if (exec_sql(copy, "BEGIN; DELETE FROM _meshsync_capture; "
+	if (store_exec(copy, "BEGIN; DELETE FROM _meshsync_capture; "
 	    "DELETE FROM _meshsync_conflicts; COMMIT", err, errsz) == -1 ||
 	    dbsync_vv(copy, vv_out, err, errsz) == -1)
 		goto fail;

@@ -120,8 +120,8 @@ store_schema_version(void)
 	return NMIGRATIONS;
 }
 
-static int
-exec(sqlite3 *db, const char *sql, char *err, size_t errsz)
+int
+store_exec(sqlite3 *db, const char *sql, char *err, size_t errsz)
 {
 	char *msg = NULL;
 
@@ -149,12 +149,12 @@ migrate(sqlite3 *db, char *err, size_t errsz)
 		return -1;
 	}
 	for (; v < NMIGRATIONS; v++) {
-		if (exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+		if (store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 			return -1;
 		util_fmt(sql, sizeof(sql), "PRAGMA user_version = %lld", v + 1);
-		if (exec(db, store_migrations[v], err, errsz) == -1 ||
-		    exec(db, sql, err, errsz) == -1 ||
-		    exec(db, "COMMIT", err, errsz) == -1) {
+		if (store_exec(db, store_migrations[v], err, errsz) == -1 ||
+		    store_exec(db, sql, err, errsz) == -1 ||
+		    store_exec(db, "COMMIT", err, errsz) == -1) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
@@ -182,9 +182,9 @@ store_open(const char *path, int create, sqlite3 **out, char *err,
 	if (create)
 		chmod(path, 0600);
 	sqlite3_busy_timeout(db, 5000);
-	if (exec(db, "PRAGMA journal_mode = WAL", err, errsz) == -1 ||
-	    exec(db, "PRAGMA synchronous = NORMAL", err, errsz) == -1 ||
-	    exec(db, "PRAGMA foreign_keys = ON", err, errsz) == -1 ||
+	if (store_exec(db, "PRAGMA journal_mode = WAL", err, errsz) == -1 ||
+	    store_exec(db, "PRAGMA synchronous = NORMAL", err, errsz) == -1 ||
+	    store_exec(db, "PRAGMA foreign_keys = ON", err, errsz) == -1 ||
 	    migrate(db, err, errsz) == -1)
 		goto fail;
 	*out = db;

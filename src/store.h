@@ -51,6 +51,10 @@ int	 store_event(sqlite3 *db, const char *level, const char *kind,
 	    const char *peer, const char *fmt, ...)
 	    __attribute__((format(printf, 5, 6)));
 
+/* Run SQL (no results) on any database handle; the reason goes to err.
+ * Returns 0 or -1. */
+int	 store_exec(sqlite3 *db, const char *sql, char *err, size_t errsz);
+
 /* Run a statement that returns one integer (COUNT(*) and the like).
  * Returns the value, or -1 on error. */
 long long store_scalar(sqlite3 *db, const char *sql);
