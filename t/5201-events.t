@@ -48,11 +48,15 @@ test_expect_success 'a local change is announced' '
 	kill $pid && grep -q "\"kind\":\"local-change\"" "$SCRATCH/ev3"
 '
 
+# b's worker is held so it cannot push the rows itself before a pulls them:
+# the pull must have something to receive for progress to be reported.
 test_expect_success 'a running sync reports its progress (changes and files so far)' '
+	hold_worker b &&
 	sql b "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
 		INSERT INTO teams SELECT i, '"'"'t'"'"' || i, NULL FROM n" &&
 	pid=$(subscribe "$SCRATCH/ev4") && sleep 0.5 &&
 	msync a --peer b >/dev/null && sleep 0.5 && kill $pid &&
+	release_worker b &&
 	grep "^data: " "$SCRATCH/ev4" | sed "s/^data: //" | jq -c "select(.kind == \"sync-progress\")" >"$SCRATCH/prog" &&
 	test -s "$SCRATCH/prog" &&
 	jq -e "(.received | type) == \"number\" and (.files_done | type) == \"number\" and .peer == \"b\"" "$SCRATCH/prog" >/dev/null &&

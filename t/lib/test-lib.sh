@@ -159,6 +159,11 @@ csrf_of() {
 
 test_cleanup_nodes() {
 	local p
+	# A test that failed between hold_worker and release_worker must not
+	# leave a stopped worker that would ignore the shutdown.
+	for p in "$SCRATCH"/*/run/worker.pid; do
+		[ -f "$p" ] && kill -CONT "$(cat "$p")" 2>/dev/null
+	done
 	for p in $test_pids; do
 		kill -TERM "$p" 2>/dev/null
 	done
