@@ -35,6 +35,7 @@ void	 api_files_cfg(const struct req_ctx *, struct files_cfg *);
 int	 api_files_manifest(struct req *);
 int	 api_files_cursor(struct req *);
 int	 api_files_download(struct req *);
+int	 api_files_bundle(struct req *);
 int	 api_files_upload(struct req *);
 int	 api_files_apply(struct req *);
 

@@ -11,6 +11,7 @@
 #include "files.h"
 #include "fpath.h"
 #include "log.h"
+#include "sbuf.h"
 #include "sync.h"
 #include "util.h"
 #include "wake.h"
@@ -125,6 +126,35 @@ api_files_download(struct req *r)
 	return req_send(r, 200, "application/octet-stream", "", 0);
 }
 
+/* POST /api/sync/files/bundle {"paths": [...]} (peer): many small files
+ * in one answer (files.h, bundles); larger ones go through download. */
+int
+api_files_bundle(struct req *r)
+{
+	json_object *body = NULL, *paths = NULL;
+	struct sbuf out = { 0 };
+	struct files_cfg fc;
+	char err[256];
+	int rc;
+
+	if (req_json_body(r, &body) == -1)
+		return 0;
+	api_files_cfg(r->ctx, &fc);
+	if (!json_object_is_type(body, json_type_object) ||
+	    !json_object_object_get_ex(body, "paths", &paths)) {
+		json_object_put(body);
+		return req_error(r, 400, "want {\"paths\": [...]}");
+	}
+	if (files_bundle_pack(&fc, paths, &out, err, sizeof(err)) == -1)
+		rc = req_error(r, out.oom ? 500 : 400, "%s", err);
+	else
+		rc = req_send(r, 200, "application/octet-stream", out.p,
+		    out.len);
+	json_object_put(body);
+	free(out.p);
+	return rc;
+}
+
 static json_object *
 stats_json(const struct files_sync_stats *st)
 {
@@ -174,9 +204,9 @@ api_files_upload(struct req *r)
  * uploaded; an entry whose upload failed holds the cursor there. */
 static int
 no_fetch(void *arg, const char *path, const char *hash, int64_t size,
-    int out_fd, char *err, size_t errsz)
+    struct files_sink *out, char *err, size_t errsz)
 {
-	(void)arg; (void)hash; (void)size; (void)out_fd;
+	(void)arg; (void)hash; (void)size; (void)out;
 	util_fmt(err, errsz, "%s: content was not uploaded", path);
 	return -1;
 }

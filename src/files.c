@@ -17,6 +17,7 @@
 #include "fpath.h"
 #include "hlc.h"
 #include "log.h"
+#include "sbuf.h"
 #include "tm.h"
 #include "util.h"
 
@@ -96,6 +97,8 @@ struct fctx {
 	int64_t			 lseq;		/* change counter, ditto */
 	int64_t			 now_ms;
 	sqlite3_stmt		*get, *put, *setstat, *seen;
+	int			 batch;		/* a pull page: see dir_durable */
+	int			 dirty;		/* renames since the last syncfs */
 	char			*err;
 	size_t			 errsz;
 };
@@ -265,6 +268,120 @@ static int
 saw(const struct frow *w, const struct frow *l)
 {
 	return vv_get(w->vv, l->origin) >= l->hlc;
+}
+
+/* Start writeback in steps this big while receiving: the fsync at the end
+ * then waits for the last few MiB, not for the whole file. */
+#define SINK_WRITEBACK_STEP	(8 << 20)
+#define SINK_BLOCK		(1 << 20)
+
+void
+files_sink_init(struct files_sink *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	/* Picks the fastest BLAKE2b for this CPU; cheap after the first. */
+	if (sodium_init() < 0)
+		log_warnx("libsodium did not initialise");
+	crypto_generichash_init(&s->hs, NULL, 0, 32);
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+sink_flush(struct files_sink *s)
+{
+	if (s->blen > 0 && write_all(s->fd, s->buf, s->blen) == -1)
+		return -1;
+	s->blen = 0;
+	if (s->written - s->flushed >= SINK_WRITEBACK_STEP) {
+		/* Only a hint to the kernel: a failure shows at the fsync. */
+		(void)sync_file_range(s->fd, (off_t)s->flushed,
+		    (off_t)(s->written - s->flushed), SYNC_FILE_RANGE_WRITE);
+		s->flushed = s->written;
+	}
+	return 0;
+}
+
+int
+files_sink_write(struct files_sink *s, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	crypto_generichash_update(&s->hs, p, (unsigned long long)n);
+	/* A small file goes straight out in its one or two writes. */
+	if (s->buf == NULL && s->written + (int64_t)n <= FILES_SMALL_MAX) {
+		if (write_all(s->fd, p, n) == -1)
+			return -1;
+		s->written += (int64_t)n;
+		return 0;
+	}
+	if (s->buf == NULL && (s->buf = malloc(SINK_BLOCK)) == NULL)
+		return -1;
+	s->written += (int64_t)n;
+	while (n > 0) {
+		size_t k = SINK_BLOCK - s->blen < n ? SINK_BLOCK - s->blen : n;
+		memcpy(s->buf + s->blen, p, k);
+		s->blen += k;
+		p += k;
+		n -= k;
+		if (s->blen == SINK_BLOCK && sink_flush(s) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+files_sink_hole(struct files_sink *s, int64_t n)
+{
+	static const unsigned char zero[4096];
+	int64_t left = n;
+
+	if (n < 0 || sink_flush(s) == -1 ||
+	    lseek(s->fd, (off_t)n, SEEK_CUR) == -1 ||
+	    ftruncate(s->fd, (off_t)(s->written + n)) == -1)
+		return -1;
+	while (left > 0) {
+		size_t k = left < (int64_t)sizeof(zero) ? (size_t)left :
+		    sizeof(zero);
+		crypto_generichash_update(&s->hs, zero, k);
+		left -= (int64_t)k;
+	}
+	s->written += n;
+	return 0;
+}
+
+int
+files_sink_final(struct files_sink *s, char *hex, size_t hexsz)
+{
+	unsigned char out[32];
+	int rc = sink_flush(s);
+
+	files_sink_drop(s);
+	crypto_generichash_final(&s->hs, out, sizeof(out));
+	util_hex(hex, hexsz, out, sizeof(out));
+	return rc;
+}
+
+void
+files_sink_drop(struct files_sink *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+	s->blen = 0;
 }
 
 int
@@ -1103,19 +1220,26 @@ get_int(json_object *o, const char *key, int64_t min, int64_t max,
 	return 0;
 }
 
+/* v as a C string, or NULL when it is not a string or holds a NUL (the C
+ * string would then differ from the JSON one). */
+static const char *
+cstr(json_object *v)
+{
+	if (!json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
 static const char *
 get_str(json_object *o, const char *key)
 {
 	json_object *v;
 
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!json_object_object_get_ex(o, key, &v))
 		return NULL;
-	/* An embedded NUL would make the C string differ from the JSON. */
-	if (strlen(json_object_get_string(v)) !=
-	    (size_t)json_object_get_string_len(v))
-		return NULL;
-	return json_object_get_string(v);
+	return cstr(v);
 }
 
 /* Parse and check one manifest entry into r.  Returns 0, or -1 with the
@@ -1396,6 +1520,43 @@ needs_content(enum fact a, const struct frow *L, const struct frow *R)
 }
 
 /*
+ * A rename or unlink in directory pfd must be on disk before the index
+ * says it happened: at once, or, for a pull page, by one syncfs of the
+ * folder's filesystem before the page commits (files_pull), since an
+ * fsync per directory costs a journal commit per file.
+ */
+static void
+dir_durable(struct fctx *c, int pfd)
+{
+	if (c->batch)
+		c->dirty = 1;
+	else
+		fsync(pfd);
+}
+
+/* Fetched content durable before any of it is renamed into place: an
+ * fsync for a lone file, one syncfs for a page of them. */
+static int
+temps_durable(struct fctx *c, struct fent *e, size_t n)
+{
+	size_t i, k = 0, last = 0;
+
+	for (i = 0; i < n; i++)
+		if (e[i].tmpfd != -1) {
+			k++;
+			last = i;
+		}
+	if (k == 0)
+		return 0;
+	if ((k == 1 ? fsync(e[last].tmpfd) : syncfs(c->rootfd)) == -1) {
+		util_fmt(c->err, c->errsz, "files: flushing received files: "
+		    "%s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Open the directory for e's temp file: the target's own directory when
  * it exists (same filesystem, so the install is a rename), else the root
  * (the target's directory may be made by an earlier entry of the same
@@ -1419,15 +1580,12 @@ tmp_dir_open(struct fctx *c, struct fent *e)
 	return 0;
 }
 
-/* Fetch R's bytes into a fresh temp beside the target and verify them.
- * 0 (e->pfd/tmpfd/tmpname set), 1 refused (symlink on the way), or -1
- * (failed, err filled). */
+/* A fresh temp file beside e's target for its content.  0 (e->pfd,
+ * tmpfd, tmpname set), 1 refused (symlink on the way), or -1 (err). */
 static int
-fetch_tmp(struct fctx *c, struct fent *e, const struct files_fetcher *f,
-    struct files_sync_stats *st)
+tmp_open(struct fctx *c, struct fent *e)
 {
-	char hex[FILES_HASH_HEX + 1], rnd[17], ferr[256];
-	int64_t size;
+	char rnd[17];
 	int tries, rc;
 
 	if ((rc = tmp_dir_open(c, e)) != 0)
@@ -1447,17 +1605,21 @@ fetch_tmp(struct fctx *c, struct fent *e, const struct files_fetcher *f,
 		    strerror(errno));
 		return -1;
 	}
-	ferr[0] = '\0';
-	if (f == NULL || f->fetch(f->arg, e->r.path, e->r.hash, e->r.size,
-	    e->tmpfd, ferr, sizeof(ferr)) == -1) {
-		util_fmt(c->err, c->errsz, "files: fetch %s: %s", e->r.path,
-		    ferr[0] ? ferr : "failed");
-		return -1;
-	}
-	if (fsync(e->tmpfd) == -1 || files_hash_fd(e->tmpfd, hex, sizeof(hex),
-	    &size) == -1) {
-		util_fmt(c->err, c->errsz, "files: %s: %s", e->r.path,
-		    strerror(errno));
+	return 0;
+}
+
+/* Does what arrived in sink match e's manifest entry?  0 or -1 (err).
+ * Durable later, with the rest of the page (temps_durable). */
+static int
+tmp_verify(struct fctx *c, struct fent *e, struct files_sink *sink,
+    struct files_sync_stats *st)
+{
+	char hex[FILES_HASH_HEX + 1];
+	int64_t size = sink->written;
+
+	if (files_sink_final(sink, hex, sizeof(hex)) == -1) {
+		util_fmt(c->err, c->errsz, "files: %s: writing the temp file: "
+		    "%s", e->r.path, strerror(errno));
 		return -1;
 	}
 	if (size != e->r.size || strcmp(hex, e->r.hash) != 0) {
@@ -1469,6 +1631,32 @@ fetch_tmp(struct fctx *c, struct fent *e, const struct files_fetcher *f,
 	}
 	st->bytes += size;
 	return 0;
+}
+
+/* Fetch e's bytes alone into its temp (opened by tmp_open, may hold a
+ * failed attempt) and verify them.  0 or -1 (err). */
+static int
+fetch_one(struct fctx *c, struct fent *e, const struct files_fetcher *f,
+    struct files_sync_stats *st)
+{
+	struct files_sink sink;
+	char ferr[256] = "";
+
+	if (ftruncate(e->tmpfd, 0) == -1 || lseek(e->tmpfd, 0, SEEK_SET) ==
+	    -1) {
+		util_fmt(c->err, c->errsz, "files: temp file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	files_sink_init(&sink, e->tmpfd);
+	if (f == NULL || f->fetch(f->arg, e->r.path, e->r.hash, e->r.size,
+	    &sink, ferr, sizeof(ferr)) == -1) {
+		files_sink_drop(&sink);
+		util_fmt(c->err, c->errsz, "files: fetch %s: %s", e->r.path,
+		    ferr[0] ? ferr : "failed");
+		return -1;
+	}
+	return tmp_verify(c, e, &sink, st);
 }
 
 /* Drop e's temp file (not needed, or not installable). */
@@ -1964,8 +2152,7 @@ apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
 			goto fail;
 		}
 	}
-	/* The rename (or unlink) is durable before the index says so. */
-	fsync(pfd);
+	dir_durable(c, pfd);
 
 record:
 	frow_clear(&row);
@@ -2082,6 +2269,77 @@ note_failure(char *err, size_t errsz, int *nfail, const char *msg)
 		util_strlcpy(err, msg, errsz);
 }
 
+/* Small files waiting to be fetched together (files.h, bundles). */
+struct fgroup {
+	struct fent		*e[FILES_BUNDLE_FILES];
+	struct files_sink	 sink[FILES_BUNDLE_FILES];
+	size_t			 n;
+	int64_t			 bytes;
+};
+
+/* Record how getting e's content went: rc 0 fetched and verified, 1
+ * refused (symlink on the way), -1 failed (c->err says why). */
+static void
+fetched(struct fctx *c, struct fent *e, int rc, struct files_sync_stats *st,
+    char *err, size_t errsz, int *nfail)
+{
+	if (rc == 1) {
+		e->state = ENT_REFUSED;
+	} else if (rc == -1) {
+		e->state = ENT_FAILED;
+		st->errors++;
+		note_failure(err, errsz, nfail, c->err);
+		tmp_discard(e);
+	}
+}
+
+/* Fetch g's files in one exchange, and empty g.  Any the bundle did not
+ * bring (or all, when the exchange failed: an older peer, a broken
+ * answer) are fetched one by one. */
+static void
+group_fetch(struct fctx *c, struct fgroup *g, const struct files_fetcher *f,
+    struct files_sync_stats *st, char *err, size_t errsz, int *nfail)
+{
+	const char *paths[FILES_BUNDLE_FILES];
+	struct files_sink *outs[FILES_BUNDLE_FILES];
+	struct fent *ok[FILES_BUNDLE_FILES];
+	int failed[FILES_BUNDLE_FILES], whole;
+	char ferr[256] = "";
+	size_t i, m = 0;
+
+	for (i = 0; i < g->n; i++) {
+		int rc = tmp_open(c, g->e[i]);
+		if (rc != 0) {
+			fetched(c, g->e[i], rc, st, err, errsz, nfail);
+			continue;
+		}
+		ok[m] = g->e[i];
+		paths[m] = ok[m]->r.path;
+		files_sink_init(&g->sink[m], ok[m]->tmpfd);
+		outs[m] = &g->sink[m];
+		m++;
+	}
+	g->n = 0;
+	g->bytes = 0;
+	if (m == 0)
+		return;
+	whole = f->fetch_many(f->arg, m, paths, outs, failed, ferr,
+	    sizeof(ferr));
+	if (whole == -1)
+		log_debug("files: a bundle of %zu failed (%s): fetching them "
+		    "one by one", m, ferr);
+	for (i = 0; i < m; i++) {
+		int rc;
+		if (whole == -1 || failed[i]) {
+			files_sink_drop(&g->sink[i]);
+			rc = fetch_one(c, ok[i], f, st);
+		} else {
+			rc = tmp_verify(c, ok[i], &g->sink[i], st);
+		}
+		fetched(c, ok[i], rc, st, err, errsz, nfail);
+	}
+}
+
 enum files_rc
 files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
     json_object *manifest, const struct files_fetcher *fetch,
@@ -2089,6 +2347,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 {
 	struct files_sync_stats dummy;
 	struct files_scan_stats sst;
+	struct fgroup *g = NULL;
 	struct fent *e = NULL, **order = NULL;
 	struct frow L;
 	struct fctx c;
@@ -2109,6 +2368,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	c.err = msg;
 	c.errsz = sizeof(msg);
 	c.rootfd = -1;
+	c.batch = 1;
 	if (peer == NULL || !node_id_ok(peer)) {
 		util_fmt(err, errsz, "manifest: invalid peer id");
 		return FILES_EINPUT;
@@ -2139,6 +2399,11 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	 *    and must not hold the state DB's write lock. */
 	if (ctx_prepare_get(&c) == -1)
 		goto dbfail;
+	if (fetch != NULL && fetch->fetch_many != NULL &&
+	    (g = calloc(1, sizeof(*g))) == NULL) {
+		util_fmt(err, errsz, "files: out of memory");
+		goto fail;
+	}
 	for (i = 0; i < n; i++) {
 		if (e[i].state == ENT_IGNORED) {
 			stp->skipped++;
@@ -2148,19 +2413,26 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 			goto dbfail;
 		if (!needs_content(decide(&L, &e[i].r), &L, &e[i].r))
 			continue;
-		rc = fetch_tmp(&c, &e[i], fetch, stp);
-		if (rc == 1) {
-			e[i].state = ENT_REFUSED;
-		} else if (rc == -1) {
-			e[i].state = ENT_FAILED;
-			stp->errors++;
-			note_failure(err, errsz, &nfail, msg);
-			tmp_discard(&e[i]);
+		if (g != NULL && e[i].r.size <= FILES_SMALL_MAX) {
+			if (g->n == FILES_BUNDLE_FILES || g->bytes +
+			    e[i].r.size > FILES_BUNDLE_BYTES)
+				group_fetch(&c, g, fetch, stp, err, errsz,
+				    &nfail);
+			g->e[g->n++] = &e[i];
+			g->bytes += e[i].r.size;
+			continue;
 		}
+		if ((rc = tmp_open(&c, &e[i])) == 0)
+			rc = fetch_one(&c, &e[i], fetch, stp);
+		fetched(&c, &e[i], rc, stp, err, errsz, &nfail);
 	}
+	if (g != NULL && g->n > 0)
+		group_fetch(&c, g, fetch, stp, err, errsz, &nfail);
 	sqlite3_finalize(c.get);
 	c.get = NULL;
 	frow_clear(&L);
+	if (temps_durable(&c, e, n) == -1)
+		goto dbfail;
 
 	/* 3. Decide again under the write lock and install. */
 	if ((order = calloc(n ? n : 1, sizeof(*order))) == NULL) {
@@ -2198,6 +2470,11 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	}
 	if (cursor_set(&c, peer, cursor) == -1)
 		goto dbfail;
+	if (c.dirty && syncfs(c.rootfd) == -1) {
+		util_fmt(msg, sizeof(msg), "files: flushing installed files: "
+		    "%s", strerror(errno));
+		goto dbfail;
+	}
 	began = 0;
 	if (ctx_end(&c, 1) == -1)
 		goto dbfail;
@@ -2210,6 +2487,7 @@ fail:
 		ctx_end(&c, 0);
 	sqlite3_finalize(c.get);
 	frow_clear(&L);
+	free(g);
 	free(order);
 	if (e != NULL)
 		ents_free(e, n);
@@ -2477,4 +2755,148 @@ fail:
 	sqlite3_finalize(s);
 	json_object_put(res);
 	return ret;
+}
+
+/* ---------- bundles ---------- */
+
+/* Append one file's record: its bytes when it is still a small regular
+ * file reached without symlinks, else why not. */
+static void
+bundle_one(const struct files_cfg *cfg, int rootfd, const char *path,
+    struct sbuf *out, unsigned char *buf)
+{
+	const char *why = NULL;
+	struct stat sb;
+	ssize_t n = 0, r;
+	int fd = -1;
+
+	if (fpath_ignored(path, cfg->ignore, cfg->databases))
+		why = "not synced";
+	else if ((fd = fpath_open(rootfd, path, O_RDONLY | O_NONBLOCK, 0)) ==
+	    -1 || fstat(fd, &sb) == -1)
+		why = errno == ELOOP ? "symlink on the way" : strerror(errno);
+	else if (!S_ISREG(sb.st_mode))
+		why = "not a regular file";
+	else {
+		/* One byte over the limit tells a file that grew. */
+		while (n <= FILES_SMALL_MAX && (r = read(fd, buf + n,
+		    (size_t)(FILES_SMALL_MAX + 1 - n))) != 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				why = strerror(errno);
+				break;
+			}
+			n += r;
+		}
+		if (why == NULL && n > FILES_SMALL_MAX)
+			why = "too big for a bundle";
+	}
+	if (fd != -1)
+		close(fd);
+	if (why != NULL) {
+		sbuf_addf(out, "X %s\n", why);
+		return;
+	}
+	sbuf_addf(out, "F %zd\n", n);
+	sbuf_addn(out, (const char *)buf, (size_t)n);
+}
+
+int
+files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
+    struct sbuf *out, char *err, size_t errsz)
+{
+	unsigned char *buf = NULL;
+	size_t n, i;
+	int rootfd = -1, ret = -1;
+
+	if (paths == NULL || !json_object_is_type(paths, json_type_array) ||
+	    (n = json_object_array_length(paths)) == 0 ||
+	    n > FILES_BUNDLE_FILES) {
+		util_fmt(err, errsz, "paths: want an array of 1 to %d paths",
+		    FILES_BUNDLE_FILES);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		json_object *p = json_object_array_get_idx(paths, i);
+		char why[128];
+		if (cstr(p) == NULL) {
+			util_fmt(err, errsz, "paths[%zu]: not a string without "
+			    "NUL bytes", i);
+			return -1;
+		}
+		if (fpath_check(cstr(p), why, sizeof(why)) == -1) {
+			util_fmt(err, errsz, "paths[%zu]: %s", i, why);
+			return -1;
+		}
+	}
+	if ((rootfd = open_root(cfg, err, errsz)) == -1)
+		return -1;
+	if ((buf = malloc(FILES_SMALL_MAX + 1)) == NULL) {
+		util_fmt(err, errsz, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++)
+		bundle_one(cfg, rootfd, json_object_get_string(
+		    json_object_array_get_idx(paths, i)), out, buf);
+	if (out->oom) {
+		util_fmt(err, errsz, "out of memory");
+		goto done;
+	}
+	ret = 0;
+done:
+	free(buf);
+	close(rootfd);
+	return ret;
+}
+
+int
+files_bundle_unpack(const char *body, size_t len, size_t n,
+    struct files_sink *const *outs, int *failed, char *err, size_t errsz)
+{
+	const char *p = body, *end = body + len, *nl;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *es;
+		long long k;
+		char num[16];
+		size_t nlen;
+
+		failed[i] = 0;
+		if (p == NULL || p >= end ||
+		    (nl = memchr(p, '\n', (size_t)(end - p))) == NULL ||
+		    nl - p < 2 || p[1] != ' ' || (*p != 'F' && *p != 'X')) {
+			util_fmt(err, errsz, "bundle record %zu is malformed", i);
+			return -1;
+		}
+		if (*p == 'X') {
+			failed[i] = 1;
+			p = nl + 1;
+			continue;
+		}
+		nlen = (size_t)(nl - p - 2);
+		if (nlen == 0 || nlen >= sizeof(num)) {
+			util_fmt(err, errsz, "bundle record %zu: bad length", i);
+			return -1;
+		}
+		memcpy(num, p + 2, nlen);
+		num[nlen] = '\0';
+		if (util_strtonum(num, 0, FILES_SMALL_MAX, &k, &es) == -1 ||
+		    (size_t)(end - (nl + 1)) < (size_t)k) {
+			util_fmt(err, errsz, "bundle record %zu: bad length", i);
+			return -1;
+		}
+		if (files_sink_write(outs[i], nl + 1, (size_t)k) == -1) {
+			util_fmt(err, errsz, "writing the temp file: %s",
+			    strerror(errno));
+			return -1;
+		}
+		p = nl + 1 + k;
+	}
+	if (p != end) {
+		util_fmt(err, errsz, "bundle has trailing bytes");
+		return -1;
+	}
+	return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <json-c/json.h>
+#include <sodium.h>
 #include <sqlite3.h>
 
 /*
@@ -141,15 +142,51 @@ struct files_sync_stats {
 };
 
 /*
- * The transfer interface.  fetch() writes the whole content of `path`
- * (expected `hash` and `size`) into out_fd, an empty temp file opened
- * read-write, starting at offset 0 (it may pwrite or resume with lseek as
- * it likes).  Returns 0, or -1 with err filled.  The engine verifies what
- * was written, so a fetcher need not.
+ * Where fetched bytes go: a temp file, hashed as it is written so the
+ * engine never reads a large file back just to verify it, written in
+ * page-aligned 1 MiB blocks (network reads come in odd sizes; odd writes
+ * make the kernel zero and copy partial pages), and pushed to disk in the
+ * background every few MiB so the final flush is short.
+ */
+struct files_sink {
+	int			 fd;		/* the temp file */
+	int64_t			 written;	/* bytes taken, from offset 0 */
+	int64_t			 flushed;	/* writeback started up to here */
+	unsigned char		*buf;		/* pending block, or NULL */
+	size_t			 blen;
+	crypto_generichash_state hs;
+};
+
+void	 files_sink_init(struct files_sink *s, int fd);
+/* Append n bytes.  0, or -1 with errno. */
+int	 files_sink_write(struct files_sink *s, const void *data, size_t n);
+/* Append n zero bytes as a hole (sparse sources stay sparse). */
+int	 files_sink_hole(struct files_sink *s, int64_t n);
+/* Write out what is pending and put the BLAKE2b-256 hex of everything
+ * appended in hex; ends the sink.  0, or -1 with errno. */
+int	 files_sink_final(struct files_sink *s, char *hex, size_t hexsz);
+/* End the sink without finishing it (the transfer failed). */
+void	 files_sink_drop(struct files_sink *s);
+
+/*
+ * The transfer interface.  fetch() appends the whole content of `path`
+ * (expected `hash` and `size`) to out, a sink over an empty temp file,
+ * with files_sink_write / files_sink_hole only.  Returns 0, or -1 with err
+ * filled.  The engine verifies what was written, so a fetcher need not.
  */
 struct files_fetcher {
 	int	(*fetch)(void *arg, const char *path, const char *hash,
-		    int64_t size, int out_fd, char *err, size_t errsz);
+		    int64_t size, struct files_sink *out, char *err,
+		    size_t errsz);
+	/*
+	 * Optional: n (<= FILES_BUNDLE_FILES) small files in one exchange,
+	 * paths[i]'s bytes appended to outs[i]; failed[i] set for a file the
+	 * peer could not send.  -1 when the exchange failed as a whole: the
+	 * engine then fetches those files one by one.
+	 */
+	int	(*fetch_many)(void *arg, size_t n, const char *const *paths,
+		    struct files_sink *const *outs, int *failed, char *err,
+		    size_t errsz);
 	void	*arg;
 };
 
@@ -244,5 +281,32 @@ enum files_rc files_conflicts(sqlite3 *state, int limit, int offset,
  * count.  Returns 0, or -1 with errno set.
  */
 int	 files_hash_fd(int fd, char *hex, size_t hexsz, int64_t *size);
+
+/*
+ * Bundles: small files travel many to one request instead of one each
+ * (a request costs far more than 4 KiB of bytes).  The receiver asks for
+ * up to FILES_BUNDLE_FILES paths of files up to FILES_SMALL_MAX bytes
+ * each; the answer holds, for each path in order, "F <len>\n" and the
+ * bytes, or "X <reason>\n" when that file cannot be sent (gone, changed
+ * into something else, grown past the limit, not synced).  The receiver
+ * verifies every file against its manifest hash, as for a download.
+ */
+#define FILES_SMALL_MAX		(64 << 10)
+#define FILES_BUNDLE_FILES	256
+#define FILES_BUNDLE_BYTES	(4 << 20)	/* receiver's cap per request */
+
+struct sbuf;
+
+/* Sender: the answer for a JSON array of paths into out.  -1 with err
+ * for a malformed request (a 400); a file that cannot be sent is an "X"
+ * record, not an error. */
+int	 files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
+	    struct sbuf *out, char *err, size_t errsz);
+/* Receiver: split an answer for n paths into outs[i]; failed[i] is set
+ * for a file the sender could not send.  -1 with err when the answer is
+ * malformed (then nothing in it can be trusted). */
+int	 files_bundle_unpack(const char *body, size_t len, size_t n,
+	    struct files_sink *const *outs, int *failed, char *err,
+	    size_t errsz);
 
 #endif

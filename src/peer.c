@@ -18,6 +18,12 @@
 
 static int curl_ready;
 
+/* One handle for every exchange of this process: libcurl keeps its
+ * connection to the peer open, so a sync of many small requests does not
+ * pay a TCP handshake each.  Processes here are single-threaded and make
+ * one exchange at a time. */
+static CURL *shared;
+
 static void
 ensure_curl(void)
 {
@@ -25,6 +31,19 @@ ensure_curl(void)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		curl_ready = 1;
 	}
+}
+
+/* The shared handle with every option back at its default (its
+ * connections kept), or NULL when out of memory. */
+static CURL *
+handle(void)
+{
+	ensure_curl();
+	if (shared == NULL)
+		shared = curl_easy_init();
+	else
+		curl_easy_reset(shared);
+	return shared;
 }
 
 void
@@ -136,8 +155,7 @@ easy_for(const char *url, struct sink *sink)
 {
 	CURL *h;
 
-	ensure_curl();
-	if ((h = curl_easy_init()) == NULL)
+	if ((h = handle()) == NULL)
 		return NULL;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -168,8 +186,9 @@ exchange(CURL *h, struct curl_slist *hdrs, struct sink *sink, const char *pk,
 	else
 		util_fmt(resp->err, sizeof(resp->err), "%s",
 		    curl_easy_strerror(cc));
+	/* The handle is kept: it must not point at freed headers. */
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
 	if (cc != CURLE_OK) {
 		peer_resp_free(resp);
 		return -1;
@@ -411,55 +430,47 @@ done:
 
 #define PEER_DOWNLOAD_TRIES	4
 
-struct fdsink {
-	int	 fd;
-	int64_t	 written;
-	int	 failed;
+struct dlsink {
+	struct files_sink	*out;
+	int			 failed;
 };
 
 static size_t
-to_fd(char *data, size_t size, size_t nmemb, void *arg)
+to_sink(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct fdsink *s = arg;
-	size_t n = size * nmemb, off = 0;
+	struct dlsink *s = arg;
+	size_t n = size * nmemb;
 
-	while (off < n) {
-		ssize_t w = write(s->fd, data + off, n - off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			s->failed = 1;
-			return 0;
-		}
-		off += (size_t)w;
+	if (files_sink_write(s->out, data, n) == -1) {
+		s->failed = errno;
+		return 0;
 	}
-	s->written += (int64_t)n;
 	return n;
 }
 
 int
 peer_download(const struct store_identity *self, const struct peer *p,
-    const char *uri, int out_fd, int64_t size, char *err, size_t errsz)
+    const char *uri, struct files_sink *out, int64_t size, char *err,
+    size_t errsz)
 {
 	char hash[KEYS_HASH_HEX], hdr[SIGN_HEADER_MAX], url[PEERS_URL_MAX + 4096];
 	char line[SIGN_HEADER_MAX + 64], range[64];
-	struct fdsink sink = { .fd = out_fd };
+	struct dlsink sink = { .out = out };
 
 	keys_sha256_hex(hash, "", 0);
 	if (util_fmt(url, sizeof(url), "%s%s", p->url, uri) == -1) {
 		util_fmt(err, errsz, "path too long");
 		return -1;
 	}
-	ensure_curl();
 	for (int tries = 0; tries < PEER_DOWNLOAD_TRIES; tries++) {
 		struct curl_slist *hdrs = NULL;
 		long status = 0;
 		CURLcode cc;
-		CURL *h;
+		CURL *h = handle();
 
 		/* Each attempt is signed afresh: nonces are single-use. */
-		if (sign_request(hdr, sizeof(hdr), self, p->node_id, "GET", uri,
-		    hash, 0, NULL) == -1 || (h = curl_easy_init()) == NULL) {
+		if (h == NULL || sign_request(hdr, sizeof(hdr), self,
+		    p->node_id, "GET", uri, hash, 0, NULL) == -1) {
 			util_fmt(err, errsz, "cannot sign the request");
 			return -1;
 		}
@@ -473,28 +484,31 @@ peer_download(const struct store_identity *self, const struct peer *p,
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
 		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_fd);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_sink);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 		curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-		if (sink.written > 0) {
+		/* Fewer, larger writes into the sink for big files. */
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+		if (out->written > 0) {
 			util_fmt(range, sizeof(range), "%lld-",
-			    (long long)sink.written);
+			    (long long)out->written);
 			curl_easy_setopt(h, CURLOPT_RANGE, range);
 		}
 		cc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		/* The handle is kept: it must not point at freed headers. */
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 		curl_slist_free_all(hdrs);
-		curl_easy_cleanup(h);
 		if (sink.failed) {
 			util_fmt(err, errsz, "writing the temp file: %s",
-			    strerror(errno));
+			    strerror(sink.failed));
 			return -1;
 		}
-		if (cc == CURLE_OK && (size < 0 || sink.written == size))
+		if (cc == CURLE_OK && (size < 0 || out->written == size))
 			return 0;
-		if (cc == CURLE_OK && status == 200 && sink.written != size) {
+		if (cc == CURLE_OK && status == 200 && out->written != size) {
 			util_fmt(err, errsz, "size changed on the peer (%lld, "
-			    "want %lld)", (long long)sink.written,
+			    "want %lld)", (long long)out->written,
 			    (long long)size);
 			return -1;
 		}
@@ -503,7 +517,7 @@ peer_download(const struct store_identity *self, const struct peer *p,
 			return -1;
 		}
 		log_info("download of %s from %s interrupted at %lld bytes "
-		    "(%s): resuming", uri, p->name, (long long)sink.written,
+		    "(%s): resuming", uri, p->name, (long long)out->written,
 		    curl_easy_strerror(cc));
 	}
 	util_fmt(err, errsz, "download from %s kept failing", p->name);

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
+#include "files.h"
 #include "peers.h"
 #include "store.h"
 
@@ -39,14 +40,15 @@ int	 peer_call(const struct store_identity *self, const struct peer *p,
 	    struct peer_resp *resp);
 
 /*
- * Download a file from peer p (signed GET of uri) into out_fd, streaming:
- * constant memory whatever the size.  An interrupted transfer is resumed
- * with a Range request from what is already written (a few times).
+ * Download a file from peer p (signed GET of uri) into out, streaming:
+ * constant memory whatever the size, hashed on the way.  An interrupted
+ * transfer is resumed with a Range request from what is already written
+ * (a few times).  Downloads reuse one connection per peer.
  * Returns 0 when `size` bytes arrived (any complete answer when size is
  * -1), -1 with a reason.
  */
 int	 peer_download(const struct store_identity *self, const struct peer *p,
-	    const char *uri, int out_fd, int64_t size, char *err,
+	    const char *uri, struct files_sink *out, int64_t size, char *err,
 	    size_t errsz);
 
 /*

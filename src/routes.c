@@ -53,6 +53,8 @@ static const struct route route_table[] = {
 	  .access = ACC_PEER, .fn = api_files_cursor },
 	{ .method = "GET", .path = "/api/sync/files/download",
 	  .access = ACC_PEER, .fn = api_files_download },
+	{ .method = "POST", .path = "/api/sync/files/bundle",
+	  .access = ACC_PEER, .fn = api_files_bundle },
 	{ .method = "POST", .path = "/api/sync/files/upload",
 	  .access = ACC_PEER, .fn = api_files_upload },
 	{ .method = "POST", .path = "/api/sync/files/apply",

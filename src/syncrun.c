@@ -31,6 +31,7 @@ struct link {
 	const struct conf		*conf;
 	int64_t				 progress_ms;	/* last progress event */
 	int64_t				 files_total;	/* of the current page */
+	int				 no_bundle;	/* peer lacks the route */
 };
 
 #define PROGRESS_EVERY_MS	200	/* live progress, not a flood */
@@ -164,7 +165,7 @@ syncrun_summary(char *buf, size_t bufsz, const struct sync_counts *n)
 
 static int
 fetch_from_peer(void *arg, const char *path, const char *hash, int64_t size,
-    int out_fd, char *err, size_t errsz)
+    struct files_sink *out, char *err, size_t errsz)
 {
 	struct link *l = arg;
 	char uri[4 * FPATH_MAX], q[3 * FPATH_MAX + 1];
@@ -175,7 +176,49 @@ fetch_from_peer(void *arg, const char *path, const char *hash, int64_t size,
 		util_fmt(err, errsz, "path too long");
 		return -1;
 	}
-	return peer_download(l->self, l->peer, uri, out_fd, size, err, errsz);
+	return peer_download(l->self, l->peer, uri, out, size, err, errsz);
+}
+
+static int
+fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
+    struct files_sink *const *outs, int *failed, char *err, size_t errsz)
+{
+	struct link *l = arg;
+	json_object *body, *arr;
+	struct peer_resp resp;
+	const char *b;
+	int rc = -1;
+
+	if (l->no_bundle) {
+		util_fmt(err, errsz, "%s has no bundle route", l->peer->name);
+		return -1;
+	}
+	body = json_object_new_object();
+	arr = json_object_new_array_ext((int)n);
+	json_object_object_add(body, "paths", arr);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(paths[i]));
+	b = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	if (peer_call(l->self, l->peer, "POST", "/api/sync/files/bundle", b,
+	    strlen(b), &resp) == -1) {
+		util_fmt(err, errsz, "%s", resp.err);
+		goto done;
+	}
+	if (resp.status == 404 || resp.status == 405) {
+		/* A peer from before bundles: one by one from now on. */
+		l->no_bundle = 1;
+		util_fmt(err, errsz, "%s has no bundle route", l->peer->name);
+	} else if (resp.status != 200) {
+		util_fmt(err, errsz, "%s answered %ld: %s", l->peer->name,
+		    resp.status, resp.err);
+	} else {
+		rc = files_bundle_unpack(resp.body, resp.len, n, outs, failed,
+		    err, errsz);
+	}
+	peer_resp_free(&resp);
+done:
+	json_object_put(body);
+	return rc;
 }
 
 static int64_t
@@ -193,7 +236,8 @@ static int
 files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
     struct sync_counts *n, char *err, size_t errsz)
 {
-	struct files_fetcher f = { .fetch = fetch_from_peer, .arg = l };
+	struct files_fetcher f = { .fetch = fetch_from_peer,
+	    .fetch_many = fetch_many_from_peer, .arg = l };
 	char uri[256], why[512];
 	int64_t cursor;
 
@@ -703,6 +747,8 @@ bootstrap_one(sqlite3 *state, struct conf *c, struct link *l,
 {
 	char path[UTIL_PATH_MAX], tmp[UTIL_PATH_MAX], uri[1200], q[1024];
 	char list[CONF_VAL_MAX], why[256];
+	char hex[FILES_HASH_HEX + 1];
+	struct files_sink sink;
 	sqlite3 *app = NULL;
 	struct stat sb;
 	int fd = -1, rc = -1;
@@ -725,11 +771,18 @@ bootstrap_one(sqlite3 *state, struct conf *c, struct link *l,
 		util_fmt(err, errsz, "temp file for %s: %s", db, strerror(errno));
 		return -1;
 	}
+	files_sink_init(&sink, fd);
 	if (util_urlencode(q, sizeof(q), db, 1) == -1 || util_fmt(uri, sizeof(uri),
 	    "/api/sync/database?db=%s", q) == -1 ||
-	    peer_download(l->self, l->peer, uri, fd, -1, why, sizeof(why)) == -1 ||
-	    fsync(fd) == -1) {
+	    peer_download(l->self, l->peer, uri, &sink, -1, why,
+	    sizeof(why)) == -1) {
+		files_sink_drop(&sink);
 		util_fmt(err, errsz, "snapshot of %s: %s", db, why);
+		goto done;
+	}
+	/* The hash is not needed: quick_check below vets the snapshot. */
+	if (files_sink_final(&sink, hex, sizeof(hex)) == -1 || fsync(fd) == -1) {
+		util_fmt(err, errsz, "snapshot of %s: %s", db, strerror(errno));
 		goto done;
 	}
 	if (sqlite3_open_v2(tmp, &app, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||

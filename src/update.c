@@ -604,7 +604,8 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
     size_t errsz)
 {
 	const char *path = jstr(e, "path"), *hash = jstr(e, "hash");
-	char base[FPATH_NAME_MAX + 1], why[256];
+	char base[FPATH_NAME_MAX + 1], why[256], hex[FILES_HASH_HEX + 1];
+	struct files_sink sink;
 	int64_t size = 0, mode = 0644;
 	int pfd, fd, rc = -1;
 
@@ -633,12 +634,19 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
 			    strerror(errno));
 			goto done;
 		}
-		if (f->fetch(f->arg, path, hash, size, fd, why,
+		files_sink_init(&sink, fd);
+		if (f->fetch(f->arg, path, hash, size, &sink, why,
 		    sizeof(why)) == -1) {
+			files_sink_drop(&sink);
 			util_fmt(err, errsz, "fetching %s: %s", path, why);
 			goto done;
 		}
-		if (verify_fd(fd, hash, size) == -1) {
+		if (files_sink_final(&sink, hex, sizeof(hex)) == -1) {
+			util_fmt(err, errsz, "stage %s: %s", path,
+			    strerror(errno));
+			goto done;
+		}
+		if (sink.written != size || strcmp(hex, hash) != 0) {
 			util_fmt(err, errsz, "%s does not match its hash in the "
 			    "manifest: release refused, nothing changed", path);
 			goto done;

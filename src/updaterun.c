@@ -591,7 +591,7 @@ report(struct applyctx *a, const char *state, const char *detail)
 
 static int
 fetch_release_file(void *arg, const char *path, const char *hash,
-    int64_t size, int out_fd, char *err, size_t errsz)
+    int64_t size, struct files_sink *out, char *err, size_t errsz)
 {
 	struct applyctx *a = arg;
 	char uri[3 * UTIL_PATH_MAX + 128], q[3 * UTIL_PATH_MAX + 1];
@@ -602,7 +602,7 @@ fetch_release_file(void *arg, const char *path, const char *hash,
 		util_fmt(err, errsz, "path too long");
 		return -1;
 	}
-	return peer_download(a->self, a->origin, uri, out_fd, size, err, errsz);
+	return peer_download(a->self, a->origin, uri, out, size, err, errsz);
 }
 
 static int

@@ -85,7 +85,7 @@ node_close(struct node *n)
 
 static int
 test_fetch(void *arg, const char *path, const char *hash, int64_t size,
-    int out, char *err, size_t errsz)
+    struct files_sink *out, char *err, size_t errsz)
 {
 	struct fetch_arg *fa = arg;
 	unsigned char *buf = NULL;
@@ -111,9 +111,9 @@ test_fetch(void *arg, const char *path, const char *hash, int64_t size,
 		for (i = 0, zero = 1; i < r && zero; i++)
 			zero = buf[i] == 0;
 		if (zero) {
-			if (lseek(out, r, SEEK_CUR) == -1)
+			if (files_sink_hole(out, r) == -1)
 				goto fail;
-		} else if (write(out, buf, (size_t)r) != r)
+		} else if (files_sink_write(out, buf, (size_t)r) == -1)
 			goto fail;
 		total += r;
 		if (fa->midway != NULL && total >= size / 2) {
@@ -121,8 +121,6 @@ test_fetch(void *arg, const char *path, const char *hash, int64_t size,
 			fa->midway = NULL;
 		}
 	}
-	if (ftruncate(out, total) == -1)
-		goto fail;
 	ret = 0;
 fail:
 	if (ret == -1 && err[0] == '\0')
@@ -154,6 +152,7 @@ sync_one(struct node *from, struct node *to, struct fetch_arg *fa,
 	if (fa == NULL)
 		fa = &local;
 	fa->src = from;
+	memset(&f, 0, sizeof(f));
 	f.fetch = test_fetch;
 	f.arg = fa;
 	if ((rc = files_scan(from->db, &from->cfg, NULL, err,
@@ -746,6 +745,7 @@ test_hostile(int use2)
 	tap_diag("hostile paths, %s", use2 ? "openat2" : "O_NOFOLLOW walk");
 	memset(&fa, 0, sizeof(fa));
 	fa.src = &a;
+	memset(&f, 0, sizeof(f));
 	f.fetch = test_fetch;
 	f.arg = &fa;
 	util_fmt(out, sizeof(out), "%s/outside%d", scratch, use2);
@@ -1099,6 +1099,56 @@ test_large(void)
 	node_close(&b);
 }
 
+/* A bundle answer is taken apart exactly, and a damaged one is refused
+ * as a whole (nothing in it is trusted). */
+static void
+test_bundle_unpack(void)
+{
+	static const struct {
+		const char	*body;
+		const char	*why;
+	} bad[] = {
+		{ "F 3\nab", "truncated content" },
+		{ "F 2\nab", "too few records" },
+		{ "F 2\nabX gone\nF 1\nzz", "trailing bytes" },
+		{ "F x\nab", "length not a number" },
+		{ "F -1\nab", "negative length" },
+		{ "F 99999999\nab", "length over the limit" },
+		{ "Q 2\nab", "unknown record" },
+		{ "F 2", "no newline" },
+		{ "", "empty" },
+	};
+	char path[PATH_MAX], err[256], hex[FILES_HASH_HEX + 1];
+	struct files_sink sink[3], *outs[3] = { &sink[0], &sink[1], &sink[2] };
+	const char *good = "F 2\nabX gone\nF 0\n";
+	int fds[3], failed[3];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		util_fmt(path, sizeof(path), "%s/bundle-%zu", scratch, i);
+		if ((fds[i] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) == -1)
+			die("open");
+		files_sink_init(&sink[i], fds[i]);
+	}
+	tap_ok(files_bundle_unpack(good, strlen(good), 3, outs, failed, err,
+	    sizeof(err)) == 0 && !failed[0] && failed[1] && !failed[2],
+	    "bundle: a file, a refusal and an empty file are told apart");
+	files_sink_final(&sink[0], hex, sizeof(hex));
+	tap_ok(sink[0].written == 2 && pread(fds[0], path, 2, 0) == 2 &&
+	    memcmp(path, "ab", 2) == 0, "bundle: the bytes land in the sink");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		files_sink_init(&sink[0], fds[0]);
+		files_sink_init(&sink[1], fds[1]);
+		tap_ok(files_bundle_unpack(bad[i].body, strlen(bad[i].body), 2,
+		    outs, failed, err, sizeof(err)) == -1,
+		    "bundle refused: %s (%s)", bad[i].why, err);
+		files_sink_drop(&sink[0]);
+		files_sink_drop(&sink[1]);
+	}
+	for (i = 0; i < 3; i++)
+		close(fds[i]);
+}
+
 int
 main(void)
 {
@@ -1123,6 +1173,7 @@ main(void)
 	test_cap();
 	test_install_tmp();
 	test_large();
+	test_bundle_unpack();
 	if (getenv("MESHSYNC_KEEP") == NULL)
 		util_rmtree(scratch);
 	else

@@ -54,7 +54,7 @@ struct src {
 
 static int
 fetch(void *arg, const char *path, const char *hash, int64_t size,
-    int out_fd, char *err, size_t errsz)
+    struct files_sink *out, char *err, size_t errsz)
 {
 	struct src *s = arg;
 	char p[PATH_MAX * 2], *data = NULL;
@@ -64,7 +64,7 @@ fetch(void *arg, const char *path, const char *hash, int64_t size,
 	(void)size;
 	s->calls++;
 	if (s->lie) {
-		if (write(out_fd, "forged", 6) != 6)
+		if (files_sink_write(out, "forged", 6) == -1)
 			return -1;
 		return 0;
 	}
@@ -73,7 +73,7 @@ fetch(void *arg, const char *path, const char *hash, int64_t size,
 		snprintf(err, errsz, "read %s", path);
 		return -1;
 	}
-	if (len > 0 && write(out_fd, data, len) != (ssize_t)len) {
+	if (len > 0 && files_sink_write(out, data, len) == -1) {
 		free(data);
 		return -1;
 	}
