@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,96 @@ saw(const struct frow *w, const struct frow *l)
 #define SINK_WRITEBACK_STEP	(8 << 20)
 #define SINK_BLOCK		(1 << 20)
 
+/*
+ * The helper thread of a large sink: it hashes one block while the sink's
+ * thread writes that block out and receives the next one (BLAKE2b costs
+ * about as much CPU as the write itself).  One job at a time, in order.
+ */
+struct sink_hasher {
+	pthread_t			 thread;
+	pthread_mutex_t			 mu;
+	pthread_cond_t			 cv;
+	const unsigned char		*job;
+	size_t				 jlen;
+	int				 quit;
+	crypto_generichash_state	*hs;
+};
+
+static void *
+hasher_main(void *arg)
+{
+	struct sink_hasher *h = arg;
+
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (h->job == NULL && !h->quit)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->job == NULL)
+			break;
+		pthread_mutex_unlock(&h->mu);
+		crypto_generichash_update(h->hs, h->job,
+		    (unsigned long long)h->jlen);
+		pthread_mutex_lock(&h->mu);
+		h->job = NULL;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Wait until the hasher has finished its job (its block is free again). */
+static void
+hasher_wait(struct sink_hasher *h)
+{
+	pthread_mutex_lock(&h->mu);
+	while (h->job != NULL)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void
+hasher_post(struct sink_hasher *h, const unsigned char *p, size_t n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->job = p;
+	h->jlen = n;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* A hasher thread for s, or NULL (then s hashes inline: slower, same). */
+static struct sink_hasher *
+hasher_start(struct files_sink *s)
+{
+	struct sink_hasher *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->hs = &s->hs;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	if (pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void
+hasher_stop(struct sink_hasher *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->quit = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->thread, NULL);
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
 void
 files_sink_init(struct files_sink *s, int fd)
 {
@@ -301,12 +392,26 @@ write_all(int fd, const unsigned char *p, size_t n)
 	return 0;
 }
 
+/* Hand the filled block to the hasher (after the previous one is done)
+ * and write it out; fill the other block next. */
 static int
 sink_flush(struct files_sink *s)
 {
-	if (s->blen > 0 && write_all(s->fd, s->buf, s->blen) == -1)
-		return -1;
+	const unsigned char *blk = s->buf[s->cur];
+	size_t n = s->blen;
+
+	if (n == 0)
+		return 0;
+	if (s->hasher != NULL) {
+		hasher_wait(s->hasher);
+		hasher_post(s->hasher, blk, n);
+	} else {
+		crypto_generichash_update(&s->hs, blk, (unsigned long long)n);
+	}
+	s->cur ^= 1;
 	s->blen = 0;
+	if (write_all(s->fd, blk, n) == -1)
+		return -1;
 	if (s->written - s->flushed >= SINK_WRITEBACK_STEP) {
 		/* Only a hint to the kernel: a failure shows at the fsync. */
 		(void)sync_file_range(s->fd, (off_t)s->flushed,
@@ -316,25 +421,42 @@ sink_flush(struct files_sink *s)
 	return 0;
 }
 
+/* Everything taken is written and hashed; the hasher is idle. */
+static int
+sink_settle(struct files_sink *s)
+{
+	int rc = sink_flush(s);
+
+	if (s->hasher != NULL)
+		hasher_wait(s->hasher);
+	return rc;
+}
+
 int
 files_sink_write(struct files_sink *s, const void *data, size_t n)
 {
 	const unsigned char *p = data;
 
-	crypto_generichash_update(&s->hs, p, (unsigned long long)n);
 	/* A small file goes straight out in its one or two writes. */
-	if (s->buf == NULL && s->written + (int64_t)n <= FILES_SMALL_MAX) {
+	if (s->buf[0] == NULL && s->written + (int64_t)n <= FILES_SMALL_MAX) {
+		crypto_generichash_update(&s->hs, p, (unsigned long long)n);
 		if (write_all(s->fd, p, n) == -1)
 			return -1;
 		s->written += (int64_t)n;
 		return 0;
 	}
-	if (s->buf == NULL && (s->buf = malloc(SINK_BLOCK)) == NULL)
-		return -1;
+	if (s->buf[0] == NULL) {
+		if ((s->buf[0] = malloc(SINK_BLOCK)) == NULL ||
+		    (s->buf[1] = malloc(SINK_BLOCK)) == NULL) {
+			files_sink_drop(s);
+			return -1;
+		}
+		s->hasher = hasher_start(s);
+	}
 	s->written += (int64_t)n;
 	while (n > 0) {
 		size_t k = SINK_BLOCK - s->blen < n ? SINK_BLOCK - s->blen : n;
-		memcpy(s->buf + s->blen, p, k);
+		memcpy(s->buf[s->cur] + s->blen, p, k);
 		s->blen += k;
 		p += k;
 		n -= k;
@@ -350,7 +472,7 @@ files_sink_hole(struct files_sink *s, int64_t n)
 	static const unsigned char zero[4096];
 	int64_t left = n;
 
-	if (n < 0 || sink_flush(s) == -1 ||
+	if (n < 0 || sink_settle(s) == -1 ||
 	    lseek(s->fd, (off_t)n, SEEK_CUR) == -1 ||
 	    ftruncate(s->fd, (off_t)(s->written + n)) == -1)
 		return -1;
@@ -368,7 +490,7 @@ int
 files_sink_final(struct files_sink *s, char *hex, size_t hexsz)
 {
 	unsigned char out[32];
-	int rc = sink_flush(s);
+	int rc = sink_settle(s);
 
 	files_sink_drop(s);
 	crypto_generichash_final(&s->hs, out, sizeof(out));
@@ -379,8 +501,12 @@ files_sink_final(struct files_sink *s, char *hex, size_t hexsz)
 void
 files_sink_drop(struct files_sink *s)
 {
-	free(s->buf);
-	s->buf = NULL;
+	if (s->hasher != NULL)
+		hasher_stop(s->hasher);	/* finishes its job first */
+	s->hasher = NULL;
+	free(s->buf[0]);
+	free(s->buf[1]);
+	s->buf[0] = s->buf[1] = NULL;
 	s->blen = 0;
 }
 

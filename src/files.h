@@ -143,17 +143,23 @@ struct files_sync_stats {
 
 /*
  * Where fetched bytes go: a temp file, hashed as it is written so the
- * engine never reads a large file back just to verify it, written in
- * page-aligned 1 MiB blocks (network reads come in odd sizes; odd writes
- * make the kernel zero and copy partial pages), and pushed to disk in the
- * background every few MiB so the final flush is short.
+ * engine never reads a large file back just to verify it.  A file that
+ * outgrows FILES_SMALL_MAX switches to page-aligned 1 MiB blocks (network
+ * reads come in odd sizes; odd writes make the kernel zero and copy partial
+ * pages), each hashed on a helper thread while the next one is received
+ * and written, and pushed to disk in the background every few MiB so the
+ * final flush is short.
  */
+struct sink_hasher;
+
 struct files_sink {
 	int			 fd;		/* the temp file */
 	int64_t			 written;	/* bytes taken, from offset 0 */
 	int64_t			 flushed;	/* writeback started up to here */
-	unsigned char		*buf;		/* pending block, or NULL */
+	unsigned char		*buf[2];	/* blocks, NULL while small */
+	int			 cur;		/* the block being filled */
 	size_t			 blen;
+	struct sink_hasher	*hasher;	/* NULL: hash inline */
 	crypto_generichash_state hs;
 };
 
