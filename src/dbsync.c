@@ -1535,11 +1535,22 @@ eng_prologue(struct eng *e)
 /* ------------------------------------------------------------------ */
 /* Public: open, harvest, vv                                            */
 
+/* Every table and index dbsync_ddl and capture_ddl create. */
+#define DBSYNC_SCHEMA_OBJECTS	10
+
 int
 dbsync_init(sqlite3 *db, char *err, size_t errsz)
 {
 	int own = sqlite3_get_autocommit(db);
 
+	/* Opened for every request: skip the write lock when all is there. */
+	if (own && store_scalar(db, "SELECT count(*) FROM sqlite_schema "
+	    "WHERE name IN ('_meshsync_tracked', '_meshsync_capture', "
+	    "'_meshsync_meta', '_meshsync_vv', '_meshsync_schemas', "
+	    "'_meshsync_changes', '_meshsync_shadow', '_meshsync_parked', "
+	    "'_meshsync_parked_tbl', '_meshsync_conflicts')") ==
+	    DBSYNC_SCHEMA_OBJECTS)
+		return 0;
 	if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_init(db, err, errsz) == -1 ||
