@@ -2475,6 +2475,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	struct files_scan_stats sst;
 	struct fgroup *g = NULL;
 	struct fent *e = NULL, **order = NULL;
+	uint64_t t0, t1, t2;
 	struct frow L;
 	struct fctx c;
 	char msg[512], sbuf[128];
@@ -2508,6 +2509,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
 		goto fail;
 
+	t0 = util_mono_us();
 	/* 1. Rescan what the manifest touches: a local edit the watcher
 	 *    has not indexed yet must take part in the decision. */
 	if (ctx_begin(&c) == -1)
@@ -2521,6 +2523,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	if (ctx_end(&c, 1) == -1)
 		goto dbfail;
 
+	t1 = util_mono_us();
 	/* 2. Fetch and verify outside any transaction: transfers are slow
 	 *    and must not hold the state DB's write lock. */
 	if (ctx_prepare_get(&c) == -1)
@@ -2560,6 +2563,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	if (temps_durable(&c, e, n) == -1)
 		goto dbfail;
 
+	t2 = util_mono_us();
 	/* 3. Decide again under the write lock and install. */
 	if ((order = calloc(n ? n : 1, sizeof(*order))) == NULL) {
 		util_fmt(err, errsz, "files: out of memory");
@@ -2605,6 +2609,10 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	if (ctx_end(&c, 1) == -1)
 		goto dbfail;
 	ret = nfail ? FILES_EPARTIAL : FILES_OK;
+	log_debug("files from %.8s: %zu entries: rescan %llu ms, fetch %llu "
+	    "ms, install %llu ms", peer, n, (unsigned long long)(t1 - t0) /
+	    1000, (unsigned long long)(t2 - t1) / 1000,
+	    (unsigned long long)(util_mono_us() - t2) / 1000);
 	goto fail;
 dbfail:
 	util_strlcpy(err, msg, errsz);
