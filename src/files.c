@@ -2925,6 +2925,11 @@ bundle_one(const struct files_cfg *cfg, int rootfd, const char *path,
 		}
 		if (why == NULL && n > FILES_SMALL_MAX)
 			why = "too big for a bundle";
+		/* Whatever a peer asks, one answer stays this small (its
+		 * content, plus room for the record headers). */
+		else if (why == NULL && out->len + (size_t)n >
+		    FILES_BUNDLE_BYTES + FILES_BUNDLE_FILES * 32)
+			why = "bundle full";
 	}
 	if (fd != -1)
 		close(fd);
