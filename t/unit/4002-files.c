@@ -37,7 +37,10 @@ struct node {
 struct fetch_arg {
 	struct node	*src;
 	int		 corrupt;
-	int		 calls;
+	int		 calls;		/* single fetches */
+	int		 bundle;	/* 0 none, 1 works, 2 refuses odd
+					   files, 3 fails as a whole */
+	int		 many_calls;
 	void		(*midway)(void *);
 	void		*midway_arg;
 };
@@ -133,6 +136,31 @@ fail:
 	return ret;
 }
 
+/* The bundle side of the test fetcher (fa->bundle says how it behaves);
+ * what it brings does not count as single fetches. */
+static int
+test_fetch_many(void *arg, size_t n, const char *const *paths,
+    struct files_sink *const *outs, int *failed, char *err, size_t errsz)
+{
+	struct fetch_arg *fa = arg;
+	int calls = fa->calls;
+	size_t i;
+
+	fa->many_calls++;
+	if (fa->bundle == 3) {
+		util_fmt(err, errsz, "no bundle route");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		failed[i] = fa->bundle == 2 && i % 2 == 1;
+		if (!failed[i] && test_fetch(arg, paths[i], NULL, -1, outs[i],
+		    err, errsz) == -1)
+			return -1;
+	}
+	fa->calls = calls;
+	return 0;
+}
+
 /*
  * One-way sync from -> to: scan `from`, then manifest batches from the
  * cursor `to` keeps for `from`, pulled until "more" is false (or an error).
@@ -154,6 +182,7 @@ sync_one(struct node *from, struct node *to, struct fetch_arg *fa,
 	fa->src = from;
 	memset(&f, 0, sizeof(f));
 	f.fetch = test_fetch;
+	f.fetch_many = fa->bundle ? test_fetch_many : NULL;
 	f.arg = fa;
 	if ((rc = files_scan(from->db, &from->cfg, NULL, err,
 	    sizeof(err))) != FILES_OK) {
@@ -1149,6 +1178,45 @@ test_bundle_unpack(void)
 		close(fds[i]);
 }
 
+/* Small files come in bundles; whatever a bundle does not bring (a file
+ * it refuses, or everything when the exchange fails) is fetched alone. */
+static void
+test_bundle_fallback(void)
+{
+	static const char *const how[] = { "", "bundle works",
+	    "bundle refuses every other file", "bundle fails as a whole" };
+	static const int singles[] = { 0, 1, 11, 21 };
+	struct node a, b;
+	struct files_sync_stats st;
+	struct fetch_arg fa;
+	unsigned char big[100000];
+	char rel[64], id[32];
+	int mode, i;
+
+	node_init(&a, "nodeA-bundle");
+	for (i = 0; i < 20; i++) {
+		util_fmt(rel, sizeof(rel), "small/%02d.txt", i);
+		puts_(&a, rel, rel);
+	}
+	memset(big, 'b', sizeof(big));
+	put(&a, "big.bin", big, sizeof(big), 0644);
+	for (mode = 1; mode <= 3; mode++) {
+		util_fmt(id, sizeof(id), "nodeB-bundle%d", mode);
+		node_init(&b, id);
+		memset(&fa, 0, sizeof(fa));
+		fa.bundle = mode;
+		memset(&st, 0, sizeof(st));
+		tap_ok(sync_one(&a, &b, &fa, 0, &st) == FILES_OK &&
+		    same_tree(&a, &b) && st.received == 21,
+		    "bundle: %s: every file arrives", how[mode]);
+		tap_ok(fa.many_calls == 1 && fa.calls == singles[mode],
+		    "bundle: %s: 1 bundle, %d single fetches (got %d, %d)",
+		    how[mode], singles[mode], fa.many_calls, fa.calls);
+		node_close(&b);
+	}
+	node_close(&a);
+}
+
 int
 main(void)
 {
@@ -1174,6 +1242,7 @@ main(void)
 	test_install_tmp();
 	test_large();
 	test_bundle_unpack();
+	test_bundle_fallback();
 	if (getenv("MESHSYNC_KEEP") == NULL)
 		util_rmtree(scratch);
 	else
