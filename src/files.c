@@ -453,14 +453,18 @@ files_sink_write(struct files_sink *s, const void *data, size_t n)
 		}
 		s->hasher = hasher_start(s);
 	}
-	s->written += (int64_t)n;
 	while (n > 0) {
-		size_t k = SINK_BLOCK - s->blen < n ? SINK_BLOCK - s->blen : n;
+		/* Blocks end on 1 MiB boundaries of the file, so the one
+		 * after the small-file start is short and the rest align. */
+		size_t room = SINK_BLOCK - (size_t)(s->written % SINK_BLOCK);
+		size_t k = room < n ? room : n;
+
 		memcpy(s->buf[s->cur] + s->blen, p, k);
 		s->blen += k;
+		s->written += (int64_t)k;
 		p += k;
 		n -= k;
-		if (s->blen == SINK_BLOCK && sink_flush(s) == -1)
+		if (s->written % SINK_BLOCK == 0 && sink_flush(s) == -1)
 			return -1;
 	}
 	return 0;

@@ -1217,6 +1217,52 @@ test_bundle_fallback(void)
 	node_close(&a);
 }
 
+/* A sink given odd-sized pieces (small start, block edges, holes) writes
+ * exactly those bytes and hashes them as a second read would. */
+static void
+test_sink(void)
+{
+	static const size_t piece[] = { 1, 7, 4093, 65536, 3, 1048576,
+	    1048573, 9, 2097152 + 5, 123457 };
+	char path[PATH_MAX], hex[FILES_HASH_HEX + 1], want[FILES_HASH_HEX + 1];
+	unsigned char *src, *back;
+	struct files_sink sink;
+	size_t total = 0, off = 0, i;
+	int64_t size = 0;
+	int fd, ok = 1;
+
+	for (i = 0; i < sizeof(piece) / sizeof(piece[0]); i++)
+		total += piece[i];
+	total += 300000;	/* the hole */
+	if ((src = calloc(1, total)) == NULL || (back = malloc(total)) == NULL)
+		die("malloc");
+	randombytes_buf(src, total - 300000 - 123457);
+	randombytes_buf(src + total - 123457, 123457);
+	util_fmt(path, sizeof(path), "%s/sink.bin", scratch);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) == -1)
+		die("open");
+	files_sink_init(&sink, fd);
+	for (i = 0; i < sizeof(piece) / sizeof(piece[0]); i++) {
+		if (i == sizeof(piece) / sizeof(piece[0]) - 1) {
+			ok = ok && files_sink_hole(&sink, 300000) == 0;
+			off += 300000;
+		}
+		ok = ok && files_sink_write(&sink, src + off, piece[i]) == 0;
+		off += piece[i];
+	}
+	ok = ok && files_sink_final(&sink, hex, sizeof(hex)) == 0;
+	tap_ok(ok && sink.written == (int64_t)total, "sink: %zu bytes in odd "
+	    "pieces and a hole taken", total);
+	tap_ok(files_hash_fd(fd, want, sizeof(want), &size) == 0 &&
+	    size == (int64_t)total && strcmp(hex, want) == 0,
+	    "sink: its hash is the file's");
+	tap_ok(pread(fd, back, total, 0) == (ssize_t)total &&
+	    memcmp(src, back, total) == 0, "sink: the file holds the bytes");
+	close(fd);
+	free(src);
+	free(back);
+}
+
 int
 main(void)
 {
@@ -1241,6 +1287,7 @@ main(void)
 	test_cap();
 	test_install_tmp();
 	test_large();
+	test_sink();
 	test_bundle_unpack();
 	test_bundle_fallback();
 	if (getenv("MESHSYNC_KEEP") == NULL)
