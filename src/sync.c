@@ -1,6 +1,7 @@
 /* sync.c - the one-shot bidirectional database sync, over any transport. */
 #include "sync.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,73 @@ nchanges(json_object *batch)
 	    json_object_is_type(v, json_type_array))
 		return json_object_array_length(v);
 	return 0;
+}
+
+/* A batch on its way to the peer (on a thread of its own). */
+struct sending {
+	const struct sync_transport	*t;
+	const char			*db;
+	json_object			*batch;
+	json_object			*result;
+	int				 rc;
+	char				 why[512];
+};
+
+static void *
+send_main(void *arg)
+{
+	struct sending *s = arg;
+
+	s->rc = s->t->receive(s->t->arg, s->db, s->batch, &s->result, s->why,
+	    sizeof(s->why));
+	return NULL;
+}
+
+/* The version vector the peer will have once it applied batch: since,
+ * raised to the last change of each origin in the batch. */
+static json_object *
+vv_after(json_object *since, json_object *batch)
+{
+	json_object *vv = json_object_new_object(), *ch, *o, *s;
+	size_t i, n;
+
+	if (vv == NULL)
+		return NULL;
+	json_object_object_foreach(since, k, v)
+		json_object_object_add(vv, k,
+		    json_object_new_int64(json_object_get_int64(v)));
+	if (!json_object_object_get_ex(batch, "changes", &ch) ||
+	    !json_object_is_type(ch, json_type_array))
+		return vv;
+	n = json_object_array_length(ch);
+	for (i = 0; i < n; i++) {
+		json_object *c = json_object_array_get_idx(ch, i), *cur;
+		const char *origin;
+
+		if (!json_object_object_get_ex(c, "o", &o) ||
+		    !json_object_object_get_ex(c, "s", &s) ||
+		    (origin = json_object_get_string(o)) == NULL)
+			continue;
+		if (!json_object_object_get_ex(vv, origin, &cur) ||
+		    json_object_get_int64(cur) < json_object_get_int64(s))
+			json_object_object_add(vv, origin,
+			    json_object_new_int64(json_object_get_int64(s)));
+	}
+	return vv;
+}
+
+/* Has the peer (vector have) everything vector want says? */
+static int
+vv_covers(json_object *have, json_object *want)
+{
+	json_object_object_foreach(want, k, v) {
+		json_object *h;
+
+		if (!json_object_object_get_ex(have, k, &h) ||
+		    json_object_get_int64(h) < json_object_get_int64(v))
+			return 0;
+	}
+	return 1;
 }
 
 int
@@ -112,33 +180,56 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		util_fmt(err, errsz, "push %s: %s", db_name, why);
 		goto done;
 	}
+	rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why, sizeof(why));
 	for (rounds = 0; rounds < SYNC_MAX_ROUNDS; rounds++) {
-		json_object *nvv;
+		struct sending snd = { .t = t, .db = db_name };
+		json_object *nvv, *next = NULL, *assumed = NULL;
+		enum dbsync_rc nrc = DBSYNC_EINTERNAL;
+		char nwhy[512];
+		pthread_t th;
+		int threaded;
 
-		rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why, sizeof(why));
 		if (rc != DBSYNC_OK) {
 			util_fmt(err, errsz, "push %s: %s", db_name, why);
 			goto done;
 		}
 		if (nchanges(batch) == 0)
 			break;
-		if (t->receive(t->arg, db_name, batch, &result, why,
-		    sizeof(why)) == -1) {
-			util_fmt(err, errsz, "push %s: %s", db_name, why);
+		/* The peer applies this batch while we read the next one
+		 * (each side has a core's worth of work per batch). */
+		snd.batch = batch;
+		threaded = pthread_create(&th, NULL, send_main, &snd) == 0;
+		if (!threaded)
+			send_main(&snd);
+		if (more(batch) && (assumed = vv_after(pvv, batch)) != NULL)
+			nrc = dbsync_feed(app, assumed, SYNC_BATCH, &next, nwhy,
+			    sizeof(nwhy));
+		if (threaded)
+			pthread_join(th, NULL);
+		result = snd.result;
+		if (snd.rc == -1) {
+			util_fmt(err, errsz, "push %s: %s", db_name, snd.why);
+			json_object_put(next);
+			json_object_put(assumed);
 			goto done;
 		}
 		out->sent += jint(result, "applied");
 		out->conflicts += jint(result, "conflicts");
 		if (t->progress != NULL)
 			t->progress(t->arg, out);
-		if (!more(batch))
+		if (!more(batch)) {
+			json_object_put(next);
+			json_object_put(assumed);
 			break;
+		}
 		/* The peer's new version vector is where the next batch
 		 * starts; without it we would resend the same batch. */
 		if (!json_object_object_get_ex(result, "vv", &nvv) ||
 		    !json_object_is_type(nvv, json_type_object)) {
 			util_fmt(err, errsz, "push %s: peer answered without "
 			    "its version vector", db_name);
+			json_object_put(next);
+			json_object_put(assumed);
 			goto done;
 		}
 		json_object_put(pvv);
@@ -147,6 +238,18 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		result = NULL;
 		json_object_put(batch);
 		batch = NULL;
+		/* The batch read meanwhile is good if the peer got at least
+		 * what it assumed; if it kept less (parked, refused), read
+		 * again from where the peer really is. */
+		if (next != NULL && nrc == DBSYNC_OK && vv_covers(pvv, assumed)) {
+			batch = next;
+			rc = DBSYNC_OK;
+		} else {
+			json_object_put(next);
+			rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why,
+			    sizeof(why));
+		}
+		json_object_put(assumed);
 	}
 	/* The last batch's answer carries the peer's final vector. */
 	if (result != NULL) {

@@ -19,7 +19,7 @@ test_expect_success 'kill -9 during 20 large pulls leaves no partial batch' '
 		sleep "0.$(( RANDOM % 3 ))$(( RANDOM % 10 ))" &&
 		if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
 		wait $pid 2>/dev/null
-		sqlite3 "$a_DIR/instance/app.db" "PRAGMA integrity_check" | grep -qx ok || exit 1
+		sqlite3 -cmd ".timeout 5000" "$a_DIR/instance/app.db" "PRAGMA integrity_check" | grep -qx ok || exit 1
 	done &&
 	echo "killed $kills syncs mid-way" && test $kills -ge 10
 '

@@ -297,6 +297,12 @@ release_worker() {
 	kill -CONT "$(cat "$dir/run/worker.pid")"
 }
 
+# Every sqlite3 shell a test runs waits for a busy database (nodes write
+# theirs all the time) instead of failing at once with "database is locked".
+sqlite3() {
+	command sqlite3 -cmd ".timeout 10000" "$@"
+}
+
 # now_ms: the wall clock in milliseconds, for measuring latencies.
 now_ms() {
 	echo $(( $(date +%s%N) / 1000000 ))
