@@ -299,7 +299,7 @@ int	 files_hash_fd(int fd, char *hex, size_t hexsz, int64_t *size);
  */
 #define FILES_SMALL_MAX		(64 << 10)
 #define FILES_BUNDLE_FILES	256
-#define FILES_BUNDLE_BYTES	(4 << 20)	/* content per answer, at most */
+#define FILES_BUNDLE_BYTES	(1 << 20)	/* content per answer, at most */
 
 struct sbuf;
 

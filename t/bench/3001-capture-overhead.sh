@@ -18,8 +18,8 @@ trap 'rm -rf "$S"' EXIT
 
 # The engine's modules and whatever they call: start from the ones the bench
 # uses and add the module defining each symbol the link misses (function
-# names start their line in this code base), so a module split elsewhere
-# in src/ does not break the bench.
+# names and global definitions start their line in this code base), so a
+# module split elsewhere in src/ does not break the bench.
 mods="hlc capture dbsync log util"
 built=0
 for _ in 1 2 3 4 5 6; do
@@ -32,7 +32,7 @@ for _ in 1 2 3 4 5 6; do
 	fi
 	# shellcheck disable=SC2086 # $mods is a word list
 	more=$(sed -n "s/.*undefined reference to \`\([A-Za-z_0-9]*\)'.*/\1/p" "$S/cc.log" |
-		sort -u | while read -r sym; do grep -l "^$sym(" "$src"/*.c; done |
+		sort -u | while read -r sym; do grep -lE "^($sym\(|[a-z].* $sym(\[\])? =)" "$src"/*.c; done |
 		sed 's|.*/||; s|\.c$||' | sort -u |
 		grep -vxF -f <(printf '%s\n' main $mods) | tr '\n' ' ')
 	[ -n "$more" ] || break
