@@ -2479,7 +2479,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	struct files_scan_stats sst;
 	struct fgroup *g = NULL;
 	struct fent *e = NULL, **order = NULL;
-	uint64_t t0, t1, t2;
+	uint64_t t0, t1, t1b, t2, t3;
 	struct frow L;
 	struct fctx c;
 	char msg[512], sbuf[128];
@@ -2564,6 +2564,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	sqlite3_finalize(c.get);
 	c.get = NULL;
 	frow_clear(&L);
+	t1b = util_mono_us();
 	if (temps_durable(&c, e, n) == -1)
 		goto dbfail;
 
@@ -2604,6 +2605,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	}
 	if (cursor_set(&c, peer, cursor) == -1)
 		goto dbfail;
+	t3 = util_mono_us();
 	if (c.dirty && syncfs(c.rootfd) == -1) {
 		util_fmt(msg, sizeof(msg), "files: flushing installed files: "
 		    "%s", strerror(errno));
@@ -2614,9 +2616,12 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 		goto dbfail;
 	ret = nfail ? FILES_EPARTIAL : FILES_OK;
 	log_debug("files from %.8s: %zu entries: rescan %llu ms, fetch %llu "
-	    "ms, install %llu ms", peer, n, (unsigned long long)(t1 - t0) /
-	    1000, (unsigned long long)(t2 - t1) / 1000,
-	    (unsigned long long)(util_mono_us() - t2) / 1000);
+	    "ms (flush %llu), install %llu ms (flush %llu)", peer, n,
+	    (unsigned long long)(t1 - t0) / 1000,
+	    (unsigned long long)(t2 - t1) / 1000,
+	    (unsigned long long)(t2 - t1b) / 1000,
+	    (unsigned long long)(util_mono_us() - t2) / 1000,
+	    (unsigned long long)(util_mono_us() - t3) / 1000);
 	goto fail;
 dbfail:
 	util_strlcpy(err, msg, errsz);

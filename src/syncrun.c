@@ -286,6 +286,35 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 	return 0;
 }
 
+/*
+ * Drop from manifest page m the versions peer_id made itself: it has them
+ * (or newer), so neither their content nor their entries need to travel
+ * back -- after a big pull, the push would otherwise hand every pulled
+ * entry straight back to be checked.  The page keeps its cursor.  A peer
+ * that lost its folder still gets them by pulling, which is not filtered.
+ * Returns the page's (new) entries array.
+ */
+static json_object *
+drop_own(json_object *m, const char *peer_id)
+{
+	json_object *entries, *keep = json_object_new_array(), *v;
+	size_t i, n;
+
+	json_object_object_get_ex(m, "entries", &entries);
+	if (keep == NULL)
+		return entries;
+	n = json_object_array_length(entries);
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(entries, i);
+		if (json_object_object_get_ex(e, "origin", &v) &&
+		    strcmp(json_object_get_string(v), peer_id) == 0)
+			continue;
+		json_object_array_add(keep, json_object_get(e));
+	}
+	json_object_object_add(m, "entries", keep);
+	return keep;
+}
+
 /* Push: upload the content of every changed file the peer has not pulled
  * yet, then hand it the manifest page (deletes, dirs, its cursor). */
 static int
@@ -320,11 +349,12 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			goto fail;
 		}
 		json_object_object_get_ex(m, "entries", &entries);
-		ne = json_object_array_length(entries);
-		if (ne == 0) {
+		if (json_object_array_length(entries) == 0) {
 			json_object_put(m);
 			break;
 		}
+		entries = drop_own(m, l->peer->node_id);
+		ne = json_object_array_length(entries);
 		for (size_t i = 0; i < ne; i++) {
 			json_object *e = json_object_array_get_idx(entries, i);
 			const char *path;
@@ -334,12 +364,6 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 
 			json_object_object_get_ex(e, "deleted", &v);
 			if (json_object_get_boolean(v))
-				continue;
-			/* A version the peer made itself is one it has: never
-			 * send a pulled file straight back. */
-			json_object_object_get_ex(e, "origin", &v);
-			if (strcmp(json_object_get_string(v),
-			    l->peer->node_id) == 0)
 				continue;
 			json_object_object_get_ex(e, "kind", &v);
 			if (strcmp(json_object_get_string(v), "file") != 0)
