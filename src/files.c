@@ -98,6 +98,7 @@ struct fctx {
 	int64_t			 lseq;		/* change counter, ditto */
 	int64_t			 now_ms;
 	sqlite3_stmt		*get, *put, *setstat, *seen;
+	dev_t			 rootdev;	/* filesystem syncfs covers */
 	int			 batch;		/* a pull page: see dir_durable */
 	int			 dirty;		/* renames since the last syncfs */
 	char			*err;
@@ -1649,6 +1650,16 @@ needs_content(enum fact a, const struct frow *L, const struct frow *R)
 	return 0;
 }
 
+/* Is fd on the filesystem a syncfs of the folder's root flushes?  (A
+ * subfolder may be a mount point of its own.) */
+static int
+on_root_fs(const struct fctx *c, int fd)
+{
+	struct stat sb;
+
+	return fstat(fd, &sb) == 0 && sb.st_dev == c->rootdev;
+}
+
 /*
  * A rename or unlink in directory pfd must be on disk before the index
  * says it happened: at once, or, for a pull page, by one syncfs of the
@@ -1658,27 +1669,34 @@ needs_content(enum fact a, const struct frow *L, const struct frow *R)
 static void
 dir_durable(struct fctx *c, int pfd)
 {
-	if (c->batch)
+	if (c->batch && on_root_fs(c, pfd))
 		c->dirty = 1;
 	else
 		fsync(pfd);
 }
 
-/* Fetched content durable before any of it is renamed into place: an
- * fsync for a lone file, one syncfs for a page of them. */
+/* Fetched content durable before any of it is renamed into place: one
+ * syncfs for a page of files on the folder's filesystem (an fsync when
+ * there is just one), an fsync each for files below a mount point. */
 static int
 temps_durable(struct fctx *c, struct fent *e, size_t n)
 {
 	size_t i, k = 0, last = 0;
+	int rc = 0;
 
-	for (i = 0; i < n; i++)
-		if (e[i].tmpfd != -1) {
-			k++;
-			last = i;
+	for (i = 0; i < n && rc == 0; i++) {
+		if (e[i].tmpfd == -1)
+			continue;
+		if (!on_root_fs(c, e[i].tmpfd)) {
+			rc = fsync(e[i].tmpfd);
+			continue;
 		}
-	if (k == 0)
-		return 0;
-	if ((k == 1 ? fsync(e[last].tmpfd) : syncfs(c->rootfd)) == -1) {
+		k++;
+		last = i;
+	}
+	if (rc == 0 && k > 0)
+		rc = k == 1 ? fsync(e[last].tmpfd) : syncfs(c->rootfd);
+	if (rc == -1) {
 		util_fmt(c->err, c->errsz, "files: flushing received files: "
 		    "%s", strerror(errno));
 		return -1;
@@ -2512,6 +2530,15 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	stp->entries += (int64_t)n;
 	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
 		goto fail;
+	{
+		struct stat rsb;
+		if (fstat(c.rootfd, &rsb) == -1) {
+			util_fmt(err, errsz, "files: instance folder: %s",
+			    strerror(errno));
+			goto fail;
+		}
+		c.rootdev = rsb.st_dev;
+	}
 
 	t0 = util_mono_us();
 	/* 1. Rescan what the manifest touches: a local edit the watcher
@@ -2532,10 +2559,16 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	 *    and must not hold the state DB's write lock. */
 	if (ctx_prepare_get(&c) == -1)
 		goto dbfail;
-	if (fetch != NULL && fetch->fetch_many != NULL &&
-	    (g = calloc(1, sizeof(*g))) == NULL) {
-		util_fmt(err, errsz, "files: out of memory");
-		goto fail;
+	if (fetch != NULL && fetch->fetch_many != NULL) {
+		/* Sinks hold libsodium state that must be 64-byte aligned:
+		 * more than malloc promises. */
+		size_t al = _Alignof(struct fgroup);
+		if ((g = aligned_alloc(al, (sizeof(*g) + al - 1) / al * al)) ==
+		    NULL) {
+			util_fmt(err, errsz, "files: out of memory");
+			goto fail;
+		}
+		memset(g, 0, sizeof(*g));
 	}
 	for (i = 0; i < n; i++) {
 		if (e[i].state == ENT_IGNORED) {
@@ -2915,11 +2948,9 @@ bundle_one(const struct files_cfg *cfg, int rootfd, const char *path,
 
 	if (fpath_ignored(path, cfg->ignore, cfg->databases))
 		why = "not synced";
-	else if ((fd = fpath_open(rootfd, path, O_RDONLY | O_NONBLOCK, 0)) ==
-	    -1 || fstat(fd, &sb) == -1)
-		why = errno == ELOOP ? "symlink on the way" : strerror(errno);
-	else if (!S_ISREG(sb.st_mode))
-		why = "not a regular file";
+	else if ((fd = fpath_open_regular(rootfd, path, &sb)) == -1)
+		why = errno == ELOOP ? "symlink on the way" : errno == EINVAL ?
+		    "not a regular file" : strerror(errno);
 	else {
 		/* One byte over the limit tells a file that grew. */
 		while (n <= FILES_SMALL_MAX && (r = read(fd, buf + n,

@@ -148,7 +148,8 @@ struct files_sync_stats {
  * reads come in odd sizes; odd writes make the kernel zero and copy partial
  * pages), each hashed on a helper thread while the next one is received
  * and written, and pushed to disk in the background every few MiB so the
- * final flush is short.
+ * final flush is short.  It embeds libsodium state that needs 64-byte
+ * alignment: declare it, or use aligned_alloc, never a plain malloc.
  */
 struct sink_hasher;
 

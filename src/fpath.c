@@ -349,6 +349,33 @@ fpath_open_parent(int rootfd, const char *rel, int create, char *base,
 }
 
 int
+fpath_open_regular(int rootfd, const char *rel, struct stat *sb)
+{
+	struct stat probe;
+	int fd;
+
+	/* Look before opening: opening a fifo blocks, a device may act. */
+	if ((fd = fpath_open(rootfd, rel, O_PATH, 0)) == -1)
+		return -1;
+	if (fstat(fd, &probe) == -1 || !S_ISREG(probe.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	close(fd);
+	if ((fd = fpath_open(rootfd, rel, O_RDONLY | O_NONBLOCK, 0)) == -1)
+		return -1;
+	/* Swapped for something else in between: refuse that too. */
+	if (fstat(fd, sb) == -1 || !S_ISREG(sb->st_mode) ||
+	    sb->st_dev != probe.st_dev || sb->st_ino != probe.st_ino) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+int
 fpath_regular(const char *root_path, const char *rel, long long *size)
 {
 	struct stat sb;
@@ -356,16 +383,11 @@ fpath_regular(const char *root_path, const char *rel, long long *size)
 
 	if ((root = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
-	fd = fpath_open(root, rel, O_RDONLY, 0);
+	fd = fpath_open_regular(root, rel, &sb);
 	saved = errno;
 	close(root);
 	if (fd == -1) {
 		errno = saved;
-		return -1;
-	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		errno = EINVAL;
 		return -1;
 	}
 	close(fd);

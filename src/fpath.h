@@ -3,6 +3,7 @@
 #define MESHSYNC_FPATH_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /*
@@ -73,6 +74,14 @@ int	 fpath_mkdirs(int rootfd, const char *rel, mode_t mode);
  * available, 1 (the default) uses openat2 when the kernel has it.
  */
 void	 fpath_use_openat2(int on);
+
+/*
+ * Open rel beneath rootfd for reading if it is a regular file reached
+ * without symlinks; anything else (fifo, device, socket, directory) is
+ * looked at with O_PATH and never opened.  Fills *sb.  Returns the fd, or
+ * -1 with errno set (EINVAL for something not a regular file).
+ */
+int	 fpath_open_regular(int rootfd, const char *rel, struct stat *sb);
 
 /*
  * Is rel, beneath the directory root_path, a regular file reached without

@@ -20,8 +20,9 @@ static int curl_ready;
 
 /* One handle for every exchange of this process: libcurl keeps its
  * connection to the peer open, so a sync of many small requests does not
- * pay a TCP handshake each.  Processes here are single-threaded and make
- * one exchange at a time. */
+ * pay a TCP handshake each.  Rule: one exchange at a time per process.
+ * sync_db's push makes its exchanges on a second thread, and its main
+ * thread makes none until it has joined that thread. */
 static CURL *shared;
 
 static void
@@ -489,10 +490,23 @@ peer_download(const struct store_identity *self, const struct peer *p,
 		curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
 		/* Fewer, larger writes into the sink for big files. */
 		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
-		if (out->written > 0) {
+		if (out->written > 0 && size >= 0) {
 			util_fmt(range, sizeof(range), "%lld-",
 			    (long long)out->written);
 			curl_easy_setopt(h, CURLOPT_RANGE, range);
+		} else if (out->written > 0) {
+			/* Unknown size (a snapshot made per request): a
+			 * resumed answer could come from another snapshot,
+			 * so start again from byte 0. */
+			files_sink_drop(out);
+			if (ftruncate(out->fd, 0) == -1 ||
+			    lseek(out->fd, 0, SEEK_SET) == -1) {
+				curl_slist_free_all(hdrs);
+				util_fmt(err, errsz, "temp file: %s",
+				    strerror(errno));
+				return -1;
+			}
+			files_sink_init(out, out->fd);
 		}
 		cc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

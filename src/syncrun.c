@@ -193,12 +193,20 @@ fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
 		util_fmt(err, errsz, "%s has no bundle route", l->peer->name);
 		return -1;
 	}
-	body = json_object_new_object();
-	arr = json_object_new_array_ext((int)n);
+	if ((body = json_object_new_object()) == NULL ||
+	    (arr = json_object_new_array_ext((int)n)) == NULL) {
+		json_object_put(body);
+		util_fmt(err, errsz, "out of memory");
+		return -1;
+	}
 	json_object_object_add(body, "paths", arr);
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(arr, json_object_new_string(paths[i]));
-	b = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	if ((b = json_object_to_json_string_ext(body,
+	    JSON_C_TO_STRING_PLAIN)) == NULL) {
+		util_fmt(err, errsz, "out of memory");
+		goto done;
+	}
 	if (peer_call(l->self, l->peer, "POST", "/api/sync/files/bundle", b,
 	    strlen(b), &resp) == -1) {
 		util_fmt(err, errsz, "%s", resp.err);

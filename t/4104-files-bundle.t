@@ -58,19 +58,24 @@ test_expect_success 'an unsigned bundle request is refused' '
 	test "$code" = 401 && ! grep -q "file 1/1" "$SCRATCH/r"
 '
 
-test_expect_success 'what cannot be sent is named, not sent: symlinks, databases, dirs, big or missing files' '
+test_expect_success 'what cannot be sent is named, not sent: symlinks, databases, dirs, fifos, big or missing files' '
 	mkdir -p "$SCRATCH/outside" && echo secret >"$SCRATCH/outside/secret.txt" &&
 	ln -s "$SCRATCH/outside" "$A/link" && ln -s "$SCRATCH/outside/secret.txt" "$A/direct" &&
-	code=$(bundle "{\"paths\": [\"small/1/1.txt\", \"link/secret.txt\", \"direct\", \"app.db\", \"small\", \"large-2.bin\", \"gone.txt\", \"small/1/2.txt\"]}") &&
+	mkfifo "$A/pipe" &&
+	code=$(bundle "{\"paths\": [\"small/1/1.txt\", \"link/secret.txt\", \"direct\", \"app.db\", \"small\", \"large-2.bin\", \"gone.txt\", \"pipe\", \"small/1/2.txt\"]}") &&
 	test "$code" = 200 &&
 	! grep -q secret "$SCRATCH/r" &&
 	test "$(head -n 2 "$SCRATCH/r")" = "$(printf "F 9\nfile 1/1")" &&
-	test "$(grep -ac "^X " "$SCRATCH/r")" = 6 &&
+	test "$(grep -ac "^X " "$SCRATCH/r")" = 7 &&
 	grep -aq "^X too big for a bundle$" "$SCRATCH/r" &&
 	grep -aq "^X not synced$" "$SCRATCH/r" &&
 	grep -aq "^X symlink on the way$" "$SCRATCH/r" &&
 	test "$(tail -n 2 "$SCRATCH/r")" = "$(printf "F 9\nfile 1/2")" &&
-	rm "$A/link" "$A/direct"
+	hdr=$("$MSIGN" "$b_DIR" "$A_ID" GET "/api/sync/files/download?path=pipe" -) &&
+	code=$(curl -s -o /dev/null -w "%{http_code}" --max-time 5 -H "X-Meshsync-Signature: $hdr" \
+		"$a_URL/api/sync/files/download?path=pipe") &&
+	test "$code" = 404 &&
+	rm "$A/link" "$A/direct" "$A/pipe"
 '
 
 test_expect_success 'one answer holds at most 1 MiB whatever is asked; the rest arrives anyway' '

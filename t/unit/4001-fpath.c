@@ -196,6 +196,30 @@ test_open(int use2)
 	fd = fpath_open_parent(rfd, "esc/leaf", 1, base, sizeof(base));
 	tap_ok(fd == -1 && errno == ELOOP,
 	    "%s: open_parent refuses a symlinked parent", mode);
+
+	{
+		struct stat sb;
+		util_fmt(p, sizeof(p), "%s/d/fifo", root);
+		if (mkfifo(p, 0600) == -1)
+			tap_diag("mkfifo: %s", strerror(errno));
+		fd = fpath_open_regular(rfd, "d/file", &sb);
+		tap_ok(fd >= 0 && sb.st_size == 2, "%s: open_regular opens a "
+		    "regular file", mode);
+		if (fd >= 0)
+			close(fd);
+		/* Would block forever if it were opened for reading. */
+		errno = 0;
+		tap_ok(fpath_open_regular(rfd, "d/fifo", &sb) == -1 &&
+		    errno == EINVAL, "%s: open_regular refuses a fifo without "
+		    "opening it", mode);
+		errno = 0;
+		tap_ok(fpath_open_regular(rfd, "d/e", &sb) == -1 &&
+		    errno == EINVAL, "%s: open_regular refuses a directory",
+		    mode);
+		tap_ok(fpath_open_regular(rfd, "d/lnk", &sb) == -1 &&
+		    fpath_open_regular(rfd, "esc/secret", &sb) == -1,
+		    "%s: open_regular refuses symlinks", mode);
+	}
 	close(rfd);
 	fpath_use_openat2(1);
 }
