@@ -154,6 +154,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			rc = dbsync_apply(app, self_id, batch,
 			    hlc_now_ms(), max_future_ms, &st, why,
 			    sizeof(why));
+			if (t->applied != NULL)
+				t->applied(t->arg);
 			if (rc != DBSYNC_OK) {
 				util_fmt(err, errsz, "pull %s: %s", db_name, why);
 				goto done;

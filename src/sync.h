@@ -32,9 +32,12 @@ struct sync_transport {
 	 * ({"applied", "conflicts", "vv"}). */
 	int	(*receive)(void *arg, const char *db, json_object *batch,
 		    json_object **result, char *err, size_t errsz);
-	/* Optional fence: may we still apply here (our lease is current)?
-	 * Asked before every local apply; -1 stops the sync. */
+	/* Optional fence: may we apply here now?  Asked before every local
+	 * apply (it may wait for, and take, a lease); -1 stops the sync. */
 	int	(*may_apply)(void *arg, char *err, size_t errsz);
+	/* Optional: told after each local apply that may_apply allowed,
+	 * whatever its outcome (give the lease back). */
+	void	(*applied)(void *arg);
 	/* Optional: told the running counts after every batch (progress). */
 	void	(*progress)(void *arg, const struct sync_counts *n);
 	void	*arg;

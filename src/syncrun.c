@@ -28,6 +28,7 @@ struct link {
 	const struct peer		*peer;
 	sqlite3				*state;
 	int64_t				 token;	/* database_sync lease, 0: none */
+	char				 owner[32];	/* of the lease */
 	const struct conf		*conf;
 	int64_t				 progress_ms;	/* last progress event */
 	int64_t				 files_total;	/* of the current page */
@@ -438,20 +439,32 @@ fail:
 	return -1;
 }
 
-/* The apply fence: only the holder of the current database_sync lease
- * applies; a sync whose lease expired or was taken over stops. */
+/*
+ * The apply fence: a pulled batch is applied only by the holder of the
+ * database_sync lease (one applier per node at a time), taken for that
+ * apply alone.  Never held across a network wait: a peer that stops
+ * answering mid-sync must not hold up the syncs with the others.
+ */
 static int
 t_may_apply(void *arg, char *err, size_t errsz)
 {
 	struct link *l = arg;
 
-	if (l->token == 0)
-		return 0;
-	if (locks_check(l->state, SYNCRUN_LEASE, l->token, tm_now_ms()) != 1) {
-		util_fmt(err, errsz, "the %s lease was lost", SYNCRUN_LEASE);
-		return -1;
-	}
-	return 0;
+	if (l->token != 0)	/* not given back: never the case */
+		syncrun_unlease(l->state, l->owner, l->token);
+	l->token = 0;
+	return syncrun_lease(l->state, l->owner, SYNCRUN_LEASE_WAIT_MS,
+	    &l->token, err, errsz);
+}
+
+static void
+t_applied(void *arg)
+{
+	struct link *l = arg;
+
+	if (l->token != 0)
+		syncrun_unlease(l->state, l->owner, l->token);
+	l->token = 0;
 }
 
 /* Is owner "kind:pid" a process of ours that no longer exists? */
@@ -595,6 +608,7 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	struct link l = { .self = id, .peer = p, .state = state, .conf = c };
 	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
 	    .receive = t_receive, .may_apply = t_may_apply,
+	    .applied = t_applied,
 	    .progress = t_progress, .arg = &l };
 	struct db_job job = { .conf = c, .self = id, .t = &t, .res = res,
 	    .state = state, .peer = p,
@@ -604,7 +618,6 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 
 	struct files_cfg fc;
 	struct files_scan_stats scan;
-	char owner[64];
 
 	memset(res, 0, sizeof(*res));
 	memset(&fc, 0, sizeof(fc));
@@ -619,13 +632,9 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 		json_object_object_add(ev, "peer", json_object_new_string(p->name));
 		events_publish(c, state, "sync-start", ev);
 	}
-	/* Applying pulled changes is fenced by the database_sync lease
-	 * (one applier per node at a time; a stale one cannot apply). */
-	util_fmt(owner, sizeof(owner), "sync:%ld", (long)getpid());
-	if ((job.dirs & SYNC_PULL) && syncrun_lease(state, owner,
-	    SYNCRUN_LEASE_WAIT_MS, &l.token, res->error,
-	    sizeof(res->error)) == -1)
-		goto failed;
+	/* Each apply of pulled changes takes the database_sync lease
+	 * (t_may_apply); its owner name lets a successor see we died. */
+	util_fmt(l.owner, sizeof(l.owner), "sync:%ld", (long)getpid());
 	if ((job.dirs != 0 && sync_db_each(c, sync_one_db, &job) == -1) ||
 	    ((what & (SYNCRUN_FILES_PULL | SYNCRUN_FILES_PUSH)) &&
 	    files_scan(state, &fc, &scan, res->error,
@@ -634,9 +643,8 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	    &res->counts, res->error, sizeof(res->error)) == -1) ||
 	    ((what & SYNCRUN_FILES_PUSH) && files_push_to(&l, state, c,
 	    &res->counts, res->error, sizeof(res->error)) == -1)) {
-failed:
 		if (l.token != 0)
-			syncrun_unlease(state, owner, l.token);
+			syncrun_unlease(state, l.owner, l.token);
 		log_warnx("sync with %s failed: %s", p->name, res->error);
 		store_event(state, "warn", "sync", p->name, "sync failed: %s",
 		    res->error);
@@ -644,8 +652,6 @@ failed:
 		publish_result(c, state, p, res, NULL);
 		return -1;
 	}
-	if (l.token != 0)
-		syncrun_unlease(state, owner, l.token);
 	res->ok = 1;
 	peers_note(state, p->id, "ok", NULL, -1);
 	/* What we pulled goes on to our other peers at once (relay), and

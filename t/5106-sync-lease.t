@@ -39,6 +39,25 @@ test_expect_success 'the lease is given back after a sync' '
 	! grep -q "database_sync" "$SCRATCH/locks"
 '
 
+# The lease is taken for each apply, not for a whole sync: a pull stuck
+# on a peer that stopped answering must not hold up any other sync.
+test_expect_success 'a pull waiting on a silent peer holds no lease' '
+	sql a "INSERT INTO teams VALUES (3, '"'"'three'"'"', NULL)" &&
+	ngx=$(pgrep -P "$(cat "$a_DIR/run/nginx.pid")") && test -n "$ngx" &&
+	kill -STOP $ngx &&
+	{ msync b --peer a >"$SCRATCH/stuck" 2>&1 & } && stuck=$! &&
+	sleep 1 &&
+	"$MESHSYNC" lock acquire --dir "$b_DIR" database_sync tester --ttl 5 >"$SCRATCH/acq" 2>&1
+	rc=$?
+	kill -CONT $ngx
+	"$MESHSYNC" lock release --dir "$b_DIR" database_sync tester >/dev/null 2>&1
+	wait $stuck
+	cat "$SCRATCH/acq" &&
+	test $rc = 0 &&
+	msync b --peer a >/dev/null &&
+	test "$(sql b "SELECT name FROM teams WHERE number = 3")" = three
+'
+
 release_worker a
 release_worker b
 test_done
