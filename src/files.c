@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,8 +130,6 @@ struct fent {
 	int		 pfd;		/* parent dir of the temp, or -1 */
 	int		 tmpfd;		/* verified content, or -1 */
 	char		 tmpname[FILES_TMP_NAME_MAX];
-	int		 resumable;	/* tmpname is this content's own */
-	int		 keep;		/* a partial download to resume */
 };
 
 const char *
@@ -379,35 +376,6 @@ files_sink_init(struct files_sink *s, int fd)
 	if (sodium_init() < 0)
 		log_warnx("libsodium did not initialise");
 	crypto_generichash_init(&s->hs, NULL, 0, 32);
-}
-
-int
-files_sink_resume(struct files_sink *s, int64_t have)
-{
-	unsigned char *buf = malloc(FILES_IO_CHUNK);
-	int64_t off = 0;
-	ssize_t n;
-
-	if (buf == NULL)
-		return -1;
-	while (off < have) {
-		size_t want = have - off < FILES_IO_CHUNK ? (size_t)(have - off) :
-		    FILES_IO_CHUNK;
-		n = pread(s->fd, buf, want, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(buf);
-			return -1;
-		}
-		crypto_generichash_update(&s->hs, buf, (unsigned long long)n);
-		off += n;
-	}
-	free(buf);
-	if (lseek(s->fd, (off_t)have, SEEK_SET) == -1)
-		return -1;
-	s->written = s->flushed = have;
-	return 0;
 }
 
 static int
@@ -1760,47 +1728,6 @@ tmp_dir_open(struct fctx *c, struct fent *e)
 	return 0;
 }
 
-/*
- * A large file's temp has a name of its own (from its path and content
- * hash), so a download cut off in one sync is resumed by the next instead
- * of starting over: what matters on a link that keeps dropping.  Locked,
- * so two syncs (from two peers) never write one temp.  0 (e->tmpfd set,
- * possibly holding a prefix), or -1: use a fresh random temp instead.
- */
-static int
-tmp_open_resumable(struct fent *e)
-{
-	unsigned char h[8];
-	char hex[17];
-	crypto_generichash_state hs;
-	struct stat sb;
-	int fd;
-
-	crypto_generichash_init(&hs, NULL, 0, sizeof(h));
-	crypto_generichash_update(&hs, (const unsigned char *)e->r.path,
-	    strlen(e->r.path) + 1);
-	crypto_generichash_update(&hs, (const unsigned char *)e->r.hash,
-	    strlen(e->r.hash));
-	crypto_generichash_final(&hs, h, sizeof(h));
-	util_hex(hex, sizeof(hex), h, sizeof(h));
-	util_fmt(e->tmpname, sizeof(e->tmpname), "%sr%s", FPATH_TMP_PREFIX,
-	    hex);
-	fd = openat(e->pfd, e->tmpname, O_RDWR | O_CREAT | O_NOFOLLOW |
-	    O_NONBLOCK | O_CLOEXEC, 0600);
-	if (fd != -1 && (flock(fd, LOCK_EX | LOCK_NB) == -1 ||
-	    fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1)) {
-		close(fd);
-		fd = -1;
-	}
-	if (fd == -1) {
-		e->tmpname[0] = '\0';
-		return -1;
-	}
-	e->tmpfd = fd;
-	e->resumable = 1;
-	return 0;
-}
-
 /* A fresh temp file beside e's target for its content.  0 (e->pfd,
  * tmpfd, tmpname set), 1 refused (symlink on the way), or -1 (err). */
 static int
@@ -1811,8 +1738,6 @@ tmp_open(struct fctx *c, struct fent *e)
 
 	if ((rc = tmp_dir_open(c, e)) != 0)
 		return rc;
-	if (e->r.size > FILES_SMALL_MAX && tmp_open_resumable(e) == 0)
-		return 0;
 	for (tries = 0; tries < 10; tries++) {
 		util_random_hex(rnd, sizeof(rnd), 8);
 		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",
@@ -1862,31 +1787,19 @@ static int
 fetch_one(struct fctx *c, struct fent *e, const struct files_fetcher *f,
     struct files_sync_stats *st)
 {
-	char ferr[256] = "", hex[FILES_HASH_HEX + 1];
 	struct files_sink sink;
-	struct stat sb;
-	int64_t have = 0;
+	char ferr[256] = "";
 
-	if (e->resumable && fstat(e->tmpfd, &sb) == 0 && sb.st_size > 0 &&
-	    sb.st_size < e->r.size)
-		have = (int64_t)sb.st_size;
-	files_sink_init(&sink, e->tmpfd);
-	if (have > 0 && files_sink_resume(&sink, have) == 0) {
-		log_info("files: resuming %s at %lld of %lld bytes", e->r.path,
-		    (long long)have, (long long)e->r.size);
-	} else if (ftruncate(e->tmpfd, 0) == -1 || lseek(e->tmpfd, 0,
-	    SEEK_SET) == -1) {
+	if (ftruncate(e->tmpfd, 0) == -1 || lseek(e->tmpfd, 0, SEEK_SET) ==
+	    -1) {
 		util_fmt(c->err, c->errsz, "files: temp file: %s",
 		    strerror(errno));
 		return -1;
-	} else {
-		files_sink_init(&sink, e->tmpfd);
 	}
+	files_sink_init(&sink, e->tmpfd);
 	if (f == NULL || f->fetch(f->arg, e->r.path, e->r.hash, e->r.size,
 	    &sink, ferr, sizeof(ferr)) == -1) {
-		/* Keep what arrived (written out) for the next attempt. */
-		e->keep = files_sink_final(&sink, hex, sizeof(hex)) == 0 &&
-		    e->resumable;
+		files_sink_drop(&sink);
 		util_fmt(c->err, c->errsz, "files: fetch %s: %s", e->r.path,
 		    ferr[0] ? ferr : "failed");
 		return -1;
@@ -1901,9 +1814,7 @@ tmp_discard(struct fent *e)
 	if (e->tmpfd != -1)
 		close(e->tmpfd);
 	e->tmpfd = -1;
-	/* A partial download stays for the next sync to resume (a scan
-	 * removes it once it is an hour old). */
-	if (e->pfd != -1 && e->tmpname[0] != '\0' && !e->keep)
+	if (e->pfd != -1 && e->tmpname[0] != '\0')
 		unlinkat(e->pfd, e->tmpname, 0);
 	e->tmpname[0] = '\0';
 }

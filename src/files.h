@@ -165,9 +165,6 @@ struct files_sink {
 };
 
 void	 files_sink_init(struct files_sink *s, int fd);
-/* Take the first `have` bytes already in the file as appended (hashed,
- * not written): a resumed download.  0, or -1 (start from scratch). */
-int	 files_sink_resume(struct files_sink *s, int64_t have);
 /* Append n bytes.  0, or -1 with errno. */
 int	 files_sink_write(struct files_sink *s, const void *data, size_t n);
 /* Append n zero bytes as a hole (sparse sources stay sparse). */

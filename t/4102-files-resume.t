@@ -72,20 +72,6 @@ test_expect_success 'a download cut off by killing the sending nginx worker resu
 	test -z "$(find "$B" -name ".meshsync-tmp-*")"
 '
 
-test_expect_success 'a sync killed mid-download leaves its part, and the next sync resumes it' '
-	head -c $MIB300 /dev/urandom >"$A/big2.bin" &&
-	interrupt_sync "$SCRATCH/killed.out" "pkill -KILL -f \"sync --dir $b_DIR --peer a\"" &&
-	test "$SYNC_RC" = 137 &&
-	part=$(find "$B" -name ".meshsync-tmp-r*") && test -n "$part" &&
-	have=$(stat -c %s "$part") && echo "# $have bytes kept" && test "$have" -gt 0 &&
-	msync b --peer a >"$SCRATCH/resumed.out" 2>&1 &&
-	line=$(grep "files: resuming big2.bin at [0-9]* of $MIB300 bytes" "$b_DIR/meshsync.log") &&
-	echo "$line" &&
-	test "$(sed -n "s/.* at \([0-9]*\) of .*/\1/p" <<<"$line")" = "$have" &&
-	cmp "$A/big2.bin" "$B/big2.bin" &&
-	test -z "$(find "$B" -name ".meshsync-tmp-*")"
-'
-
 test_expect_success 'bytes that do not match the manifest hash are discarded: nothing installed, no temp file left' '
 	head -c $MIB300 /dev/urandom >"$A/changing.bin" &&
 	# After b has the manifest (hash of the content above) and part of
