@@ -2441,6 +2441,27 @@ fetched(struct fctx *c, struct fent *e, int rc, struct files_sync_stats *st,
 	}
 }
 
+/* A bundle request on its way (on a thread of its own). */
+struct bundle_call {
+	const struct files_fetcher	*f;
+	const char			*paths[FILES_BUNDLE_FILES];
+	size_t				 n;
+	char				*body;
+	size_t				 len;
+	int				 rc;
+	char				 err[256];
+};
+
+static void *
+bundle_main(void *arg)
+{
+	struct bundle_call *b = arg;
+
+	b->rc = b->f->fetch_many(b->f->arg, b->n, b->paths, &b->body, &b->len,
+	    b->err, sizeof(b->err));
+	return NULL;
+}
+
 /* Fetch g's files in one exchange, and empty g.  Any the bundle did not
  * bring (or all, when the exchange failed: an older peer, a broken
  * answer) are fetched one by one. */
@@ -2448,44 +2469,51 @@ static void
 group_fetch(struct fctx *c, struct fgroup *g, const struct files_fetcher *f,
     struct files_sync_stats *st, char *err, size_t errsz, int *nfail)
 {
-	const char *paths[FILES_BUNDLE_FILES];
+	struct bundle_call call = { .f = f, .n = g->n, .rc = -1 };
 	struct files_sink *outs[FILES_BUNDLE_FILES];
-	struct fent *ok[FILES_BUNDLE_FILES];
-	int failed[FILES_BUNDLE_FILES], whole;
-	char ferr[256] = "";
-	size_t i, m = 0;
+	int failed[FILES_BUNDLE_FILES], whole, threaded;
+	size_t i, n = g->n;
+	pthread_t th;
 
-	for (i = 0; i < g->n; i++) {
+	for (i = 0; i < n; i++)
+		call.paths[i] = g->e[i]->r.path;
+	/* The peer reads the files while we make their temp files (each a
+	 * new inode: as slow as the request). */
+	threaded = pthread_create(&th, NULL, bundle_main, &call) == 0;
+	for (i = 0; i < n; i++) {
 		int rc = tmp_open(c, g->e[i]);
+		outs[i] = NULL;
 		if (rc != 0) {
 			fetched(c, g->e[i], rc, st, err, errsz, nfail);
 			continue;
 		}
-		ok[m] = g->e[i];
-		paths[m] = ok[m]->r.path;
-		files_sink_init(&g->sink[m], ok[m]->tmpfd);
-		outs[m] = &g->sink[m];
-		m++;
+		files_sink_init(&g->sink[i], g->e[i]->tmpfd);
+		outs[i] = &g->sink[i];
+	}
+	if (threaded)
+		pthread_join(th, NULL);
+	else
+		bundle_main(&call);
+	whole = call.rc == -1 ? -1 : files_bundle_unpack(call.body, call.len,
+	    n, outs, failed, call.err, sizeof(call.err));
+	free(call.body);
+	if (whole == -1)
+		log_debug("files: a bundle of %zu failed (%s): fetching them "
+		    "one by one", n, call.err);
+	for (i = 0; i < n; i++) {
+		int rc;
+		if (outs[i] == NULL)
+			continue;
+		if (whole == -1 || failed[i]) {
+			files_sink_drop(&g->sink[i]);
+			rc = fetch_one(c, g->e[i], f, st);
+		} else {
+			rc = tmp_verify(c, g->e[i], &g->sink[i], st);
+		}
+		fetched(c, g->e[i], rc, st, err, errsz, nfail);
 	}
 	g->n = 0;
 	g->bytes = 0;
-	if (m == 0)
-		return;
-	whole = f->fetch_many(f->arg, m, paths, outs, failed, ferr,
-	    sizeof(ferr));
-	if (whole == -1)
-		log_debug("files: a bundle of %zu failed (%s): fetching them "
-		    "one by one", m, ferr);
-	for (i = 0; i < m; i++) {
-		int rc;
-		if (whole == -1 || failed[i]) {
-			files_sink_drop(&g->sink[i]);
-			rc = fetch_one(c, ok[i], f, st);
-		} else {
-			rc = tmp_verify(c, ok[i], &g->sink[i], st);
-		}
-		fetched(c, ok[i], rc, st, err, errsz, nfail);
-	}
 }
 
 enum files_rc
@@ -3066,7 +3094,8 @@ files_bundle_unpack(const char *body, size_t len, size_t n,
 			util_fmt(err, errsz, "bundle record %zu: bad length", i);
 			return -1;
 		}
-		if (files_sink_write(outs[i], nl + 1, (size_t)k) == -1) {
+		if (outs[i] != NULL &&
+		    files_sink_write(outs[i], nl + 1, (size_t)k) == -1) {
 			util_fmt(err, errsz, "writing the temp file: %s",
 			    strerror(errno));
 			return -1;

@@ -186,14 +186,15 @@ struct files_fetcher {
 		    int64_t size, struct files_sink *out, char *err,
 		    size_t errsz);
 	/*
-	 * Optional: n (<= FILES_BUNDLE_FILES) small files in one exchange,
-	 * paths[i]'s bytes appended to outs[i]; failed[i] set for a file the
-	 * peer could not send.  -1 when the exchange failed as a whole: the
+	 * Optional: ask for n (<= FILES_BUNDLE_FILES) small files in one
+	 * exchange; *body (malloc'd, the caller frees it) is the answer in
+	 * the bundle format (files_bundle_pack).  Runs on a thread of its
+	 * own while the engine makes the temp files, so it must not touch
+	 * the engine's state.  -1 when the exchange failed as a whole: the
 	 * engine then fetches those files one by one.
 	 */
 	int	(*fetch_many)(void *arg, size_t n, const char *const *paths,
-		    struct files_sink *const *outs, int *failed, char *err,
-		    size_t errsz);
+		    char **body, size_t *len, char *err, size_t errsz);
 	void	*arg;
 };
 
@@ -309,9 +310,9 @@ struct sbuf;
  * record, not an error. */
 int	 files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
 	    struct sbuf *out, char *err, size_t errsz);
-/* Receiver: split an answer for n paths into outs[i]; failed[i] is set
- * for a file the sender could not send.  -1 with err when the answer is
- * malformed (then nothing in it can be trusted). */
+/* Receiver: split an answer for n paths into outs[i] (NULL: skip that
+ * one); failed[i] is set for a file the sender could not send.  -1 with
+ * err when the answer is malformed (then nothing in it can be trusted). */
 int	 files_bundle_unpack(const char *body, size_t len, size_t n,
 	    struct files_sink *const *outs, int *failed, char *err,
 	    size_t errsz);

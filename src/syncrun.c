@@ -182,7 +182,7 @@ fetch_from_peer(void *arg, const char *path, const char *hash, int64_t size,
 
 static int
 fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
-    struct files_sink *const *outs, int *failed, char *err, size_t errsz)
+    char **body_out, size_t *len, char *err, size_t errsz)
 {
 	struct link *l = arg;
 	json_object *body, *arr;
@@ -190,6 +190,8 @@ fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
 	const char *b;
 	int rc = -1;
 
+	*body_out = NULL;
+	*len = 0;
 	if (l->no_bundle) {
 		util_fmt(err, errsz, "%s has no bundle route", l->peer->name);
 		return -1;
@@ -221,8 +223,10 @@ fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
 		util_fmt(err, errsz, "%s answered %ld: %s", l->peer->name,
 		    resp.status, resp.err);
 	} else {
-		rc = files_bundle_unpack(resp.body, resp.len, n, outs, failed,
-		    err, errsz);
+		*body_out = resp.body;
+		*len = resp.len;
+		resp.body = NULL;
+		rc = 0;
 	}
 	peer_resp_free(&resp);
 done:
