@@ -26,6 +26,8 @@
 #define FILES_DEPTH_MAX		128	/* directory nesting the scan follows */
 #define FILES_COPY_TRIES	20	/* "-N" suffixes tried for a copy name */
 #define FILES_TMP_NAME_MAX	48
+/* Pages with more entries are flushed with syncfs, not fsync by fsync. */
+#define FILES_SYNCFS_MIN	16
 #define FILES_CONFLICT_TAG	".sync-conflict-"
 
 const char files_schema[] =
@@ -1662,7 +1664,7 @@ on_root_fs(const struct fctx *c, int fd)
 
 /*
  * A rename or unlink in directory pfd must be on disk before the index
- * says it happened: at once, or, for a pull page, by one syncfs of the
+ * says it happened: at once, or, for a big pull page, by one syncfs of the
  * folder's filesystem before the page commits (files_pull), since an
  * fsync per directory costs a journal commit per file.
  */
@@ -1676,8 +1678,8 @@ dir_durable(struct fctx *c, int pfd)
 }
 
 /* Fetched content durable before any of it is renamed into place: one
- * syncfs for a page of files on the folder's filesystem (an fsync when
- * there is just one), an fsync each for files below a mount point. */
+ * syncfs for a big page of files on the folder's filesystem, an fsync
+ * each for a small page and for files below a mount point. */
 static int
 temps_durable(struct fctx *c, struct fent *e, size_t n)
 {
@@ -1687,7 +1689,7 @@ temps_durable(struct fctx *c, struct fent *e, size_t n)
 	for (i = 0; i < n && rc == 0; i++) {
 		if (e[i].tmpfd == -1)
 			continue;
-		if (!on_root_fs(c, e[i].tmpfd)) {
+		if (!c->batch || !on_root_fs(c, e[i].tmpfd)) {
 			rc = fsync(e[i].tmpfd);
 			continue;
 		}
@@ -2545,7 +2547,6 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	c.err = msg;
 	c.errsz = sizeof(msg);
 	c.rootfd = -1;
-	c.batch = 1;
 	if (peer == NULL || !node_id_ok(peer)) {
 		util_fmt(err, errsz, "manifest: invalid peer id");
 		return FILES_EINPUT;
@@ -2556,6 +2557,9 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 		return FILES_EINPUT;
 	}
 	stp->entries += (int64_t)n;
+	/* A small page (an instant sync of a few files) flushes what it
+	 * touched; only a big one pays for flushing the whole filesystem. */
+	c.batch = n > FILES_SYNCFS_MIN;
 	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
 		goto fail;
 	{
