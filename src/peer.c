@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "jget.h"
 #include "keys.h"
 #include "log.h"
 #include "sign.h"
@@ -287,17 +288,6 @@ peer_call(const struct store_identity *self, const struct peer *p,
 	return perform(url, method, hdr, body, len, p->pubkey, nonce, resp);
 }
 
-static const char *
-jstr(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return "";
-}
-
 int
 peer_hello(sqlite3 *db, const struct store_identity *self, struct peer *p,
     char *err, size_t errsz)
@@ -311,13 +301,13 @@ peer_hello(sqlite3 *db, const struct store_identity *self, struct peer *p,
 		peers_note(db, p->id, "error", err, -1);
 		return -1;
 	}
-	if (strcmp(jstr(ping, "node_id"), p->node_id) != 0 ||
-	    strcmp(jstr(ping, "public_key"), p->pubkey) != 0) {
+	if (strcmp(jget_str(ping, "node_id", ""), p->node_id) != 0 ||
+	    strcmp(jget_str(ping, "public_key", ""), p->pubkey) != 0) {
 		char fp[64];
-		keys_fingerprint(fp, sizeof(fp), jstr(ping, "public_key"));
+		keys_fingerprint(fp, sizeof(fp), jget_str(ping, "public_key", ""));
 		util_fmt(err, errsz, "the identity of %s changed (now %s, key "
 		    "%s): if that is expected, run `meshsync peer repin %s`",
-		    p->name, jstr(ping, "node_id"), fp, p->name);
+		    p->name, jget_str(ping, "node_id", ""), fp, p->name);
 		json_object_put(ping);
 		peers_note(db, p->id, "error", err, -1);
 		return -1;
@@ -360,11 +350,11 @@ peer_add_url(sqlite3 *db, const struct store_identity *self, const char *url,
 		return -1;
 	if (peer_ping(norm, &ping, err, errsz) == -1)
 		return -1;
-	util_strlcpy(out->node_id, jstr(ping, "node_id"), sizeof(out->node_id));
-	util_strlcpy(out->pubkey, jstr(ping, "public_key"), sizeof(out->pubkey));
+	util_strlcpy(out->node_id, jget_str(ping, "node_id", ""), sizeof(out->node_id));
+	util_strlcpy(out->pubkey, jget_str(ping, "public_key", ""), sizeof(out->pubkey));
 	util_strlcpy(out->url, norm, sizeof(out->url));
 	if (name == NULL || *name == '\0')
-		name = *jstr(ping, "name") ? jstr(ping, "name") : norm;
+		name = *jget_str(ping, "name", "") ? jget_str(ping, "name", "") : norm;
 	if (util_strlcpy(out->name, name, sizeof(out->name)) == -1) {
 		util_fmt(err, errsz, "peer name too long");
 		goto done;
@@ -404,16 +394,16 @@ peer_repin(sqlite3 *db, struct peer *p, char *new_fp, size_t fpsz, char *err,
 
 	if (peer_ping(p->url, &ping, err, errsz) == -1)
 		return -1;
-	if (strcmp(jstr(ping, "node_id"), p->node_id) != 0) {
+	if (strcmp(jget_str(ping, "node_id", ""), p->node_id) != 0) {
 		util_fmt(err, errsz, "%s now answers as another node (%s): "
-		    "remove and add it instead", p->url, jstr(ping, "node_id"));
+		    "remove and add it instead", p->url, jget_str(ping, "node_id", ""));
 		goto done;
 	}
-	if (strcmp(jstr(ping, "public_key"), p->pubkey) == 0) {
+	if (strcmp(jget_str(ping, "public_key", ""), p->pubkey) == 0) {
 		util_fmt(err, errsz, "the key of %s has not changed", p->name);
 		goto done;
 	}
-	util_strlcpy(p->pubkey, jstr(ping, "public_key"), sizeof(p->pubkey));
+	util_strlcpy(p->pubkey, jget_str(ping, "public_key", ""), sizeof(p->pubkey));
 	if (peers_repin(db, p->id, p->pubkey) == -1) {
 		util_fmt(err, errsz, "state DB: %s", sqlite3_errmsg(db));
 		goto done;

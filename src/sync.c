@@ -9,19 +9,9 @@
 
 #include "dbsync.h"
 #include "hlc.h"
+#include "jget.h"
 #include "log.h"
 #include "util.h"
-
-static int64_t
-jint(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (o != NULL && json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_int))
-		return json_object_get_int64(v);
-	return 0;
-}
 
 static int
 more(json_object *batch)
@@ -215,8 +205,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			json_object_put(assumed);
 			goto done;
 		}
-		out->sent += jint(result, "applied");
-		out->conflicts += jint(result, "conflicts");
+		out->sent += jget_int(result, "applied", 0);
+		out->conflicts += jget_int(result, "conflicts", 0);
 		if (t->progress != NULL)
 			t->progress(t->arg, out);
 		if (!more(batch)) {

@@ -15,6 +15,7 @@
 #include "events.h"
 #include "files.h"
 #include "fpath.h"
+#include "jget.h"
 #include "locks.h"
 #include "log.h"
 #include "peer.h"
@@ -234,16 +235,6 @@ done:
 	return rc;
 }
 
-static int64_t
-jnum(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (o != NULL && json_object_object_get_ex(o, key, &v))
-		return json_object_get_int64(v);
-	return 0;
-}
-
 /* Pull every manifest page after our cursor for this peer. */
 static int
 files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
@@ -344,7 +335,7 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 		util_fmt(err, errsz, "files: %s", why);
 		return -1;
 	}
-	since = jnum(cur, "lseq");
+	since = jget_int(cur, "lseq", 0);
 	json_object_put(cur);
 	if ((root = open(c->instance_dir, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
@@ -393,13 +384,13 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 				continue;
 			}
 			free(b64);
-			if (peer_upload(l->self, l->peer, uri, fd, jnum(e,
-			    "size"), &resp) == -1 || resp.status != 200)
+			if (peer_upload(l->self, l->peer, uri, fd, jget_int(e,
+			    "size", 0), &resp) == -1 || resp.status != 200)
 				log_warnx("upload of %s to %s failed: %s", path,
 				    l->peer->name, resp.err);
 			else {
 				n->files_sent++;
-				n->bytes += jnum(e, "size");
+				n->bytes += jget_int(e, "size", 0);
 				t_progress(l, n);
 			}
 			peer_resp_free(&resp);
@@ -407,7 +398,7 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 		}
 		more = json_object_object_get_ex(m, "more", &v) &&
 		    json_object_get_boolean(v);
-		since = jnum(m, "next");
+		since = jget_int(m, "next", 0);
 		if (call_json(l, "POST", "/api/sync/files/apply", m, &res, why,
 		    sizeof(why)) == -1) {
 			json_object_put(m);
@@ -418,8 +409,8 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 		json_object_put(m);
 		/* Contents were counted as they were uploaded; the page
 		 * itself carries deletes. */
-		n->files_sent += jnum(res, "received") + jnum(res, "removed");
-		n->files_conflicts += jnum(res, "conflicts");
+		n->files_sent += jget_int(res, "received", 0) + jget_int(res, "removed", 0);
+		n->files_conflicts += jget_int(res, "conflicts", 0);
 		if (json_object_object_get_ex(res, "partial", &v)) {
 			util_fmt(err, errsz, "files to %s: %s", l->peer->name,
 			    json_object_get_string(v));

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "fpath.h"
+#include "jget.h"
 #include "log.h"
 #include "tm.h"
 #include "util.h"
@@ -440,17 +441,6 @@ list_preserved(const struct update_cfg *u, struct walk *w, char *err,
 
 /* ---- manifest checks --------------------------------------------------- */
 
-static const char *
-jstr(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
-}
-
 static int
 jint(json_object *o, const char *key, int64_t *out)
 {
@@ -496,7 +486,7 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(files, i);
-		const char *path = jstr(e, "path"), *kind = jstr(e, "kind");
+		const char *path = jget_str(e, "path", NULL), *kind = jget_str(e, "kind", NULL);
 		char why[128];
 		int64_t mode, size;
 
@@ -521,13 +511,13 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 			continue;
 		if ((strcmp(kind, "file") != 0 && strcmp(kind, "link") != 0) ||
 		    jint(e, "size", &size) == -1 || size < 0 ||
-		    !is_hex64(jstr(e, "hash"))) {
+		    !is_hex64(jget_str(e, "hash", NULL))) {
 			util_fmt(err, errsz, "manifest entry %zu: bad kind, size "
 			    "or hash", i);
 			return -1;
 		}
 		if (strcmp(kind, "link") == 0) {
-			const char *t = jstr(e, "target");
+			const char *t = jget_str(e, "target", NULL);
 			unsigned char h[32];
 			char hex[FILES_HASH_HEX + 1];
 			if (t == NULL || *t == '\0' || strlen(t) >= UTIL_PATH_MAX) {
@@ -538,7 +528,7 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 			crypto_generichash_blake2b(h, sizeof(h),
 			    (const unsigned char *)t, strlen(t), NULL, 0);
 			util_hex(hex, sizeof(hex), h, sizeof(h));
-			if (strcmp(hex, jstr(e, "hash")) != 0) {
+			if (strcmp(hex, jget_str(e, "hash", NULL)) != 0) {
 				util_fmt(err, errsz, "manifest entry %zu: link "
 				    "hash does not match its target", i);
 				return -1;
@@ -603,7 +593,7 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
     const struct files_fetcher *f, struct update_stats *st, char *err,
     size_t errsz)
 {
-	const char *path = jstr(e, "path"), *hash = jstr(e, "hash");
+	const char *path = jget_str(e, "path", NULL), *hash = jget_str(e, "hash", NULL);
 	char base[FPATH_NAME_MAX + 1], why[256], hex[FILES_HASH_HEX + 1];
 	struct files_sink sink;
 	int64_t size = 0, mode = 0644;
@@ -720,7 +710,7 @@ update_stage(const struct update_cfg *u, json_object *manifest,
 	appfd = open(u->app_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(files, i);
-		const char *path = jstr(e, "path"), *kind = jstr(e, "kind");
+		const char *path = jget_str(e, "path", NULL), *kind = jget_str(e, "kind", NULL);
 		char base[FPATH_NAME_MAX + 1];
 		int pfd;
 
@@ -740,7 +730,7 @@ update_stage(const struct update_cfg *u, json_object *manifest,
 		} else {
 			if ((pfd = fpath_open_parent(sfd, path, 1, base,
 			    sizeof(base))) == -1 ||
-			    symlinkat(jstr(e, "target"), pfd, base) == -1) {
+			    symlinkat(jget_str(e, "target", NULL), pfd, base) == -1) {
 				util_fmt(err, errsz, "stage link %s: %s", path,
 				    strerror(errno));
 				if (pfd != -1)
@@ -757,13 +747,13 @@ update_stage(const struct update_cfg *u, json_object *manifest,
 		int64_t mode = 0755;
 		int dfd;
 
-		if (strcmp(jstr(e, "kind"), "dir") != 0 ||
-		    update_is_preserved(u, jstr(e, "path")))
+		if (strcmp(jget_str(e, "kind", NULL), "dir") != 0 ||
+		    update_is_preserved(u, jget_str(e, "path", NULL)))
 			continue;
 		jint(e, "mode", &mode);
-		if ((dfd = fpath_open(sfd, jstr(e, "path"), O_RDONLY |
+		if ((dfd = fpath_open(sfd, jget_str(e, "path", NULL), O_RDONLY |
 		    O_DIRECTORY, 0)) == -1 || fchmod(dfd, (mode_t)mode) == -1) {
-			util_fmt(err, errsz, "chmod %s: %s", jstr(e, "path"),
+			util_fmt(err, errsz, "chmod %s: %s", jget_str(e, "path", NULL),
 			    strerror(errno));
 			if (dfd != -1)
 				close(dfd);
@@ -874,7 +864,7 @@ journal_read(const char *path, struct journal *j, char *err, size_t errsz)
 		json_object_put(o);
 		return -1;
 	}
-#define JCOPY(f) do { v = jstr(o, #f); if (v == NULL || \
+#define JCOPY(f) do { v = jget_str(o, #f, NULL); if (v == NULL || \
     util_strlcpy(j->f, v, sizeof(j->f)) == -1) goto bad; } while (0)
 	JCOPY(op); JCOPY(mode); JCOPY(id); JCOPY(app); JCOPY(stage);
 	JCOPY(source); JCOPY(displaced_phys); JCOPY(displaced_final);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "jget.h"
 #include "keys.h"
 #include "log.h"
 #include "peer.h"
@@ -39,17 +40,6 @@ updaterun_state_final(const char *state)
 		if (strcmp(state, final_states[i]) == 0)
 			return 1;
 	return 0;
-}
-
-static const char *
-jstr(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (o != NULL && json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
 }
 
 static int
@@ -173,12 +163,12 @@ check_target(const struct peer *p, char *err, size_t errsz)
 		util_fmt(err, errsz, "%s: %s", p->name, why);
 		return -1;
 	}
-	ver = jstr(ping, "version");
+	ver = jget_str(ping, "version", NULL);
 	if (json_object_object_get_ex(ping, "protocol", &v) &&
 	    json_object_is_type(v, json_type_int))
 		proto = json_object_get_int(v);
 	cap = has_capability(ping, "update");
-	if (strcmp(jstr(ping, "node_id") ? jstr(ping, "node_id") : "",
+	if (strcmp(jget_str(ping, "node_id", NULL) ? jget_str(ping, "node_id", NULL) : "",
 	    p->node_id) != 0) {
 		util_fmt(err, errsz, "%s now answers as another node: check "
 		    "the server list", p->name);
@@ -251,14 +241,14 @@ make_release(sqlite3 *db, const struct conf *c,
 	json_object_object_get_ex(m, "files", &files);
 	for (size_t i = 0; i < json_object_array_length(files); i++) {
 		json_object *e = json_object_array_get_idx(files, i), *sz;
-		if (strcmp(jstr(e, "kind"), "file") != 0)
+		if (strcmp(jget_str(e, "kind", NULL), "file") != 0)
 			continue;
 		json_object_object_get_ex(e, "size", &sz);
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, release, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, jstr(e, "path"), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, jget_str(e, "path", NULL), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, json_object_get_int64(sz));
-		sqlite3_bind_text(st, 4, jstr(e, "hash"), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, jget_str(e, "hash", NULL), -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto rollback;
 	}
@@ -508,8 +498,8 @@ int
 updaterun_accept(sqlite3 *db, const struct conf *c, const struct peer *origin,
     json_object *req, char *err, size_t errsz)
 {
-	const char *uid = jstr(req, "update"), *rel = jstr(req, "release");
-	const char *mh = jstr(req, "manifest_hash");
+	const char *uid = jget_str(req, "update", NULL), *rel = jget_str(req, "release", NULL);
+	const char *mh = jget_str(req, "manifest_hash", NULL);
 	struct update_cfg u;
 	struct stat st;
 	int lock;
@@ -847,8 +837,8 @@ int
 updaterun_report_in(sqlite3 *db, const struct conf *c, const char *peer_node,
     json_object *body, char *err, size_t errsz)
 {
-	const char *uid = jstr(body, "update"), *state = jstr(body, "state");
-	const char *detail = jstr(body, "detail");
+	const char *uid = jget_str(body, "update", NULL), *state = jget_str(body, "state", NULL);
+	const char *detail = jget_str(body, "detail", NULL);
 	sqlite3_stmt *st = NULL;
 	int known = 0, ok_state = 0;
 

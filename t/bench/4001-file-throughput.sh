@@ -58,19 +58,7 @@ mkdir -p "$S/share" && cp -r "$src/nginx" "$src/www" "$S/share/" &&
 	cp -r "$src/templates" "$S/share/" 2>/dev/null
 export MESHSYNC_SHARE="$S/share"
 
-# A free address:port on a random loopback address (all of 127/8 is local
-# on Linux), so benchmarks and tests running side by side never collide.
-free_addr() {
-	local a p
-	while :; do
-		a="127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/$a/$p") 2>/dev/null; then
-			echo "$a:$p"
-			return
-		fi
-	done
-}
+. "$(dirname "$0")/../lib/net.sh"
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }

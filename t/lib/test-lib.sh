@@ -65,19 +65,7 @@ free_port() {
 	done
 }
 
-# A free address:port on a random loopback address (all of 127/8 is local
-# on Linux), so tests running side by side never pick the same one.
-free_addr() {
-	local a p
-	while :; do
-		a="127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/$a/$p") 2>/dev/null; then
-			echo "$a:$p"
-			return
-		fi
-	done
-}
+. "$(dirname "${BASH_SOURCE[0]}")/net.sh"
 
 # init_node NAME [extra init args]: a node in $SCRATCH/NAME on a free
 # address; sets NAME_DIR, NAME_ADDR (host:port), NAME_PORT, NAME_URL, NAME_PW.
