@@ -58,30 +58,23 @@ send_main(void *arg)
 static json_object *
 vv_after(json_object *since, json_object *batch)
 {
-	json_object *vv = json_object_new_object(), *ch, *o, *s;
+	json_object *vv = NULL, *ch;
 	size_t i, n;
 
-	if (vv == NULL)
+	if (json_object_deep_copy(since, &vv, NULL) != 0)
 		return NULL;
-	json_object_object_foreach(since, k, v)
-		json_object_object_add(vv, k,
-		    json_object_new_int64(json_object_get_int64(v)));
 	if (!json_object_object_get_ex(batch, "changes", &ch) ||
 	    !json_object_is_type(ch, json_type_array))
 		return vv;
 	n = json_object_array_length(ch);
 	for (i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(ch, i), *cur;
-		const char *origin;
+		json_object *c = json_object_array_get_idx(ch, i);
+		const char *origin = jget_str(c, "o", NULL);
+		int64_t seq = jget_int(c, "s", 0);
 
-		if (!json_object_object_get_ex(c, "o", &o) ||
-		    !json_object_object_get_ex(c, "s", &s) ||
-		    (origin = json_object_get_string(o)) == NULL)
-			continue;
-		if (!json_object_object_get_ex(vv, origin, &cur) ||
-		    json_object_get_int64(cur) < json_object_get_int64(s))
+		if (origin != NULL && seq > jget_int(vv, origin, 0))
 			json_object_object_add(vv, origin,
-			    json_object_new_int64(json_object_get_int64(s)));
+			    json_object_new_int64(seq));
 	}
 	return vv;
 }
@@ -91,10 +84,7 @@ static int
 vv_covers(json_object *have, json_object *want)
 {
 	json_object_object_foreach(want, k, v) {
-		json_object *h;
-
-		if (!json_object_object_get_ex(have, k, &h) ||
-		    json_object_get_int64(h) < json_object_get_int64(v))
+		if (jget_int(have, k, 0) < json_object_get_int64(v))
 			return 0;
 	}
 	return 1;
