@@ -24,12 +24,10 @@
 void
 wake_applied(struct req *r)
 {
-	char msg[WAKE_MSG_MAX];
 	json_object *ev = json_object_new_object();
 
 	/* Naming the sender lets the worker relay to everyone but it. */
-	util_fmt(msg, sizeof(msg), "applied %s", r->auth.peer_node);
-	wake_send(r->ctx->conf, msg);
+	wake_applied_from(r->ctx->conf, r->auth.peer_node);
 	/* Open dashboards show what arrived. */
 	json_object_object_add(ev, "peer", json_object_new_string(r->auth.peer_name));
 	events_publish(r->ctx->conf, r->ctx->db, "received", ev);

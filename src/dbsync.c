@@ -17,6 +17,7 @@
 #include "log.h"
 #include "sbuf.h"
 #include "store.h"
+#include "util.h"
 
 /* The longest run of entries one row change can produce ("" + columns);
  * SQLite's default column limit is 2000. */
@@ -1964,20 +1965,6 @@ get_int(json_object *o, const char *key, int64_t min, int64_t *out)
 	return *out < min ? -1 : 0;
 }
 
-static int
-hash_ok(const char *h)
-{
-	size_t i;
-
-	if (h == NULL || strlen(h) != CAPTURE_HASH_LEN)
-		return 0;
-	for (i = 0; i < CAPTURE_HASH_LEN; i++)
-		if (!((h[i] >= '0' && h[i] <= '9') ||
-		    (h[i] >= 'a' && h[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 /*
  * Shape-check a batch and decode it into a new array *out of *n entries
  * (strings borrowed from batch).  Returns 0, or -1 with err.
@@ -2062,7 +2049,7 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 			why = "unknown table (no schema hash in the batch)";
 			goto bad;
 		}
-		if (!hash_ok(e->hash)) {
+		if (!util_is_hex(e->hash, CAPTURE_HASH_LEN)) {
 			why = "bad schema hash";
 			goto bad;
 		}

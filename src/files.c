@@ -196,18 +196,6 @@ node_id_ok(const char *s)
 	return n > 0 && n <= FILES_NODE_MAX;
 }
 
-static int
-hash_ok(const char *s)
-{
-	size_t n;
-
-	for (n = 0; s[n] != '\0'; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') ||
-		    (s[n] >= 'a' && s[n] <= 'f')))
-			return 0;
-	return n == FILES_HASH_HEX;
-}
-
 /* vv[node], 0 when absent. */
 static uint64_t
 vv_get(json_object *vv, const char *node)
@@ -1431,7 +1419,8 @@ entry_parse(json_object *o, struct frow *r, char *why, size_t whysz)
 	}
 	if (what == NULL) {
 		s = get_str(o, "hash");
-		if (s == NULL || (!r->dir && !r->deleted && !hash_ok(s)))
+		if (s == NULL || (!r->dir && !r->deleted &&
+		    !util_is_hex(s, FILES_HASH_HEX)))
 			what = "hash";
 		else if (!r->dir && !r->deleted)
 			util_strlcpy(r->hash, s, sizeof(r->hash));

@@ -434,6 +434,17 @@ fail:
 	return -1;
 }
 
+/* Give back the lease t_may_apply took (if any). */
+static void
+t_applied(void *arg)
+{
+	struct link *l = arg;
+
+	if (l->token != 0)
+		syncrun_unlease(l->state, l->owner, l->token);
+	l->token = 0;
+}
+
 /*
  * The apply fence: a pulled batch is applied only by the holder of the
  * database_sync lease (one applier per node at a time), taken for that
@@ -445,21 +456,9 @@ t_may_apply(void *arg, char *err, size_t errsz)
 {
 	struct link *l = arg;
 
-	if (l->token != 0)	/* not given back: never the case */
-		syncrun_unlease(l->state, l->owner, l->token);
-	l->token = 0;
+	t_applied(l);	/* a lease not given back: never the case */
 	return syncrun_lease(l->state, l->owner, SYNCRUN_LEASE_WAIT_MS,
 	    &l->token, err, errsz);
-}
-
-static void
-t_applied(void *arg)
-{
-	struct link *l = arg;
-
-	if (l->token != 0)
-		syncrun_unlease(l->state, l->owner, l->token);
-	l->token = 0;
 }
 
 /* Is owner "kind:pid" a process of ours that no longer exists? */
@@ -536,7 +535,6 @@ struct db_job {
 	const struct peer		*peer;
 	int				 dirs;		/* SYNC_PULL | SYNC_PUSH */
 };
-
 
 static int
 sync_one_db(const char *name, void *arg)
@@ -638,8 +636,7 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	    &res->counts, res->error, sizeof(res->error)) == -1) ||
 	    ((what & SYNCRUN_FILES_PUSH) && files_push_to(&l, state, c,
 	    &res->counts, res->error, sizeof(res->error)) == -1)) {
-		if (l.token != 0)
-			syncrun_unlease(state, l.owner, l.token);
+		t_applied(&l);
 		log_warnx("sync with %s failed: %s", p->name, res->error);
 		store_event(state, "warn", "sync", p->name, "sync failed: %s",
 		    res->error);
@@ -651,11 +648,8 @@ syncrun_peer(sqlite3 *state, const struct conf *c,
 	peers_note(state, p->id, "ok", NULL, -1);
 	/* What we pulled goes on to our other peers at once (relay), and
 	 * the application hears of it (hook): the worker does both. */
-	if (res->counts.received + res->counts.files_received > 0) {
-		char msg[WAKE_MSG_MAX];
-		util_fmt(msg, sizeof(msg), "applied %s", p->node_id);
-		wake_send(c, msg);
-	}
+	if (res->counts.received + res->counts.files_received > 0)
+		wake_applied_from(c, p->node_id);
 	/* An instant push that found nothing to move is not news. */
 	if (what != SYNCRUN_ALL && res->counts.sent + res->counts.received +
 	    res->counts.files_sent + res->counts.files_received == 0)

@@ -453,17 +453,6 @@ jint(json_object *o, const char *key, int64_t *out)
 	return 0;
 }
 
-static int
-is_hex64(const char *s)
-{
-	if (s == NULL || strlen(s) != 64)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return 0;
-	return 1;
-}
-
 int
 update_manifest_check(json_object *m, char *err, size_t errsz)
 {
@@ -486,7 +475,8 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(files, i);
-		const char *path = jget_str(e, "path", NULL), *kind = jget_str(e, "kind", NULL);
+		const char *path = jget_str(e, "path", NULL);
+		const char *kind = jget_str(e, "kind", NULL);
 		char why[128];
 		int64_t mode, size;
 
@@ -511,7 +501,7 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 			continue;
 		if ((strcmp(kind, "file") != 0 && strcmp(kind, "link") != 0) ||
 		    jint(e, "size", &size) == -1 || size < 0 ||
-		    !is_hex64(jget_str(e, "hash", NULL))) {
+		    !util_is_hex(jget_str(e, "hash", NULL), FILES_HASH_HEX)) {
 			util_fmt(err, errsz, "manifest entry %zu: bad kind, size "
 			    "or hash", i);
 			return -1;
@@ -593,7 +583,8 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
     const struct files_fetcher *f, struct update_stats *st, char *err,
     size_t errsz)
 {
-	const char *path = jget_str(e, "path", NULL), *hash = jget_str(e, "hash", NULL);
+	const char *path = jget_str(e, "path", NULL);
+	const char *hash = jget_str(e, "hash", NULL);
 	char base[FPATH_NAME_MAX + 1], why[256], hex[FILES_HASH_HEX + 1];
 	struct files_sink sink;
 	int64_t size = 0, mode = 0644;
@@ -710,7 +701,8 @@ update_stage(const struct update_cfg *u, json_object *manifest,
 	appfd = open(u->app_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(files, i);
-		const char *path = jget_str(e, "path", NULL), *kind = jget_str(e, "kind", NULL);
+		const char *path = jget_str(e, "path", NULL);
+		const char *kind = jget_str(e, "kind", NULL);
 		char base[FPATH_NAME_MAX + 1];
 		int pfd;
 

@@ -20,7 +20,6 @@
 #include "update.h"
 #include "util.h"
 
-#define UPDATERUN_KEEP_RELEASES	10	/* manifests kept for fetching */
 #define UPDATERUN_DETAIL_MAX	900
 
 static const char *const final_states[] = {
@@ -40,17 +39,6 @@ updaterun_state_final(const char *state)
 		if (strcmp(state, final_states[i]) == 0)
 			return 1;
 	return 0;
-}
-
-static int
-is_hex(const char *s, size_t len)
-{
-	if (s == NULL || strlen(s) != len)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return 0;
-	return 1;
 }
 
 /* Record a state: the row, the activity log and a live event. */
@@ -168,8 +156,7 @@ check_target(const struct peer *p, char *err, size_t errsz)
 	    json_object_is_type(v, json_type_int))
 		proto = json_object_get_int(v);
 	cap = has_capability(ping, "update");
-	if (strcmp(jget_str(ping, "node_id", NULL) ? jget_str(ping, "node_id", NULL) : "",
-	    p->node_id) != 0) {
+	if (strcmp(jget_str(ping, "node_id", ""), p->node_id) != 0) {
 		util_fmt(err, errsz, "%s now answers as another node: check "
 		    "the server list", p->name);
 		json_object_put(ping);
@@ -254,8 +241,8 @@ make_release(sqlite3 *db, const struct conf *c,
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	/* Older manifests go (their file rows by cascade); targets fetch a
-	 * release within seconds of being told about it. */
+	/* Older manifests than the last 10 go (their file rows by cascade);
+	 * targets fetch a release within seconds of being told about it. */
 	if (sqlite3_exec(db, "DELETE FROM update_releases WHERE id NOT IN "
 	    "(SELECT id FROM update_releases ORDER BY created DESC LIMIT 10)",
 	    NULL, NULL, NULL) != SQLITE_OK ||
@@ -498,13 +485,15 @@ int
 updaterun_accept(sqlite3 *db, const struct conf *c, const struct peer *origin,
     json_object *req, char *err, size_t errsz)
 {
-	const char *uid = jget_str(req, "update", NULL), *rel = jget_str(req, "release", NULL);
+	const char *uid = jget_str(req, "update", NULL);
+	const char *rel = jget_str(req, "release", NULL);
 	const char *mh = jget_str(req, "manifest_hash", NULL);
 	struct update_cfg u;
 	struct stat st;
 	int lock;
 
-	if (!is_hex(uid, 32) || !is_hex(rel, 32) || !is_hex(mh, 64)) {
+	if (!util_is_hex(uid, 32) || !util_is_hex(rel, 32) ||
+	    !util_is_hex(mh, 64)) {
 		util_fmt(err, errsz, "want {\"update\", \"release\": 32 hex "
 		    "digits, \"manifest_hash\": 64}");
 		return UPDATERUN_EINPUT;
@@ -837,12 +826,13 @@ int
 updaterun_report_in(sqlite3 *db, const struct conf *c, const char *peer_node,
     json_object *body, char *err, size_t errsz)
 {
-	const char *uid = jget_str(body, "update", NULL), *state = jget_str(body, "state", NULL);
+	const char *uid = jget_str(body, "update", NULL);
+	const char *state = jget_str(body, "state", NULL);
 	const char *detail = jget_str(body, "detail", NULL);
 	sqlite3_stmt *st = NULL;
 	int known = 0, ok_state = 0;
 
-	if (!is_hex(uid, 32) || state == NULL || (detail != NULL &&
+	if (!util_is_hex(uid, 32) || state == NULL || (detail != NULL &&
 	    strlen(detail) > UPDATERUN_DETAIL_MAX)) {
 		util_fmt(err, errsz, "want {\"update\", \"state\", \"detail\"}");
 		return UPDATERUN_EINPUT;

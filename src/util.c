@@ -46,6 +46,19 @@ util_fmt(char *dst, size_t dstsz, const char *fmt, ...)
 }
 
 int
+util_is_hex(const char *s, size_t len)
+{
+	size_t n;
+
+	if (s == NULL)
+		return 0;
+	for (n = 0; s[n] != '\0'; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n == len;
+}
+
+int
 util_strtonum(const char *s, long long min, long long max, long long *out,
     const char **errstr)
 {

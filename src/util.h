@@ -16,6 +16,9 @@ int	 util_strlcpy(char *dst, const char *src, size_t dstsz);
 int	 util_fmt(char *dst, size_t dstsz, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
+/* Is s (may be NULL) exactly len lowercase hex digits? */
+int	 util_is_hex(const char *s, size_t len);
+
 /* Parse a decimal integer in [min, max].  Returns 0 and fills *out, or -1
  * with a short reason in *errstr ("invalid", "too small", "too large"). */
 int	 util_strtonum(const char *s, long long min, long long max,

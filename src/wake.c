@@ -78,6 +78,15 @@ wake_send(const struct conf *c, const char *msg)
 }
 
 int
+wake_applied_from(const struct conf *c, const char *node_id)
+{
+	char msg[WAKE_MSG_MAX];
+
+	util_fmt(msg, sizeof(msg), "applied %s", node_id);
+	return wake_send(c, msg);
+}
+
+int
 wake_recv(int fd, char *buf, size_t bufsz)
 {
 	ssize_t n = recv(fd, buf, bufsz - 1, 0);

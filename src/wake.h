@@ -24,6 +24,10 @@ void	 wake_close(const struct conf *c, int fd);
  */
 int	 wake_send(const struct conf *c, const char *msg);
 
+/* "applied <node id>": changes from that peer were applied here, so the
+ * worker relays them to every other peer and runs the hook. */
+int	 wake_applied_from(const struct conf *c, const char *node_id);
+
 /* Read one pending message into buf (NUL-terminated).  Returns its length,
  * 0 when none is pending, -1 on error. */
 int	 wake_recv(int fd, char *buf, size_t bufsz);
