@@ -532,7 +532,7 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 
 /* Copy the live file rel (same size expected) into out; 0 or -1. */
 static int
-copy_live(int appfd, const char *rel, int64_t size, int out)
+copy_live(int appfd, const char *rel, int64_t size, struct files_sink *out)
 {
 	char *buf = NULL;
 	struct stat st;
@@ -544,21 +544,15 @@ copy_live(int appfd, const char *rel, int64_t size, int out)
 	    (buf = malloc(UPDATE_IO_CHUNK)) == NULL)
 		goto done;
 	for (;;) {
-		ssize_t n = read(in, buf, UPDATE_IO_CHUNK), o = 0;
+		ssize_t n = read(in, buf, UPDATE_IO_CHUNK);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n < 0)
 			goto done;
 		if (n == 0)
 			break;
-		while (o < n) {
-			ssize_t w = write(out, buf + o, (size_t)(n - o));
-			if (w == -1 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				goto done;
-			o += w;
-		}
+		if (files_sink_write(out, buf, (size_t)n) == -1)
+			goto done;
 	}
 	rc = 0;
 done:
@@ -567,15 +561,16 @@ done:
 	return rc;
 }
 
+/* Does what went into s (ended here) have this size and hash?  1 yes,
+ * 0 no, -1 when it could not be written (errno). */
 static int
-verify_fd(int fd, const char *hash, int64_t size)
+sink_holds(struct files_sink *s, const char *hash, int64_t size)
 {
 	char hex[FILES_HASH_HEX + 1];
-	int64_t got = 0;
 
-	if (files_hash_fd(fd, hex, sizeof(hex), &got) == -1)
+	if (files_sink_final(s, hex, sizeof(hex)) == -1)
 		return -1;
-	return got == size && strcmp(hex, hash) == 0 ? 0 : -1;
+	return s->written == size && strcmp(hex, hash) == 0;
 }
 
 static int
@@ -585,10 +580,10 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
 {
 	const char *path = jget_str(e, "path", NULL);
 	const char *hash = jget_str(e, "hash", NULL);
-	char base[FPATH_NAME_MAX + 1], why[256], hex[FILES_HASH_HEX + 1];
+	char base[FPATH_NAME_MAX + 1], why[256];
 	struct files_sink sink;
 	int64_t size = 0, mode = 0644;
-	int pfd, fd, rc = -1;
+	int pfd, fd, held, rc = -1;
 
 	(void)u;
 	jint(e, "size", &size);
@@ -605,11 +600,14 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
 		return -1;
 	}
 	/* Unchanged content is taken from the live tree (and verified like
-	 * anything fetched); only what differs travels. */
-	if (appfd != -1 && copy_live(appfd, path, size, fd) == 0 &&
-	    verify_fd(fd, hash, size) == 0) {
+	 * anything fetched, hashed as it is copied); only what differs
+	 * travels. */
+	files_sink_init(&sink, fd);
+	if (appfd != -1 && copy_live(appfd, path, size, &sink) == 0 &&
+	    sink_holds(&sink, hash, size) == 1) {
 		st->reused++;
 	} else {
+		files_sink_drop(&sink);
 		if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1) {
 			util_fmt(err, errsz, "stage %s: %s", path,
 			    strerror(errno));
@@ -622,12 +620,13 @@ stage_file(const struct update_cfg *u, int appfd, int sfd, json_object *e,
 			util_fmt(err, errsz, "fetching %s: %s", path, why);
 			goto done;
 		}
-		if (files_sink_final(&sink, hex, sizeof(hex)) == -1) {
+		held = sink_holds(&sink, hash, size);
+		if (held == -1) {
 			util_fmt(err, errsz, "stage %s: %s", path,
 			    strerror(errno));
 			goto done;
 		}
-		if (sink.written != size || strcmp(hex, hash) != 0) {
+		if (held == 0) {
 			util_fmt(err, errsz, "%s does not match its hash in the "
 			    "manifest: release refused, nothing changed", path);
 			goto done;
