@@ -266,17 +266,29 @@ peak_rss_kb() {
 # hold_worker NAME / release_worker NAME: freeze a node's sync worker (SIGSTOP)
 # so a test can make two edits truly concurrent, then let it go again.
 hold_worker() {
-	local dir pid
+	local dir pid try
 	eval "dir=\$${1}_DIR"
 	pid=$(cat "$dir/run/worker.pid")
-	# No new peer syncs from now on; let the ones running finish.
-	kill -STOP "$pid" || return 1
-	for i in $(seq 1 200); do
-		# Finished ones stay zombies until the worker reaps them.
-		ps -o stat= --ppid "$pid" | grep -qv "^Z" || return 0
+	for try in $(seq 1 100); do
+		# No new peer syncs from now on; let the ones running finish.
+		kill -STOP "$pid" || return 1
+		for i in $(seq 1 200); do
+			# Finished ones stay zombies until the worker reaps them.
+			ps -o stat= --ppid "$pid" | grep -qv "^Z" || break
+			sleep 0.05
+		done
+		if ps -o stat= --ppid "$pid" | grep -qv "^Z"; then
+			echo "worker of $1 still has syncs running after 10 s" >&2
+			return 1
+		fi
+		# Stopped inside a write to the state DB, it would lock out
+		# every sync until released: let it finish and try again.
+		command sqlite3 -cmd ".timeout 200" "$dir/meshsync.db" \
+			"BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1 && return 0
+		kill -CONT "$pid"
 		sleep 0.05
 	done
-	echo "worker of $1 still has syncs running after 10 s" >&2
+	echo "the state DB of $1 stayed locked" >&2
 	return 1
 }
 release_worker() {
