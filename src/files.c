@@ -91,6 +91,14 @@ struct frow {
 	json_object	*vv;		/* owned; NULL means {} */
 };
 
+/* A directory opened during one sync page (see dir_get). */
+struct fdir {
+	char	*path;		/* relative to the root, never "" */
+	int	 fd;
+	int	 live;		/* 0: removed since, no longer handed out */
+	int	 onroot;	/* on the filesystem syncfs of the root covers */
+};
+
 /* State of one transaction against the index. */
 struct fctx {
 	sqlite3			*db;
@@ -103,6 +111,11 @@ struct fctx {
 	dev_t			 rootdev;	/* filesystem syncfs covers */
 	int			 batch;		/* a pull page: see dir_durable */
 	int			 dirty;		/* renames since the last syncfs */
+	struct fdir		*dirs;		/* see dir_get */
+	size_t			 ndirs, capdirs;
+	char			 missing[FPATH_MAX + 1];	/* see dir_missing */
+	char			 tmprnd[13];	/* see tmp_name */
+	unsigned		 tmpseq;
 	char			*err;
 	size_t			 errsz;
 };
@@ -129,7 +142,9 @@ enum fstate {
 struct fent {
 	struct frow	 r;
 	enum fstate	 state;
-	int		 pfd;		/* parent dir of the temp, or -1 */
+	int		 pfd;		/* parent dir of the temp (c's), or -1 */
+	int		 onroot;	/* pfd is on the root's filesystem */
+	int		 need;		/* its content must be fetched */
 	int		 tmpfd;		/* verified content, or -1 */
 	char		 tmpname[FILES_TMP_NAME_MAX];
 };
@@ -1171,6 +1186,133 @@ fail:
 }
 
 /*
+ * The directory holding rel (made first, with its parents, when create is
+ * set), opened safely, its last component copied to base.  The fd belongs
+ * to c and stays open until dirs_close: the entries of a page sit in few
+ * directories, and opening one beneath the root walks its whole path, so
+ * each is opened once per page.  *onroot (may be NULL) tells whether it is
+ * on the root's filesystem.  -1 with errno (ELOOP: a symlink on the way).
+ */
+static int
+dir_get(struct fctx *c, const char *rel, int create, char *base,
+    size_t basesz, int *onroot)
+{
+	char dir[FPATH_MAX + 1], err[64];
+	const char *slash;
+	struct fdir *d;
+	struct stat sb;
+	size_t i, dlen;
+	int fd;
+
+	if (fpath_check(rel, err, sizeof(err)) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	slash = strrchr(rel, '/');
+	if (util_strlcpy(base, slash ? slash + 1 : rel, basesz) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (onroot != NULL)
+		*onroot = 1;
+	if (slash == NULL)
+		return c->rootfd;
+	dlen = (size_t)(slash - rel);
+	memcpy(dir, rel, dlen);
+	dir[dlen] = '\0';
+	/* Newest first: a sorted page asks for the same one in a row. */
+	for (i = c->ndirs; i-- > 0;) {
+		d = &c->dirs[i];
+		if (d->live && strcmp(d->path, dir) == 0) {
+			if (onroot != NULL)
+				*onroot = d->onroot;
+			return d->fd;
+		}
+	}
+	if (c->ndirs == c->capdirs) {
+		size_t cap = c->capdirs ? c->capdirs * 2 : 16;
+		if ((d = realloc(c->dirs, cap * sizeof(*d))) == NULL)
+			return -1;
+		c->dirs = d;
+		c->capdirs = cap;
+	}
+	if (create && fpath_mkdirs(c->rootfd, dir, 0755) == -1)
+		return -1;
+	if ((fd = fpath_open(c->rootfd, dir, O_RDONLY | O_DIRECTORY, 0)) ==
+	    -1)
+		return -1;
+	d = &c->dirs[c->ndirs];
+	if ((d->path = strdup(dir)) == NULL || fstat(fd, &sb) == -1) {
+		int save = errno;
+		free(d->path);
+		close(fd);
+		errno = save;
+		return -1;
+	}
+	d->fd = fd;
+	d->live = 1;
+	d->onroot = sb.st_dev == c->rootdev;
+	c->ndirs++;
+	if (onroot != NULL)
+		*onroot = d->onroot;
+	return fd;
+}
+
+/*
+ * Did the previous lookup find path's directory missing?  A page of a
+ * first sync is whole new subtrees: one failed walk per directory, not
+ * one per file.  Only while nothing makes directories (c->missing is
+ * cleared before the install).
+ */
+static int
+dir_missing(const struct fctx *c, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	return n > 0 && strncmp(c->missing, path, n) == 0 &&
+	    c->missing[n] == '\0';
+}
+
+static void
+dir_missed(struct fctx *c, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (n >= sizeof(c->missing))
+		n = 0;
+	memcpy(c->missing, path, n);
+	c->missing[n] = '\0';
+}
+
+/* Directory path (and everything below it) was removed: never hand out
+ * its fds again.  They stay open: temp files may still be named there. */
+static void
+dirs_forget(struct fctx *c, const char *path)
+{
+	size_t i, n = strlen(path);
+
+	for (i = 0; i < c->ndirs; i++)
+		if (strncmp(c->dirs[i].path, path, n) == 0 &&
+		    (c->dirs[i].path[n] == '\0' || c->dirs[i].path[n] == '/'))
+			c->dirs[i].live = 0;
+}
+
+/* Close what dir_get opened (after every temp named in them is gone). */
+static void
+dirs_close(struct fctx *c)
+{
+	for (size_t i = 0; i < c->ndirs; i++) {
+		close(c->dirs[i].fd);
+		free(c->dirs[i].path);
+	}
+	free(c->dirs);
+	c->dirs = NULL;
+	c->ndirs = c->capdirs = 0;
+}
+
+/*
  * Re-index one path from disk (a targeted rescan before applying a
  * remote entry to it).  A path we cannot reach safely (a symlink on the
  * way) is left as indexed.  0 or -1 (db error).
@@ -1180,25 +1322,23 @@ rescan_one(struct fctx *c, const char *path, struct files_scan_stats *st)
 {
 	char base[FPATH_NAME_MAX + 1];
 	struct stat sb;
-	int pfd, ret = -1;
+	int pfd;
 
-	pfd = fpath_open_parent(c->rootfd, path, 0, base, sizeof(base));
+	if (dir_missing(c, path))
+		return tombstone(c, path, st);
+	pfd = dir_get(c, path, 0, base, sizeof(base), NULL);
 	if (pfd == -1) {
-		if (errno == ENOENT || errno == ENOTDIR)
+		if (errno == ENOENT || errno == ENOTDIR) {
+			dir_missed(c, path);
 			return tombstone(c, path, st);
+		}
 		return 0;
 	}
-	if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
-		ret = errno == ENOENT ? tombstone(c, path, st) : 0;
-		goto fail;
-	}
+	if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? tombstone(c, path, st) : 0;
 	if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))
-		ret = index_entry(c, pfd, base, path, &sb, st);
-	else
-		ret = tombstone(c, path, st);
-fail:
-	close(pfd);
-	return ret;
+		return index_entry(c, pfd, base, path, &sb, st);
+	return tombstone(c, path, st);
 }
 
 /* ---------- manifest ---------- */
@@ -1506,12 +1646,9 @@ ents_free(struct fent *e, size_t n)
 	for (i = 0; i < n; i++) {
 		if (e[i].tmpfd != -1)
 			close(e[i].tmpfd);
-		if (e[i].pfd != -1) {
-			/* A temp still named here was never installed. */
-			if (e[i].tmpname[0] != '\0')
-				unlinkat(e[i].pfd, e[i].tmpname, 0);
-			close(e[i].pfd);
-		}
+		/* A temp still named here was never installed. */
+		if (e[i].pfd != -1 && e[i].tmpname[0] != '\0')
+			unlinkat(e[i].pfd, e[i].tmpname, 0);
 		frow_clear(&e[i].r);
 	}
 	free(e);
@@ -1641,26 +1778,18 @@ needs_content(enum fact a, const struct frow *L, const struct frow *R)
 	return 0;
 }
 
-/* Is fd on the filesystem a syncfs of the folder's root flushes?  (A
- * subfolder may be a mount point of its own.) */
-static int
-on_root_fs(const struct fctx *c, int fd)
-{
-	struct stat sb;
-
-	return fstat(fd, &sb) == 0 && sb.st_dev == c->rootdev;
-}
-
 /*
- * A rename or unlink in directory pfd must be on disk before the index
+ * A rename or unlink in directory pfd (onroot: on the filesystem a syncfs
+ * of the folder's root flushes; a subfolder may be a mount point of its
+ * own) must be on disk before the index
  * says it happened: at once, or, for a big pull page, by one syncfs of the
  * folder's filesystem before the page commits (files_pull), since an
  * fsync per directory costs a journal commit per file.
  */
 static void
-dir_durable(struct fctx *c, int pfd)
+dir_durable(struct fctx *c, int pfd, int onroot)
 {
-	if (c->batch && on_root_fs(c, pfd))
+	if (c->batch && onroot)
 		c->dirty = 1;
 	else
 		fsync(pfd);
@@ -1678,7 +1807,7 @@ temps_durable(struct fctx *c, struct fent *e, size_t n)
 	for (i = 0; i < n && rc == 0; i++) {
 		if (e[i].tmpfd == -1)
 			continue;
-		if (!c->batch || !on_root_fs(c, e[i].tmpfd)) {
+		if (!c->batch || !e[i].onroot) {
 			rc = fsync(e[i].tmpfd);
 			continue;
 		}
@@ -1700,17 +1829,23 @@ temps_durable(struct fctx *c, struct fent *e, size_t n)
  * it exists (same filesystem, so the install is a rename), else the root
  * (the target's directory may be made by an earlier entry of the same
  * batch, e.g. a file that became a directory).  Nothing is created here.
- * Returns 0 (e->pfd set), 1 when a symlink is on the way, -1 otherwise.
+ * e->pfd belongs to c (dir_get).  Returns 0 (e->pfd set), 1 when a
+ * symlink is on the way, -1 otherwise.
  */
 static int
 tmp_dir_open(struct fctx *c, struct fent *e)
 {
 	char base[FPATH_NAME_MAX + 1];
 
-	e->pfd = fpath_open_parent(c->rootfd, e->r.path, 0, base,
-	    sizeof(base));
-	if (e->pfd == -1 && (errno == ENOENT || errno == ENOTDIR))
-		e->pfd = fcntl(c->rootfd, F_DUPFD_CLOEXEC, 0);
+	if (dir_missing(c, e->r.path))
+		e->pfd = c->rootfd;
+	else if ((e->pfd = dir_get(c, e->r.path, 0, base, sizeof(base),
+	    &e->onroot)) == -1 && (errno == ENOENT || errno == ENOTDIR)) {
+		dir_missed(c, e->r.path);
+		e->pfd = c->rootfd;
+	}
+	if (e->pfd == c->rootfd)
+		e->onroot = 1;
 	if (e->pfd == -1) {
 		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
 		    "directory: %s", e->r.path, strerror(errno));
@@ -1719,20 +1854,28 @@ tmp_dir_open(struct fctx *c, struct fent *e)
 	return 0;
 }
 
+/* Name e's next temp file: random per page and counted per file, not a
+ * getrandom per file; a retry (the name was taken) draws a new prefix. */
+static void
+tmp_name(struct fctx *c, struct fent *e, int retry)
+{
+	if (retry || c->tmprnd[0] == '\0')
+		util_random_hex(c->tmprnd, sizeof(c->tmprnd), 6);
+	util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s%04x", FPATH_TMP_PREFIX,
+	    c->tmprnd, c->tmpseq++ & 0xffffu);
+}
+
 /* A fresh temp file beside e's target for its content.  0 (e->pfd,
  * tmpfd, tmpname set), 1 refused (symlink on the way), or -1 (err). */
 static int
 tmp_open(struct fctx *c, struct fent *e)
 {
-	char rnd[17];
 	int tries, rc;
 
 	if ((rc = tmp_dir_open(c, e)) != 0)
 		return rc;
 	for (tries = 0; tries < 10; tries++) {
-		util_random_hex(rnd, sizeof(rnd), 8);
-		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",
-		    FPATH_TMP_PREFIX, rnd);
+		tmp_name(c, e, tries);
 		e->tmpfd = openat(e->pfd, e->tmpname, O_RDWR | O_CREAT |
 		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (e->tmpfd != -1 || errno != EEXIST)
@@ -2064,7 +2207,7 @@ apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
 	struct stat sb, tsb;
 	enum fact act;
 	uint64_t merged;
-	int pfd = -1, fd = -1, ret = -1, exists, rc, fresh = 0;
+	int pfd = -1, fd = -1, ret = -1, exists, rc, fresh = 0, onroot = 1;
 	json_object *vv = NULL;
 
 	memset(&L, 0, sizeof(L));
@@ -2096,8 +2239,8 @@ apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
 	c->clock = merged;
 
 	/* Where the entry lives; refuse anything through a symlink. */
-	pfd = fpath_open_parent(c->rootfd, R->path,
-	    !R->deleted && act != ACT_KEEP, base, sizeof(base));
+	pfd = dir_get(c, R->path, !R->deleted && act != ACT_KEEP, base,
+	    sizeof(base), &onroot);
 	if (pfd == -1) {
 		if (errno == ELOOP) {
 			ret = ENT_REFUSED;
@@ -2200,7 +2343,9 @@ apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
 	if (exists && (R->deleted || S_ISDIR(sb.st_mode) != R->dir)) {
 		/* Remove what is there: R deletes it or changes its kind. */
 		if (S_ISDIR(sb.st_mode)) {
-			if (unlinkat(pfd, base, AT_REMOVEDIR) == -1) {
+			if (unlinkat(pfd, base, AT_REMOVEDIR) == 0)
+				dirs_forget(c, R->path);
+			else {
 				if (errno != ENOTEMPTY && errno != EEXIST) {
 					util_fmt(c->err, c->errsz, "files: %s: "
 					    "%s", R->path, strerror(errno));
@@ -2291,7 +2436,7 @@ apply_entry(struct fctx *c, struct fent *e, struct files_sync_stats *st)
 			goto fail;
 		}
 	}
-	dir_durable(c, pfd);
+	dir_durable(c, pfd, onroot);
 
 record:
 	frow_clear(&row);
@@ -2340,8 +2485,6 @@ dberr:
 fail:
 	if (fd != -1)
 		close(fd);
-	if (pfd != -1)
-		close(pfd);
 	json_object_put(vv);
 	frow_clear(&L);
 	frow_clear(&row);
@@ -2571,6 +2714,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 		if (e[i].state == ENT_PENDING &&
 		    rescan_one(&c, e[i].r.path, &sst) == -1)
 			goto dbfail;
+	c.missing[0] = '\0';
 	began = 0;
 	if (ctx_end(&c, 1) == -1)
 		goto dbfail;
@@ -2578,8 +2722,26 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	t1 = util_mono_us();
 	/* 2. Fetch and verify outside any transaction: transfers are slow
 	 *    and must not hold the state DB's write lock. */
-	if (ctx_prepare_get(&c) == -1)
+	if (ctx_prepare_get(&c) == -1 || db_exec(&c, "BEGIN") == -1)
 		goto dbfail;
+	/* What needs content, read in one snapshot: a read transaction
+	 * blocks no writer in WAL mode, and saves a lock round trip per
+	 * entry. */
+	for (i = 0; i < n; i++) {
+		if (e[i].state == ENT_IGNORED)
+			continue;
+		if (row_get(&c, e[i].r.path, &L) == -1) {
+			sqlite3_exec(c.db, "ROLLBACK", NULL, NULL, NULL);
+			goto dbfail;
+		}
+		e[i].need = needs_content(decide(&L, &e[i].r), &L, &e[i].r);
+	}
+	sqlite3_finalize(c.get);
+	c.get = NULL;
+	if (db_exec(&c, "COMMIT") == -1) {
+		sqlite3_exec(c.db, "ROLLBACK", NULL, NULL, NULL);
+		goto dbfail;
+	}
 	if (fetch != NULL && fetch->fetch_many != NULL) {
 		/* Sinks hold libsodium state that must be 64-byte aligned:
 		 * more than malloc promises. */
@@ -2596,9 +2758,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 			stp->skipped++;
 			continue;
 		}
-		if (row_get(&c, e[i].r.path, &L) == -1)
-			goto dbfail;
-		if (!needs_content(decide(&L, &e[i].r), &L, &e[i].r))
+		if (!e[i].need)
 			continue;
 		if (g != NULL && e[i].r.size <= FILES_SMALL_MAX) {
 			if (g->n == FILES_BUNDLE_FILES || g->bytes +
@@ -2615,9 +2775,8 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	}
 	if (g != NULL && g->n > 0)
 		group_fetch(&c, g, fetch, stp, err, errsz, &nfail);
-	sqlite3_finalize(c.get);
-	c.get = NULL;
 	frow_clear(&L);
+	c.missing[0] = '\0';	/* the install makes directories */
 	t1b = util_mono_us();
 	if (temps_durable(&c, e, n) == -1)
 		goto dbfail;
@@ -2688,6 +2847,7 @@ fail:
 	free(order);
 	if (e != NULL)
 		ents_free(e, n);
+	dirs_close(&c);
 	if (c.rootfd != -1)
 		close(c.rootfd);
 	return ret;
@@ -2698,7 +2858,6 @@ fail:
 static int
 take_upload(struct fctx *c, struct fent *e, const char *tmp_path)
 {
-	char rnd[17];
 	unsigned char *buf = NULL;
 	int in = -1, tries, ret = -1;
 	ssize_t r = 0, w, off;
@@ -2707,9 +2866,7 @@ take_upload(struct fctx *c, struct fent *e, const char *tmp_path)
 		return ret;
 	ret = -1;
 	for (tries = 0; tries < 10; tries++) {
-		util_random_hex(rnd, sizeof(rnd), 8);
-		util_fmt(e->tmpname, sizeof(e->tmpname), "%s%s",
-		    FPATH_TMP_PREFIX, rnd);
+		tmp_name(c, e, tries);
 		if (renameat2(AT_FDCWD, tmp_path, e->pfd, e->tmpname,
 		    RENAME_NOREPLACE) == 0) {
 			e->tmpfd = openat(e->pfd, e->tmpname, O_RDWR |
@@ -2866,12 +3023,10 @@ fail:
 		ctx_end(&c, 0);
 	if (e.tmpfd != -1)
 		close(e.tmpfd);
-	if (e.pfd != -1) {
-		if (e.tmpname[0] != '\0')
-			unlinkat(e.pfd, e.tmpname, 0);
-		close(e.pfd);
-	}
+	if (e.pfd != -1 && e.tmpname[0] != '\0')
+		unlinkat(e.pfd, e.tmpname, 0);
 	frow_clear(&e.r);
+	dirs_close(&c);
 	if (c.rootfd != -1)
 		close(c.rootfd);
 	return ret;

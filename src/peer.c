@@ -2,6 +2,7 @@
 #include "peer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,35 +18,74 @@
 #include "sign.h"
 #include "util.h"
 
-static int curl_ready;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
-/* One handle for every exchange of this process: libcurl keeps its
- * connection to the peer open, so a sync of many small requests does not
- * pay a TCP handshake each.  Rule: one exchange at a time per process.
- * sync_db's push makes its exchanges on a second thread, and its main
- * thread makes none until it has joined that thread. */
-static CURL *shared;
+static void
+curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static void
 ensure_curl(void)
 {
-	if (!curl_ready) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		curl_ready = 1;
-	}
+	pthread_once(&curl_once, curl_init_once);
 }
 
-/* The shared handle with every option back at its default (its
- * connections kept), or NULL when out of memory. */
+/*
+ * Handles kept between exchanges: libcurl keeps each one's connection to
+ * the peer open, so a sync of many small requests does not pay a TCP
+ * handshake each.  An exchange takes a free one (a new one when all are
+ * busy: a sync's push, bundle and manifest threads overlap) and gives it
+ * back when it is over.
+ */
+#define PEER_HANDLES	4
+static struct {
+	CURL	*h;
+	int	 busy;
+} handles[PEER_HANDLES];
+static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A handle with every option at its default, or NULL (out of memory). */
 static CURL *
-handle(void)
+handle_take(void)
 {
+	CURL *h = NULL;
+	int i;
+
 	ensure_curl();
-	if (shared == NULL)
-		shared = curl_easy_init();
-	else
-		curl_easy_reset(shared);
-	return shared;
+	pthread_mutex_lock(&handles_mu);
+	for (i = 0; i < PEER_HANDLES && h == NULL; i++)
+		if (handles[i].h != NULL && !handles[i].busy) {
+			handles[i].busy = 1;
+			h = handles[i].h;
+		}
+	for (i = 0; i < PEER_HANDLES && h == NULL; i++)
+		if (handles[i].h == NULL) {
+			if ((handles[i].h = curl_easy_init()) == NULL)
+				break;
+			handles[i].busy = 1;
+			h = handles[i].h;
+		}
+	pthread_mutex_unlock(&handles_mu);
+	if (h == NULL)
+		return curl_easy_init();	/* all busy: not kept */
+	curl_easy_reset(h);
+	return h;
+}
+
+static void
+handle_give(CURL *h)
+{
+	pthread_mutex_lock(&handles_mu);
+	for (int i = 0; i < PEER_HANDLES; i++)
+		if (handles[i].h == h) {
+			handles[i].busy = 0;
+			pthread_mutex_unlock(&handles_mu);
+			return;
+		}
+	pthread_mutex_unlock(&handles_mu);
+	curl_easy_cleanup(h);
 }
 
 void
@@ -157,7 +197,7 @@ easy_for(const char *url, struct sink *sink)
 {
 	CURL *h;
 
-	if ((h = handle()) == NULL)
+	if ((h = handle_take()) == NULL)
 		return NULL;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -171,7 +211,8 @@ easy_for(const char *url, struct sink *sink)
 	return h;
 }
 
-/* Run the exchange, free the handle and headers, check the answer. */
+/* Run the exchange, give back the handle, free the headers, check the
+ * answer. */
 static int
 exchange(CURL *h, struct curl_slist *hdrs, struct sink *sink, const char *pk,
     const char *nonce)
@@ -190,6 +231,7 @@ exchange(CURL *h, struct curl_slist *hdrs, struct sink *sink, const char *pk,
 		    curl_easy_strerror(cc));
 	/* The handle is kept: it must not point at freed headers. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	handle_give(h);
 	curl_slist_free_all(hdrs);
 	if (cc != CURLE_OK) {
 		peer_resp_free(resp);
@@ -457,11 +499,11 @@ peer_download(const struct store_identity *self, const struct peer *p,
 		struct curl_slist *hdrs = NULL;
 		long status = 0;
 		CURLcode cc;
-		CURL *h = handle();
+		CURL *h;
 
 		/* Each attempt is signed afresh: nonces are single-use. */
-		if (h == NULL || sign_request(hdr, sizeof(hdr), self,
-		    p->node_id, "GET", uri, hash, 0, NULL) == -1) {
+		if (sign_request(hdr, sizeof(hdr), self, p->node_id, "GET",
+		    uri, hash, 0, NULL) == -1 || (h = handle_take()) == NULL) {
 			util_fmt(err, errsz, "cannot sign the request");
 			return -1;
 		}
@@ -491,6 +533,8 @@ peer_download(const struct store_identity *self, const struct peer *p,
 			files_sink_drop(out);
 			if (ftruncate(out->fd, 0) == -1 ||
 			    lseek(out->fd, 0, SEEK_SET) == -1) {
+				curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+				handle_give(h);
 				curl_slist_free_all(hdrs);
 				util_fmt(err, errsz, "temp file: %s",
 				    strerror(errno));
@@ -502,6 +546,7 @@ peer_download(const struct store_identity *self, const struct peer *p,
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		/* The handle is kept: it must not point at freed headers. */
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+		handle_give(h);
 		curl_slist_free_all(hdrs);
 		if (sink.failed) {
 			util_fmt(err, errsz, "writing the temp file: %s",

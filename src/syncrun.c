@@ -2,6 +2,7 @@
 #include "syncrun.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -235,46 +236,87 @@ done:
 	return rc;
 }
 
-/* Pull every manifest page after our cursor for this peer. */
+/* A manifest page asked for (on a thread of its own while the previous
+ * page installs). */
+struct page_call {
+	struct link	*l;
+	char		 uri[256];
+	json_object	*m;
+	int		 rc;
+	char		 why[512];
+};
+
+static void *
+page_main(void *arg)
+{
+	struct page_call *p = arg;
+
+	p->rc = call_json(p->l, "GET", p->uri, NULL, &p->m, p->why,
+	    sizeof(p->why));
+	return NULL;
+}
+
+/*
+ * Pull every manifest page after our cursor for this peer.  Page k+1 is
+ * asked for from page k's "next" while page k installs: a page that
+ * installs completely moves the cursor exactly there, and one that does
+ * not ends the pull.
+ */
 static int
 files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
     struct sync_counts *n, char *err, size_t errsz)
 {
 	struct files_fetcher f = { .fetch = fetch_from_peer,
 	    .fetch_many = fetch_many_from_peer, .arg = l };
-	char uri[256], why[512];
+	struct page_call pc = { .l = l };
+	char why[512];
+	json_object *m = NULL;
 	int64_t cursor;
+	int ret = -1;
 
+	if (files_cursor(state, l->peer->node_id, &cursor, why,
+	    sizeof(why)) != FILES_OK) {
+		util_fmt(err, errsz, "files: %s", why);
+		return -1;
+	}
+	util_fmt(pc.uri, sizeof(pc.uri), "/api/sync/files/manifest?since=%lld"
+	    "&limit=%d&scan=1", (long long)cursor, FILES_MANIFEST_MAX);
+	page_main(&pc);
 	for (int page = 0; page < SYNC_MAX_ROUNDS; page++) {
 		struct files_sync_stats st;
-		json_object *m = NULL, *v;
+		json_object *ents;
 		enum files_rc rc;
-		int more;
+		pthread_t th;
+		json_object *v;
+		int more, want, ahead = 0;
 
-		if (files_cursor(state, l->peer->node_id, &cursor, why,
-		    sizeof(why)) != FILES_OK) {
-			util_fmt(err, errsz, "files: %s", why);
-			return -1;
+		if (pc.rc == -1) {
+			util_fmt(err, errsz, "files: %s", pc.why);
+			goto done;
 		}
-		util_fmt(uri, sizeof(uri), "/api/sync/files/manifest?since=%lld"
-		    "&limit=%d%s", (long long)cursor, FILES_MANIFEST_MAX,
-		    page == 0 ? "&scan=1" : "");
-		if (call_json(l, "GET", uri, NULL, &m, why, sizeof(why)) == -1) {
-			util_fmt(err, errsz, "files: %s", why);
-			return -1;
-		}
-		{
-			json_object *ents;
-			if (json_object_object_get_ex(m, "entries", &ents))
-				l->files_total += (int64_t)
-				    json_object_array_length(ents);
+		m = pc.m;
+		pc.m = NULL;
+		if (json_object_object_get_ex(m, "entries", &ents))
+			l->files_total += (int64_t)json_object_array_length(ents);
+		more = json_object_object_get_ex(m, "more", &v) &&
+		    json_object_get_boolean(v);
+		if ((want = more && page + 1 < SYNC_MAX_ROUNDS)) {
+			util_fmt(pc.uri, sizeof(pc.uri), "/api/sync/files/"
+			    "manifest?since=%lld&limit=%d",
+			    (long long)jget_int(m, "next", 0),
+			    FILES_MANIFEST_MAX);
+			pc.rc = -1;
+			ahead = pthread_create(&th, NULL, page_main, &pc) == 0;
 		}
 		memset(&st, 0, sizeof(st));
 		rc = files_pull(state, fc, l->peer->node_id, m, &f, &st, why,
 		    sizeof(why));
-		more = json_object_object_get_ex(m, "more", &v) &&
-		    json_object_get_boolean(v);
+		if (ahead)
+			pthread_join(th, NULL);
+		else if (want && rc == FILES_OK)
+			page_main(&pc);
 		json_object_put(m);
+		m = NULL;
 		n->files_received += st.received + st.removed;
 		n->files_conflicts += st.conflicts;
 		n->bytes += st.bytes;
@@ -282,12 +324,15 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 		if (rc != FILES_OK) {
 			util_fmt(err, errsz, "files from %s: %s", l->peer->name,
 			    why);
-			return -1;
+			goto done;
 		}
 		if (!more)
 			break;
 	}
-	return 0;
+	ret = 0;
+done:
+	json_object_put(pc.m);
+	return ret;
 }
 
 /*
