@@ -3111,20 +3111,59 @@ fail:
 
 /* ---------- bundles ---------- */
 
+/* The directory of the bundle's previous file, kept open: a bundle is
+ * mostly a run of files in one directory. */
+struct bundle_dir {
+	char	 path[FPATH_MAX + 1];	/* "" is the root */
+	int	 valid;
+	int	 fd;		/* -1: could not be opened, errno in err */
+	int	 err;
+};
+
+/* path's directory as an fd (d's, not the caller's), its last component
+ * in base; -1 with errno. */
+static int
+bundle_dir(struct bundle_dir *d, int rootfd, const char *path, char *base,
+    size_t basesz)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	char b[FPATH_NAME_MAX + 1];
+
+	if (util_strlcpy(base, slash ? slash + 1 : path, basesz) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (!d->valid || strlen(d->path) != n ||
+	    strncmp(d->path, path, n) != 0) {
+		if (d->valid && d->fd != -1)
+			close(d->fd);
+		memcpy(d->path, path, n);
+		d->path[n] = '\0';
+		d->fd = fpath_open_parent(rootfd, path, 0, b, sizeof(b));
+		d->err = errno;
+		d->valid = 1;
+	}
+	errno = d->err;
+	return d->fd;
+}
+
 /* Append one file's record: its bytes when it is still a small regular
  * file reached without symlinks, else why not. */
 static void
-bundle_one(const struct files_cfg *cfg, int rootfd, const char *path,
-    struct sbuf *out, unsigned char *buf)
+bundle_one(const struct files_cfg *cfg, struct bundle_dir *d, int rootfd,
+    const char *path, struct sbuf *out, unsigned char *buf)
 {
+	char base[FPATH_NAME_MAX + 1];
 	const char *why = NULL;
 	struct stat sb;
 	ssize_t n = 0, r;
-	int fd = -1;
+	int fd = -1, pfd;
 
 	if (fpath_ignored(path, cfg->ignore, cfg->databases))
 		why = "not synced";
-	else if ((fd = fpath_open_regular(rootfd, path, &sb)) == -1)
+	else if ((pfd = bundle_dir(d, rootfd, path, base, sizeof(base))) ==
+	    -1 || (fd = fpath_open_regular_at(pfd, base, &sb)) == -1)
 		why = errno == ELOOP ? "symlink on the way" : errno == EINVAL ?
 		    "not a regular file" : strerror(errno);
 	else {
@@ -3161,6 +3200,7 @@ int
 files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
     struct sbuf *out, char *err, size_t errsz)
 {
+	struct bundle_dir dir = { .valid = 0 };
 	unsigned char *buf = NULL;
 	size_t n, i;
 	int rootfd = -1, ret = -1;
@@ -3192,7 +3232,7 @@ files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
 		goto done;
 	}
 	for (i = 0; i < n; i++)
-		bundle_one(cfg, rootfd, json_object_get_string(
+		bundle_one(cfg, &dir, rootfd, json_object_get_string(
 		    json_object_array_get_idx(paths, i)), out, buf);
 	if (out->oom) {
 		util_fmt(err, errsz, "out of memory");
@@ -3201,6 +3241,8 @@ files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
 	ret = 0;
 done:
 	free(buf);
+	if (dir.valid && dir.fd != -1)
+		close(dir.fd);
 	close(rootfd);
 	return ret;
 }

@@ -349,21 +349,27 @@ fpath_open_parent(int rootfd, const char *rel, int create, char *base,
 }
 
 int
-fpath_open_regular(int rootfd, const char *rel, struct stat *sb)
+fpath_open_regular_at(int dfd, const char *name, struct stat *sb)
 {
 	struct stat probe;
 	int fd;
 
-	/* Look before opening: opening a fifo blocks, a device may act. */
-	if ((fd = fpath_open(rootfd, rel, O_PATH, 0)) == -1)
-		return -1;
-	if (fstat(fd, &probe) == -1 || !S_ISREG(probe.st_mode)) {
-		close(fd);
+	if (strchr(name, '/') != NULL || strcmp(name, "..") == 0) {
 		errno = EINVAL;
 		return -1;
 	}
+	/* Look before opening: opening a fifo blocks, a device may act. */
+	if ((fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &probe) == -1 || !S_ISREG(probe.st_mode)) {
+		int link = S_ISLNK(probe.st_mode);
+		close(fd);
+		errno = link ? ELOOP : EINVAL;
+		return -1;
+	}
 	close(fd);
-	if ((fd = fpath_open(rootfd, rel, O_RDONLY | O_NONBLOCK, 0)) == -1)
+	if ((fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
 		return -1;
 	/* Swapped for something else in between: refuse that too. */
 	if (fstat(fd, sb) == -1 || !S_ISREG(sb->st_mode) ||
@@ -372,6 +378,22 @@ fpath_open_regular(int rootfd, const char *rel, struct stat *sb)
 		errno = EINVAL;
 		return -1;
 	}
+	return fd;
+}
+
+int
+fpath_open_regular(int rootfd, const char *rel, struct stat *sb)
+{
+	char base[FPATH_NAME_MAX + 1];
+	int pfd, fd, save;
+
+	if ((pfd = fpath_open_parent(rootfd, rel, 0, base, sizeof(base))) ==
+	    -1)
+		return -1;
+	fd = fpath_open_regular_at(pfd, base, sb);
+	save = errno;
+	close(pfd);
+	errno = save;
 	return fd;
 }
 

@@ -83,6 +83,9 @@ void	 fpath_use_openat2(int on);
  */
 int	 fpath_open_regular(int rootfd, const char *rel, struct stat *sb);
 
+/* The same for name (one component, no symlink) in the directory dfd. */
+int	 fpath_open_regular_at(int dfd, const char *name, struct stat *sb);
+
 /*
  * Is rel, beneath the directory root_path, a regular file reached without
  * any symlink?  For routes that let nginx serve a file after checking it.
