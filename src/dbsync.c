@@ -2822,6 +2822,147 @@ fail:
 	return ret;
 }
 
+/* ------------------------------------------------------------------ */
+/* Restoring a conflict's losing value                                  */
+
+/* The tracked table named tbl in tabs[0..ntab), with *ci the index of col
+ * when it is one of its non-key columns; NULL when either is not: a key
+ * column cannot be restored without moving the row. */
+static const struct capture_table *
+restore_target(const struct capture_table *tabs, int ntab, const char *tbl,
+    const char *col, int *ci)
+{
+	int i;
+
+	if (!capture_name_ok(tbl))
+		return NULL;
+	for (i = 0; i < ntab; i++) {
+		if (strcmp(tabs[i].name, tbl) != 0)
+			continue;
+		*ci = col_find(&tabs[i], col);
+		if (*ci < 0 || col_is_pk(&tabs[i], *ci))
+			return NULL;
+		return &tabs[i];
+	}
+	return NULL;
+}
+
+/* Read conflict id into *res and check it against tabs.  Returns 0 (*ci
+ * is then the column to restore) or the outcome to report. */
+static enum dbsync_restore_rc
+restore_read(sqlite3 *db, const struct capture_table *tabs, int ntab,
+    int64_t id, struct dbsync_restore *res, int *ci, char *err,
+    size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	char tbl[CAPTURE_NAME_MAX + 1] = "", col[256] = "";
+
+	if (sqlite3_prepare_v2(db, "SELECT tbl, pk, col FROM "
+	    "_meshsync_conflicts WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(db));
+		return DBSYNC_RESTORE_EDB;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return DBSYNC_RESTORE_UNKNOWN;
+	}
+	/* A name too long for the buffers cannot be a tracked one: leave the
+	 * table empty so it is refused below. */
+	if (util_strlcpy(tbl, (const char *)sqlite3_column_text(st, 0),
+	    sizeof(tbl)) == -1 || util_strlcpy(col, (const char *)
+	    sqlite3_column_text(st, 2), sizeof(col)) == -1)
+		*tbl = '\0';
+	res->pk = json_tokener_parse((const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	/* Existence ("" column) conflicts have no value to put back. */
+	if (*col == '\0')
+		return DBSYNC_RESTORE_ROW;
+	if ((res->t = restore_target(tabs, ntab, tbl, col, ci)) == NULL)
+		return DBSYNC_RESTORE_UNTRACKED;
+	res->col = res->t->cols[*ci];
+	if (!json_object_is_type(res->pk, json_type_array) ||
+	    json_object_array_length(res->pk) != (size_t)res->t->npk)
+		return DBSYNC_RESTORE_KEYSHAPE;
+	return 0;
+}
+
+/* UPDATE t SET col = (lose_val of conflict ?1) WHERE key IS ?2...  The
+ * value is copied inside SQLite so its type and bytes stay exact.
+ * Returns 0 with *st prepared, or the outcome to report. */
+static enum dbsync_restore_rc
+restore_prepare(sqlite3 *db, const struct capture_table *t, int ci,
+    sqlite3_stmt **st, char *err, size_t errsz)
+{
+	struct sbuf b = { 0 };
+	int rc;
+
+	sbuf_add(&b, "UPDATE ");
+	sbuf_ident(&b, t->name);
+	sbuf_add(&b, " SET ");
+	sbuf_ident(&b, t->cols[ci]);
+	sbuf_add(&b, " = (SELECT lose_val FROM _meshsync_conflicts "
+	    "WHERE id = ?1)");
+	sb_where_pk(&b, t, 2);
+	if (b.oom) {
+		free(b.p);
+		return DBSYNC_RESTORE_ENOMEM;
+	}
+	rc = sqlite3_prepare_v2(db, b.p, -1, st, NULL);
+	free(b.p);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(db));
+		return DBSYNC_RESTORE_EDB;
+	}
+	return 0;
+}
+
+/* Bind the conflict's key to ?2...  Returns 0 or -1 (not a valid encoded
+ * key, or SQLite refused a value). */
+static int
+restore_bind_pk(sqlite3_stmt *st, json_object *pk)
+{
+	struct dv v[CAPTURE_MAX_PK];
+	const char *why;
+	int n, k, rc = 0;
+
+	if ((n = pk_from_json(pk, v, 0, &why)) == -1)
+		return -1;
+	for (k = 0; k < n && rc == 0; k++)
+		if (dv_bind(st, k + 2, &v[k]) != SQLITE_OK)
+			rc = -1;
+	pk_free(v, n);
+	return rc;
+}
+
+enum dbsync_restore_rc
+dbsync_restore_conflict(sqlite3 *db, const struct capture_table *tabs,
+    int ntab, int64_t id, struct dbsync_restore *res, char *err,
+    size_t errsz)
+{
+	enum dbsync_restore_rc rc;
+	sqlite3_stmt *st = NULL;
+	int ci = -1;
+
+	memset(res, 0, sizeof(*res));
+	if ((rc = restore_read(db, tabs, ntab, id, res, &ci, err,
+	    errsz)) != 0 || (rc = restore_prepare(db, res->t, ci, &st, err,
+	    errsz)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if (restore_bind_pk(st, res->pk) == -1)
+		rc = DBSYNC_RESTORE_BADKEY;
+	else if (sqlite3_step(st) != SQLITE_DONE) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(db));
+		rc = DBSYNC_RESTORE_EDB;
+	} else if (sqlite3_changes(db) == 0)
+		rc = DBSYNC_RESTORE_GONE;
+	else
+		rc = DBSYNC_RESTORED;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int
 dbsync_parked(sqlite3 *db, json_object **out, char *err, size_t errsz)
 {

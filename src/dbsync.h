@@ -246,6 +246,45 @@ enum dbsync_rc dbsync_compact(sqlite3 *db, json_object *acked_vv,
 int	 dbsync_conflicts(sqlite3 *db, int limit, int offset,
 	    json_object **out, char *err, size_t errsz);
 
+/* What dbsync_restore_conflict did; each refusal has its own code so the
+ * caller can say exactly why in its own words. */
+enum dbsync_restore_rc {
+	DBSYNC_RESTORED = 0,
+	DBSYNC_RESTORE_UNKNOWN,		/* no conflict with that id */
+	DBSYNC_RESTORE_ROW,		/* a deleted-or-alive conflict */
+	DBSYNC_RESTORE_UNTRACKED,	/* table or column no longer tracked */
+	DBSYNC_RESTORE_KEYSHAPE,	/* key does not fit the table any more */
+	DBSYNC_RESTORE_BADKEY,		/* a key value cannot be decoded */
+	DBSYNC_RESTORE_GONE,		/* the row no longer exists */
+	DBSYNC_RESTORE_ENOMEM,
+	DBSYNC_RESTORE_EDB,		/* err holds SQLite's message */
+};
+
+struct capture_table;
+
+/* The conflict a restore was about, for the caller's messages. */
+struct dbsync_restore {
+	const struct capture_table *t;	/* in the caller's tabs, or NULL */
+	const char	*col;		/* t's restored column, or NULL */
+	json_object	*pk;		/* encoded key (may be NULL); caller
+					   puts it whatever the outcome */
+};
+
+/*
+ * Put the losing value of conflict id back with a plain UPDATE of the
+ * application table, outside any transaction of ours and touching no
+ * _meshsync_* table: the capture triggers see an ordinary local write, so
+ * the next harvest gives it a fresh clock and it wins everywhere like any
+ * new edit.  tabs[0..ntab) are the tracked tables (capture_load); the
+ * conflict's table and column are used only when they name one of them
+ * and one of its non-key columns.  *res is filled as far as the conflict
+ * was read (its t and col once they are known, for DBSYNC_RESTORED and
+ * DBSYNC_RESTORE_GONE always).  err is filled only for DBSYNC_RESTORE_EDB.
+ */
+enum dbsync_restore_rc dbsync_restore_conflict(sqlite3 *db,
+	    const struct capture_table *tabs, int ntab, int64_t id,
+	    struct dbsync_restore *res, char *err, size_t errsz);
+
 /*
  * Parked entries per table and reason, as a new array the caller puts:
  * [{"table", "hash", "reason", "count"}].  Returns 0 or -1 (err).

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "capture.h"
 #include "dbsync.h"
 #include "files.h"
@@ -475,84 +473,40 @@ page_conflicts(struct req *r)
 	return conflicts_page(r, 200, NULL, NULL);
 }
 
-/*
- * Bind one key value of a conflict's pk (the dbsync encoding) to ?i.
- * Returns 0, or -1 for anything that is not a valid encoded value.
- */
-static int
-bind_encoded(sqlite3_stmt *st, int i, json_object *v)
-{
-	json_object *t, *s;
-	const char *txt, *end;
-	unsigned char *bin;
-	size_t blen, cap;
-	double d;
-
-	switch (json_object_get_type(v)) {
-	case json_type_null:
-		return sqlite3_bind_null(st, i) == SQLITE_OK ? 0 : -1;
-	case json_type_int:
-		return sqlite3_bind_int64(st, i, json_object_get_int64(v)) ==
-		    SQLITE_OK ? 0 : -1;
-	case json_type_string:
-		return sqlite3_bind_text(st, i, json_object_get_string(v),
-		    json_object_get_string_len(v), SQLITE_TRANSIENT) ==
-		    SQLITE_OK ? 0 : -1;
-	case json_type_array:
-		if (json_object_array_length(v) != 2)
-			return -1;
-		t = json_object_array_get_idx(v, 0);
-		s = json_object_array_get_idx(v, 1);
-		if (!json_object_is_type(t, json_type_string) ||
-		    !json_object_is_type(s, json_type_string))
-			return -1;
-		txt = json_object_get_string(s);
-		if (strcmp(json_object_get_string(t), "r") == 0) {
-			d = strtod(txt, (char **)&end);
-			if (end == txt || *end != '\0')
-				return -1;
-			return sqlite3_bind_double(st, i, d) == SQLITE_OK ?
-			    0 : -1;
-		}
-		if (strcmp(json_object_get_string(t), "b") != 0)
-			return -1;
-		cap = (size_t)json_object_get_string_len(s) / 4 * 3 + 3;
-		if ((bin = malloc(cap)) == NULL)
-			return -1;
-		if (sodium_base642bin(bin, cap, txt, strlen(txt), NULL, &blen,
-		    NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-			free(bin);
-			return -1;
-		}
-		return sqlite3_bind_blob(st, i, bin, (int)blen, free) ==
-		    SQLITE_OK ? 0 : -1;
-	default:
-		return -1;
-	}
-}
+/* What the page says when dbsync refuses a restore. */
+static const struct {
+	int		 status;
+	const char	*why;
+} restore_refusals[] = {
+	[DBSYNC_RESTORE_UNKNOWN] = { 400, "Unknown conflict." },
+	[DBSYNC_RESTORE_ROW] = { 400, "A deleted-or-alive row conflict cannot "
+	    "be restored here; re-create or delete the row in the "
+	    "application." },
+	[DBSYNC_RESTORE_UNTRACKED] = { 400,
+	    "That table or column is no longer tracked." },
+	[DBSYNC_RESTORE_KEYSHAPE] = { 400,
+	    "The conflict's key does not match the table any more." },
+	[DBSYNC_RESTORE_BADKEY] = { 400, "The conflict's key cannot be read." },
+	[DBSYNC_RESTORE_ENOMEM] = { 500, "Out of memory." },
+};
 
 /*
- * Put a conflict's losing value back with a plain UPDATE of the
- * application table.  Nothing here touches meshsync's own tables: the
- * capture triggers see an ordinary local write, the worker harvests it
- * with a fresh clock, and it wins and syncs everywhere like any new edit.
- * Table and column come from the conflict record, and are used only when
- * they name a tracked table and one of its non-key tracked columns.
+ * Put a conflict's losing value back (dbsync_restore_conflict says how:
+ * an ordinary local write that syncs everywhere like any new edit).  db
+ * and id come from the form and are checked before anything is opened.
  */
 int
 page_conflicts_restore(struct req *r)
 {
 	const char *db = req_param(r, "db"), *ids = req_param(r, "id"), *es;
 	struct capture_table *tabs = NULL;
-	const struct capture_table *t;
-	sqlite3_stmt *st = NULL;
+	struct dbsync_restore res = { 0 };
+	enum dbsync_restore_rc rc;
 	sqlite3 *app = NULL;
-	json_object *pk = NULL;
-	char path[UTIL_PATH_MAX], err[256], msg[512], key[512];
-	char tbl[CAPTURE_NAME_MAX + 1] = "", col[256] = "", *sql = NULL;
+	char path[UTIL_PATH_MAX], err[512], msg[512], key[512];
 	const char *why = NULL;
 	long long id;
-	int ntab = 0, status = 400, changed;
+	int ntab = 0, status = 400;
 
 	if (db == NULL || ids == NULL || sync_db_path(r->ctx->conf, db, path,
 	    sizeof(path)) == -1) {
@@ -570,93 +524,40 @@ page_conflicts_restore(struct req *r)
 		status = 500;
 		goto fail;
 	}
-	if (sqlite3_prepare_v2(app, "SELECT tbl, pk, col FROM "
-	    "_meshsync_conflicts WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		why = "Unknown conflict.";
-		goto fail;
-	}
-	if (util_strlcpy(tbl, (const char *)sqlite3_column_text(st, 0),
-	    sizeof(tbl)) == -1 || util_strlcpy(col, (const char *)
-	    sqlite3_column_text(st, 2), sizeof(col)) == -1)
-		*tbl = '\0';
-	pk = json_tokener_parse((const char *)sqlite3_column_text(st, 1));
-	sqlite3_finalize(st);
-	st = NULL;
-	if (*col == '\0') {
-		why = "A deleted-or-alive row conflict cannot be restored "
-		    "here; re-create or delete the row in the application.";
-		goto fail;
-	}
-	if (!capture_name_ok(tbl) || (t = find_table(tabs, ntab, tbl)) ==
-	    NULL || restorable_col(t, col) < 0) {
-		why = "That table or column is no longer tracked.";
-		goto fail;
-	}
-	if (!json_object_is_type(pk, json_type_array) ||
-	    json_object_array_length(pk) != (size_t)t->npk) {
-		why = "The conflict's key does not match the table any more.";
-		goto fail;
-	}
-
-	/* Identifiers are quoted with %w; every value is bound. */
-	sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = (SELECT lose_val "
-	    "FROM _meshsync_conflicts WHERE id = ?1) WHERE \"%w\" IS ?2",
-	    t->name, t->cols[restorable_col(t, col)], t->cols[t->pkidx[0]]);
-	for (int k = 1; sql != NULL && k < t->npk; k++) {
-		char *more = sqlite3_mprintf("%s AND \"%w\" IS ?%d", sql,
-		    t->cols[t->pkidx[k]], k + 2);
-		sqlite3_free(sql);
-		sql = more;
-	}
-	if (sql == NULL) {
-		why = "Out of memory.";
+	rc = dbsync_restore_conflict(app, tabs, ntab, id, &res, err,
+	    sizeof(err));
+	if (rc == DBSYNC_RESTORE_EDB) {
+		log_warnx("%s: %s: %s", __func__, db, err);
+		util_fmt(msg, sizeof(msg), "The value could not be written: %s",
+		    err);
+		why = msg;
 		status = 500;
 		goto fail;
 	}
-	if (sqlite3_prepare_v2(app, sql, -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_int64(st, 1, id);
-	for (int k = 0; k < t->npk; k++)
-		if (bind_encoded(st, k + 2, json_object_array_get_idx(pk,
-		    (size_t)k)) == -1) {
-			why = "The conflict's key cannot be read.";
-			goto fail;
-		}
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto dberr;
-	changed = sqlite3_changes(app);
-	key_text(t, pk, key, sizeof(key));
-	if (changed == 0) {
+	if (rc != DBSYNC_RESTORED && rc != DBSYNC_RESTORE_GONE) {
+		why = restore_refusals[rc].why;
+		status = restore_refusals[rc].status;
+		goto fail;
+	}
+	key_text(res.t, res.pk, key, sizeof(key));
+	if (rc == DBSYNC_RESTORE_GONE) {
 		util_fmt(msg, sizeof(msg), "The row %s of %s no longer exists; "
-		    "nothing was restored.", key, t->name);
+		    "nothing was restored.", key, res.t->name);
 		why = msg;
 		goto fail;
 	}
 	scrub(key);
 	store_event(r->ctx->db, "info", "conflict", NULL, "restored the losing "
-	    "value of %s.%s (%s) in %s", t->name, col, key, db);
+	    "value of %s.%s (%s) in %s", res.t->name, res.col, key, db);
 	util_fmt(msg, sizeof(msg), "Restored the losing value of %s.%s for "
-	    "%s. It syncs to the other servers as a new change.", t->name, col,
-	    key);
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
-	json_object_put(pk);
+	    "%s. It syncs to the other servers as a new change.", res.t->name,
+	    res.col, key);
+	json_object_put(res.pk);
 	capture_free(tabs, ntab);
 	sqlite3_close(app);
 	return conflicts_page(r, 200, NULL, msg);
-dberr:
-	log_warnx("%s: %s: %s", __func__, db, sqlite3_errmsg(app));
-	util_fmt(msg, sizeof(msg), "The value could not be written: %s",
-	    sqlite3_errmsg(app));
-	why = msg;
-	status = 500;
 fail:
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
-	json_object_put(pk);
+	json_object_put(res.pk);
 	capture_free(tabs, ntab);
 	sqlite3_close(app);
 	return conflicts_page(r, status, why, NULL);

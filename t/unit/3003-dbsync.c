@@ -349,6 +349,101 @@ test_conflicts(void)
 	dbt_node_close(&b);
 }
 
+/* A hand-made conflict row on n for pairs (key [1, "x"]); returns its id. */
+static long long
+fake_conflict(struct tnode *n, const char *pk, const char *col)
+{
+	dbt_exec(n->db, "INSERT INTO _meshsync_conflicts(at, tbl, pk, col, "
+	    "lose_val, win_val, lose_hlc, lose_node, win_hlc, win_node) "
+	    "VALUES('2020-01-01T00:00:00Z', 'pairs', '%s', '%s', 'old', "
+	    "'new', 1, 'x', 2, 'y')", pk, col);
+	return dbt_int(n->db, "SELECT max(id) FROM _meshsync_conflicts");
+}
+
+static enum dbsync_restore_rc
+restore(struct tnode *n, const struct capture_table *tabs, int ntab,
+    long long id, struct dbsync_restore *res)
+{
+	char err[256];
+	enum dbsync_restore_rc rc;
+
+	rc = dbsync_restore_conflict(n->db, tabs, ntab, id, res, err,
+	    sizeof(err));
+	if (rc == DBSYNC_RESTORE_EDB)
+		tap_diag("restore %lld: %s", id, err);
+	return rc;
+}
+
+static void
+test_restore(void)
+{
+	struct tnode a, b;
+	struct capture_table *tabs = NULL;
+	struct dbsync_restore res;
+	char err[256], buf[256];
+	int64_t t = dbt_now();
+	long long id;
+	int ntab = 0;
+
+	mknode(&a, "rs-a");
+	mknode(&b, "rs-b");
+	dbt_exec(a.app, "INSERT INTO pairs VALUES(1, 'x', 'v0')");
+	sync2(&a, &b);
+	dbt_exec(a.app, "UPDATE pairs SET v = 'by a' WHERE a = 1");
+	dbt_exec(b.app, "UPDATE pairs SET v = 'by b' WHERE a = 1");
+	harvest_at(&a, t + 5000);
+	harvest_at(&b, t + 6000);
+	sync2(&a, &b);
+	if (capture_load(a.db, &tabs, &ntab, err, sizeof(err)) == -1)
+		tap_diag("capture_load: %s", err);
+
+	id = dbt_int(a.db, "SELECT id FROM _meshsync_conflicts WHERE "
+	    "lose_val = 'by a'");
+	tap_is_int(restore(&a, tabs, ntab, id, &res), DBSYNC_RESTORED,
+	    "restore: the loser of a two-column key is put back");
+	tap_is_str(res.t ? res.t->name : "", "pairs", "restore names the table");
+	tap_is_str(res.col ? res.col : "", "v", "... and the column");
+	tap_is_str(json_object_to_json_string_ext(res.pk,
+	    JSON_C_TO_STRING_PLAIN), "[1,\"x\"]", "... and the key");
+	json_object_put(res.pk);
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT v FROM pairs"),
+	    "by a", "the losing value is live again");
+	sync2(&a, &b);
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT v FROM pairs"),
+	    "by a", "... and syncs as a new write");
+
+	tap_is_int(restore(&a, tabs, ntab, 999999, &res),
+	    DBSYNC_RESTORE_UNKNOWN, "an unknown id is refused");
+	json_object_put(res.pk);
+	tap_is_int(restore(&a, tabs, ntab, fake_conflict(&a, "[1,\"x\"]", ""),
+	    &res), DBSYNC_RESTORE_ROW, "an existence conflict is refused");
+	json_object_put(res.pk);
+	tap_is_int(restore(&a, tabs, ntab, fake_conflict(&a, "[1,\"x\"]", "a"),
+	    &res), DBSYNC_RESTORE_UNTRACKED, "a key column is refused");
+	json_object_put(res.pk);
+	tap_is_int(restore(&a, tabs, ntab, fake_conflict(&a, "[1]", "v"),
+	    &res), DBSYNC_RESTORE_KEYSHAPE, "a key of the wrong length is "
+	    "refused");
+	json_object_put(res.pk);
+	tap_is_int(restore(&a, tabs, ntab, fake_conflict(&a,
+	    "[1,[\"b\",\"!!\"]]", "v"), &res), DBSYNC_RESTORE_BADKEY,
+	    "an undecodable key is refused");
+	json_object_put(res.pk);
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT v FROM pairs"),
+	    "by a", "refusals changed nothing");
+
+	dbt_exec(a.app, "DELETE FROM pairs");
+	tap_is_int(restore(&a, tabs, ntab, id, &res), DBSYNC_RESTORE_GONE,
+	    "a deleted row is reported, not re-created");
+	tap_ok(res.t != NULL && res.pk != NULL, "... with its table and key");
+	json_object_put(res.pk);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM pairs"), 0,
+	    "... and stays deleted");
+	capture_free(tabs, ntab);
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 static void
 test_delete_update(void)
 {
@@ -816,6 +911,7 @@ main(void)
 	test_values();
 	test_relay();
 	test_conflicts();
+	test_restore();
 	test_delete_update();
 	test_replay();
 	test_bad_input();
