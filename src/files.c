@@ -1197,29 +1197,18 @@ static int
 dir_get(struct fctx *c, const char *rel, int create, char *base,
     size_t basesz, int *onroot)
 {
-	char dir[FPATH_MAX + 1], err[64];
-	const char *slash;
+	char dir[FPATH_MAX + 1];
 	struct fdir *d;
 	struct stat sb;
-	size_t i, dlen;
+	size_t i;
 	int fd;
 
-	if (fpath_check(rel, err, sizeof(err)) == -1) {
-		errno = EINVAL;
+	if (fpath_split(rel, dir, base, basesz) == -1)
 		return -1;
-	}
-	slash = strrchr(rel, '/');
-	if (util_strlcpy(base, slash ? slash + 1 : rel, basesz) == -1) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
 	if (onroot != NULL)
 		*onroot = 1;
-	if (slash == NULL)
+	if (dir[0] == '\0')
 		return c->rootfd;
-	dlen = (size_t)(slash - rel);
-	memcpy(dir, rel, dlen);
-	dir[dlen] = '\0';
 	/* Newest first: a sorted page asks for the same one in a row. */
 	for (i = c->ndirs; i-- > 0;) {
 		d = &c->dirs[i];
@@ -3126,21 +3115,16 @@ static int
 bundle_dir(struct bundle_dir *d, int rootfd, const char *path, char *base,
     size_t basesz)
 {
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-	char b[FPATH_NAME_MAX + 1];
+	char dir[FPATH_MAX + 1];
 
-	if (util_strlcpy(base, slash ? slash + 1 : path, basesz) == -1) {
-		errno = ENAMETOOLONG;
+	if (fpath_split(path, dir, base, basesz) == -1)
 		return -1;
-	}
-	if (!d->valid || strlen(d->path) != n ||
-	    strncmp(d->path, path, n) != 0) {
+	if (!d->valid || strcmp(d->path, dir) != 0) {
 		if (d->valid && d->fd != -1)
 			close(d->fd);
-		memcpy(d->path, path, n);
-		d->path[n] = '\0';
-		d->fd = fpath_open_parent(rootfd, path, 0, b, sizeof(b));
+		memcpy(d->path, dir, sizeof(d->path));
+		d->fd = dir[0] == '\0' ? fcntl(rootfd, F_DUPFD_CLOEXEC, 0) :
+		    fpath_open(rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
 		d->err = errno;
 		d->valid = 1;
 	}

@@ -322,11 +322,11 @@ fpath_mkdirs(int rootfd, const char *rel, mode_t mode)
 }
 
 int
-fpath_open_parent(int rootfd, const char *rel, int create, char *base,
+fpath_split(const char *rel, char dir[FPATH_MAX + 1], char *base,
     size_t basesz)
 {
-	char dir[FPATH_MAX + 1], err[64];
 	const char *slash;
+	char err[64];
 	size_t dlen;
 
 	if (fpath_check(rel, err, sizeof(err)) == -1) {
@@ -338,11 +338,22 @@ fpath_open_parent(int rootfd, const char *rel, int create, char *base,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (slash == NULL)
-		return fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
-	dlen = (size_t)(slash - rel);
+	dlen = slash ? (size_t)(slash - rel) : 0;
 	memcpy(dir, rel, dlen);
 	dir[dlen] = '\0';
+	return 0;
+}
+
+int
+fpath_open_parent(int rootfd, const char *rel, int create, char *base,
+    size_t basesz)
+{
+	char dir[FPATH_MAX + 1];
+
+	if (fpath_split(rel, dir, base, basesz) == -1)
+		return -1;
+	if (dir[0] == '\0')
+		return fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
 	if (create && fpath_mkdirs(rootfd, dir, 0755) == -1)
 		return -1;
 	return fpath_open(rootfd, dir, O_RDONLY | O_DIRECTORY, 0);

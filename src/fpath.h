@@ -51,6 +51,14 @@ int	 fpath_ignored(const char *rel, const char *patterns,
 int	 fpath_open(int rootfd, const char *rel, int flags, mode_t mode);
 
 /*
+ * Check rel (fpath_check) and split it into its directory (dir, "" for
+ * the root) and its last component (base).  0, or -1 with errno EINVAL
+ * (a refused path) or ENAMETOOLONG.
+ */
+int	 fpath_split(const char *rel, char dir[FPATH_MAX + 1], char *base,
+	    size_t basesz);
+
+/*
  * Open the directory that holds rel's last component, as fpath_open does,
  * and copy that component into base (basesz >= FPATH_NAME_MAX + 1).  When
  * create is set, missing directories on the way are made with mode 0755
