@@ -86,33 +86,6 @@ sibling(char *buf, size_t bufsz, const char *app, const char *suffix)
 	return util_fmt(buf, bufsz, "%s.meshsync-%s", app, suffix);
 }
 
-/* fsync a directory so a rename in it is on disk. */
-static void
-sync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd != -1) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-static void
-sync_parent(const char *path)
-{
-	char dir[UTIL_PATH_MAX], *slash;
-
-	util_strlcpy(dir, path, sizeof(dir));
-	if ((slash = strrchr(dir, '/')) == NULL)
-		return;
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	sync_dir(dir);
-}
-
 static int
 mkdirs_parent(const char *path)
 {
@@ -133,8 +106,8 @@ do_rename(const char *from, const char *to, char *err, size_t errsz)
 		    strerror(errno));
 		return -1;
 	}
-	sync_parent(from);
-	sync_parent(to);
+	util_fsync_parent(from);
+	util_fsync_parent(to);
 	return 0;
 }
 
@@ -759,7 +732,7 @@ update_stage(const struct update_cfg *u, json_object *manifest,
 		util_fmt(err, errsz, "sync %s: %s", stage, strerror(errno));
 		goto fail;
 	}
-	sync_parent(stage);
+	util_fsync_parent(stage);
 	close(sfd);
 	if (appfd != -1)
 		close(appfd);
@@ -888,7 +861,7 @@ journal_remove(const char *app)
 
 	journal_path(path, sizeof(path), app);
 	unlink(path);
-	sync_parent(path);
+	util_fsync_parent(path);
 }
 
 /*
@@ -986,7 +959,7 @@ journal_undo(const struct journal *j, char *err, size_t errsz)
 		    strerror(errno));
 		return -1;
 	}
-	sync_parent(j->stage);
+	util_fsync_parent(j->stage);
 	return 0;
 }
 

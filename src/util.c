@@ -88,8 +88,8 @@ util_strtonum(const char *s, long long min, long long max, long long *out,
 	return 0;
 }
 
-static int
-fsync_dir_of(const char *path)
+int
+util_fsync_parent(const char *path)
 {
 	char dir[UTIL_PATH_MAX];
 	char *slash;
@@ -150,7 +150,7 @@ util_write_file_atomic(const char *path, const void *buf, size_t len,
 	fd = -1;
 	if (rename(tmp, path) == -1)
 		goto fail;
-	return fsync_dir_of(path);
+	return util_fsync_parent(path);
 fail:
 	saved = errno;
 	if (fd != -1)

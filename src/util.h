@@ -32,6 +32,11 @@ int	 util_strtonum(const char *s, long long min, long long max,
 int	 util_write_file_atomic(const char *path, const void *buf, size_t len,
 	    mode_t mode);
 
+/* fsync the directory holding path ("." for a bare name), so a rename,
+ * create or unlink in it survives a crash.  Returns 0, or -1 with errno
+ * set. */
+int	 util_fsync_parent(const char *path);
+
 /* Read a whole (small) file; at most maxlen bytes.  The caller frees *out,
  * which is NUL-terminated; *outlen (may be NULL) gets the length.
  * Returns 0, or -1 with errno set (EFBIG when over maxlen). */
