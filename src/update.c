@@ -1364,15 +1364,61 @@ update_backups(const struct update_cfg *u)
 
 /* ---- post-update script and health ------------------------------------- */
 
+/* Close every descriptor above 2 except keep (-1: none). */
+static void
+close_above_stdio(int keep)
+{
+	if (keep > 3)
+		close_range(3, (unsigned)keep - 1, 0);
+	close_range(keep >= 3 ? (unsigned)keep + 1 : 3, ~0U, 0);
+}
+
+int
+update_fork_detached(const char *cwd, const char *log_path,
+    const char *banner, int keep_fd)
+{
+	pid_t pid;
+	int fd, status;
+
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid != 0) {
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		return 1;
+	}
+	/* The intermediate child exits at once: the caller reaps it now,
+	 * and the process left is init's to reap, whatever we do later. */
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	if (cwd != NULL && chdir(cwd) == -1)
+		_exit(127);
+	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	if ((fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT, 0644)) != -1) {
+		if (banner != NULL)
+			dprintf(fd, "%s", banner);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	close_above_stdio(keep_fd);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	return 0;
+}
+
 int
 update_run_script(const struct update_cfg *u, const char *id, char *which,
     size_t whichsz, char *err, size_t errsz)
 {
 	char path[UTIL_PATH_MAX], name[128], ts[TM_RFC3339_LEN];
+	char banner[UTIL_PATH_MAX];
 	const char *p = u->scripts;
 	struct stat st;
-	pid_t pid;
-	int status;
 
 	*which = '\0';
 	for (;;) {
@@ -1398,42 +1444,19 @@ update_run_script(const struct update_cfg *u, const char *id, char *which,
 	}
 	util_fmt(which, whichsz, "%s.sh", name);
 	tm_rfc3339(ts, sizeof(ts), tm_now_ms());
-	if ((pid = fork()) == -1) {
+	util_fmt(banner, sizeof(banner), "=== %s update %s: running %s\n", ts,
+	    id, which);
+	/* Detached so the script outlives this process and the lock
+	 * descriptors never reach it. */
+	switch (update_fork_detached(u->app_dir, u->log_path, banner, -1)) {
+	case -1:
 		util_fmt(err, errsz, "fork: %s", strerror(errno));
 		return -1;
-	}
-	if (pid == 0) {
-		/* Detached twice over: own session, and the grandchild is
-		 * re-parented to init, so it outlives this process and the
-		 * lock descriptors never reach it. */
-		int fd;
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		if (chdir(u->app_dir) == -1)
-			_exit(127);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd != -1) {
-			dup2(fd, 0);
-			close(fd);
-		}
-		fd = open(u->log_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-		if (fd != -1) {
-			dprintf(fd, "=== %s update %s: running %s\n", ts, id,
-			    which);
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		close_range(3, ~0U, 0);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
+	case 0:
 		setenv("MESHSYNC_UPDATE_ID", id, 1);
 		execl("/bin/sh", "sh", path, (char *)NULL);
 		_exit(127);
 	}
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
 	log_info("update %s: started %s", id, which);
 	return 0;
 }

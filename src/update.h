@@ -180,6 +180,18 @@ int	 update_recover_orphan(const char *node_dir, char *detail,
 int	 update_lock(const struct update_cfg *u);
 
 /*
+ * Fork a process that outlives this one and inherits nothing it should
+ * not: own session, re-parented to init (double fork), cwd (NULL: kept;
+ * failure _exits 127), stdin /dev/null, stdout and stderr appended to
+ * log_path with banner (may be NULL) written first, no descriptor above 2
+ * except keep_fd (-1: none), SIGPIPE and SIGCHLD at their defaults.
+ * Returns 0 in that process, which must exec or _exit; 1 in the caller
+ * once the intermediate child is reaped; -1 with errno when fork fails.
+ */
+int	 update_fork_detached(const char *cwd, const char *log_path,
+	    const char *banner, int keep_fd);
+
+/*
  * Start the first existing post-update script (post_update_scripts; NAME.sh
  * through /bin/sh on Unix; NAME.bat only where Windows runs it, so never
  * here) detached: own session, cwd APP, stdin /dev/null, output appended

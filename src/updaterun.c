@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "events.h"
@@ -411,8 +410,7 @@ static int
 spawn_apply(const struct conf *c, const char *uid, char *err, size_t errsz)
 {
 	char exe[UTIL_PATH_MAX], log[UTIL_PATH_MAX], *del;
-	int pfd[2], status, e = 0;
-	pid_t pid;
+	int pfd[2], rc, e = 0;
 	ssize_t n;
 
 	if (util_self_exe(exe, sizeof(exe)) == -1) {
@@ -428,35 +426,13 @@ spawn_apply(const struct conf *c, const char *uid, char *err, size_t errsz)
 		util_fmt(err, errsz, "pipe: %s", strerror(errno));
 		return -1;
 	}
-	if ((pid = fork()) == -1) {
+	if ((rc = update_fork_detached(NULL, log, NULL, pfd[1])) == -1) {
 		util_fmt(err, errsz, "fork: %s", strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		int fd;
-		close(pfd[0]);
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd != -1) {
-			dup2(fd, 0);
-			close(fd);
-		}
-		fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0644);
-		if (fd != -1) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		/* Everything but the exec-status pipe (close-on-exec). */
-		if (pfd[1] > 3)
-			close_range(3, (unsigned)pfd[1] - 1, 0);
-		close_range((unsigned)pfd[1] + 1, ~0U, 0);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
+	if (rc == 0) {
 		signal(SIGTERM, SIG_DFL);
 		execl(exe, "meshsync", "update", "apply", "--dir", c->dir,
 		    "--id", uid, (char *)NULL);
@@ -468,8 +444,6 @@ spawn_apply(const struct conf *c, const char *uid, char *err, size_t errsz)
 		_exit(127);
 	}
 	close(pfd[1]);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
 	do
 		n = read(pfd[0], &e, sizeof(e));
 	while (n == -1 && errno == EINTR);
