@@ -336,6 +336,19 @@ conf_value(const struct conf *c, const struct conf_key *k, char *buf,
 	return util_strlcpy(buf, field, bufsz);
 }
 
+int
+conf_get(const struct conf *c, const char *key, char *buf, size_t bufsz)
+{
+	const struct conf_key *k = conf_find(key);
+
+	if (k == NULL) {
+		if (bufsz > 0)
+			*buf = '\0';
+		return -1;
+	}
+	return conf_value(c, k, buf, bufsz);
+}
+
 char *
 conf_render(const struct conf *c, const char *const *set)
 {

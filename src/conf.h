@@ -62,6 +62,15 @@ int	 conf_set(struct conf *c, const char *key, const char *val, char *err,
 	    size_t errsz);
 
 /*
+ * The current value of key in c as text, in the form conf_set takes (paths
+ * absolute), from the key table, so a new key needs no code here.  Returns
+ * 0, or -1 for an unknown key (buf "") or a value that did not fit (buf
+ * truncated).
+ */
+int	 conf_get(const struct conf *c, const char *key, char *buf,
+	    size_t bufsz);
+
+/*
  * Render the whole configuration as a meshsync.conf text: every key with a
  * comment, set keys uncommented.  `set` is a NULL-terminated list of keys to
  * write as active lines (others are written commented with their default).

@@ -633,22 +633,6 @@ static const struct config_field {
 
 #define NFIELDS (sizeof(config_fields) / sizeof(config_fields[0]))
 
-/* The value of one key in c as text. */
-static void
-conf_value(const struct conf *c, const char *key, char *buf, size_t bufsz)
-{
-	if (strcmp(key, "sync_interval") == 0)
-		util_fmt(buf, bufsz, "%d", c->sync_interval);
-	else if (strcmp(key, "ignore") == 0)
-		util_fmt(buf, bufsz, "%s", c->ignore);
-	else if (strcmp(key, "timezone") == 0)
-		util_fmt(buf, bufsz, "%s", c->timezone);
-	else if (strcmp(key, "post_apply_hook") == 0)
-		util_fmt(buf, bufsz, "%s", c->post_apply_hook);
-	else
-		*buf = '\0';
-}
-
 /* The tracked tables of the state DB as [{db, table, immediate, field,
  * since}]; field is the checkbox name. */
 static json_object *
@@ -706,7 +690,7 @@ config_page(struct req *r, int status, const char *error, const char *notice,
 		if (vals != NULL)
 			util_fmt(v, sizeof(v), "%s", vals[i]);
 		else
-			conf_value(&cur, f->key, v, sizeof(v));
+			conf_get(&cur, f->key, v, sizeof(v));
 		add_str(o, "key", f->key);
 		util_fmt(id, sizeof(id), "cf-%s", f->key);
 		add_str(o, "id", id);
@@ -792,7 +776,7 @@ page_config_post(struct req *r)
 
 		if (v == NULL) {
 			/* Not on the form (an old page): keep the value. */
-			conf_value(&cur, config_fields[i].key, vals[i],
+			conf_get(&cur, config_fields[i].key, vals[i],
 			    sizeof(vals[i]));
 			continue;
 		}
@@ -822,7 +806,7 @@ page_config_post(struct req *r)
 	for (size_t i = 0; i < NFIELDS; i++) {
 		size_t l = strlen(changed);
 
-		conf_value(&cur, config_fields[i].key, old, sizeof(old));
+		conf_get(&cur, config_fields[i].key, old, sizeof(old));
 		if (strcmp(old, vals[i]) == 0)
 			continue;
 		if (conf_update_file(r->ctx->conf, config_fields[i].key,
