@@ -259,21 +259,9 @@ sync_db_each(const struct conf *c, int (*fn)(const char *, void *), void *arg)
 	const char *p = c->databases;
 	char name[UTIL_PATH_MAX];
 
-	while (*p != '\0') {
-		size_t n;
-
-		p += strspn(p, " \t,");
-		n = strcspn(p, " \t,");
-		if (n == 0)
-			break;
-		if (n < sizeof(name)) {
-			memcpy(name, p, n);
-			name[n] = '\0';
-			if (fn(name, arg) == -1)
-				return -1;
-		}
-		p += n;
-	}
+	while ((p = util_list_next(p, name, sizeof(name))) != NULL)
+		if (fn(name, arg) == -1)
+			return -1;
 	return 0;
 }
 

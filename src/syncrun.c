@@ -907,7 +907,7 @@ syncrun_bootstrap(sqlite3 *state, struct conf *c,
     char *err, size_t errsz)
 {
 	struct link l = { .self = id, .peer = p };
-	json_object *hello = NULL, *v;
+	json_object *hello = NULL;
 	const char *dbs;
 	char name[UTIL_PATH_MAX];
 	int rc = 0;
@@ -915,22 +915,10 @@ syncrun_bootstrap(sqlite3 *state, struct conf *c,
 	if (call_json(&l, "POST", "/api/sync/hello", NULL, &hello, err,
 	    errsz) == -1)
 		return -1;
-	dbs = json_object_object_get_ex(hello, "databases", &v) ?
-	    json_object_get_string(v) : "";
-	while (rc == 0 && *dbs != '\0') {
-		size_t n;
-
-		dbs += strspn(dbs, " \t,");
-		n = strcspn(dbs, " \t,");
-		if (n == 0)
-			break;
-		if (n < sizeof(name)) {
-			memcpy(name, dbs, n);
-			name[n] = '\0';
-			rc = bootstrap_one(state, c, &l, name, out, err, errsz);
-		}
-		dbs += n;
-	}
+	dbs = jget_str(hello, "databases", "");
+	while (rc == 0 && (dbs = util_list_next(dbs, name, sizeof(name))) !=
+	    NULL)
+		rc = bootstrap_one(state, c, &l, name, out, err, errsz);
 	json_object_put(hello);
 	return rc;
 }

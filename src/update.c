@@ -164,20 +164,10 @@ update_is_preserved(const struct update_cfg *u, const char *rel)
 			return 0;
 		memcpy(prefix, rel, i);
 		prefix[i] = '\0';
-		for (p = u->preserve; *p != '\0';) {
-			size_t n;
-			p += strspn(p, " \t,");
-			n = strcspn(p, " \t,");
-			if (n == 0)
-				break;
-			if (n < sizeof(pat)) {
-				memcpy(pat, p, n);
-				pat[n] = '\0';
-				if (glob_hit(pat, prefix))
-					return 1;
-			}
-			p += n;
-		}
+		for (p = u->preserve; (p = util_list_next(p, pat,
+		    sizeof(pat))) != NULL;)
+			if (glob_hit(pat, prefix))
+				return 1;
 		if (rel[i] == '\0')
 			return 0;
 	}

@@ -58,6 +58,24 @@ util_is_hex(const char *s, size_t len)
 	return n == len;
 }
 
+const char *
+util_list_next(const char *p, char *item, size_t itemsz)
+{
+	size_t n;
+
+	for (;;) {
+		p += strspn(p, " \t,");
+		if ((n = strcspn(p, " \t,")) == 0)
+			return NULL;
+		if (n < itemsz) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			return p + n;
+		}
+		p += n;
+	}
+}
+
 int
 util_strtonum(const char *s, long long min, long long max, long long *out,
     const char **errstr)

@@ -19,6 +19,14 @@ int	 util_fmt(char *dst, size_t dstsz, const char *fmt, ...)
 /* Is s (may be NULL) exactly len lowercase hex digits? */
 int	 util_is_hex(const char *s, size_t len);
 
+/*
+ * The next item of a list separated by spaces, tabs or commas (settings
+ * such as "app.db, audit.db"), copied into item; returns where the rest
+ * of the list starts, or NULL when no item is left.  Items too long for
+ * item are skipped.
+ */
+const char *util_list_next(const char *p, char *item, size_t itemsz);
+
 /* Parse a decimal integer in [min, max].  Returns 0 and fills *out, or -1
  * with a short reason in *errstr ("invalid", "too small", "too large"). */
 int	 util_strtonum(const char *s, long long min, long long max,

@@ -13,6 +13,22 @@
 #include "util.h"
 
 static void
+test_list(void)
+{
+	const char *p = " app.db,,audit.db\t, x ";
+	char item[8], got[64] = "";
+
+	while ((p = util_list_next(p, item, sizeof(item))) != NULL) {
+		strcat(got, item);
+		strcat(got, "|");
+	}
+	tap_is_str(got, "app.db|x|", "list: items split on spaces, tabs and "
+	    "commas; one too long for the buffer skipped");
+	tap_ok(util_list_next("  , \t", item, sizeof(item)) == NULL,
+	    "list: only separators is empty");
+}
+
+static void
 test_strings(void)
 {
 	char buf[8];
@@ -164,6 +180,7 @@ main(void)
 	if (keys_init() == -1 || mkdtemp(dir) == NULL)
 		return 1;
 	test_strings();
+	test_list();
 	test_files(dir);
 	test_conf(dir);
 	test_time();
