@@ -14,6 +14,7 @@
 
 #include "capture.h"
 #include "hlc.h"
+#include "jget.h"
 #include "log.h"
 #include "sbuf.h"
 #include "store.h"
@@ -1941,30 +1942,6 @@ ent_cmp(const void *a, const void *b)
 	return x->s < y->s ? -1 : x->s > y->s;
 }
 
-static const char *
-get_str(json_object *o, const char *key, size_t maxlen)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string) ||
-	    (size_t)json_object_get_string_len(v) > maxlen)
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int
-get_int(json_object *o, const char *key, int64_t min, int64_t *out)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return -1;
-	*out = json_object_get_int64(v);
-	return *out < min ? -1 : 0;
-}
-
 /*
  * Shape-check a batch and decode it into a new array *out of *n entries
  * (strings borrowed from batch).  Returns 0, or -1 with err.
@@ -2014,21 +1991,21 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 		why = NULL;
 		if (!json_object_is_type(c, json_type_object))
 			why = "not an object";
-		else if ((e->o = get_str(c, "o", DBSYNC_NODE_MAX)) == NULL ||
+		else if ((e->o = jget_cstr(c, "o", DBSYNC_NODE_MAX)) == NULL ||
 		    e->o[0] == '\0')
 			why = "bad origin \"o\"";
-		else if (get_int(c, "s", 1, &e->s) == -1)
+		else if (jget_range(c, "s", 1, INT64_MAX, &e->s) == -1)
 			why = "bad seq \"s\"";
-		else if (get_int(c, "h", 1, &i64) == -1)
+		else if (jget_range(c, "h", 1, INT64_MAX, &i64) == -1)
 			why = "bad clock \"h\"";
-		else if ((e->t = get_str(c, "t", CAPTURE_NAME_MAX)) == NULL ||
+		else if ((e->t = jget_cstr(c, "t", CAPTURE_NAME_MAX)) == NULL ||
 		    !capture_name_ok(e->t))
 			why = "bad table \"t\"";
-		else if ((e->c = get_str(c, "c", 4096)) == NULL)
+		else if ((e->c = jget_cstr(c, "c", 4096)) == NULL)
 			why = "bad column \"c\"";
-		else if (get_int(c, "ph", 0, &ph) == -1)
+		else if (jget_range(c, "ph", 0, INT64_MAX, &ph) == -1)
 			why = "bad prev clock \"ph\"";
-		else if ((e->pn = get_str(c, "pn", DBSYNC_NODE_MAX)) == NULL)
+		else if ((e->pn = jget_cstr(c, "pn", DBSYNC_NODE_MAX)) == NULL)
 			why = "bad prev node \"pn\"";
 		else if (!json_object_object_get_ex(c, "k", &k))
 			why = "key \"k\" missing";
@@ -2405,19 +2382,19 @@ client_parse(struct eng *e, json_object *req, struct cchg **out, size_t *n)
 			why = "not an object";
 			goto bad;
 		}
-		if ((tbl = get_str(c, "table", CAPTURE_NAME_MAX)) == NULL ||
+		if ((tbl = jget_cstr(c, "table", CAPTURE_NAME_MAX)) == NULL ||
 		    (cc->ti = table_find(e, tbl)) < 0) {
 			why = "unknown or untracked table";
 			goto bad;
 		}
 		t = &e->t[cc->ti];
-		if ((op = get_str(c, "op", 16)) == NULL ||
+		if ((op = jget_cstr(c, "op", 16)) == NULL ||
 		    (strcmp(op, "upsert") && strcmp(op, "delete"))) {
 			why = "\"op\" must be \"upsert\" or \"delete\"";
 			goto bad;
 		}
 		cc->del = strcmp(op, "delete") == 0;
-		if ((ts = get_str(c, "ts", 64)) == NULL ||
+		if ((ts = jget_cstr(c, "ts", 64)) == NULL ||
 		    rfc3339_ms(ts, &cc->ts_ms) == -1) {
 			why = "\"ts\" must be RFC 3339 with an offset, e.g. "
 			    "2026-11-22T09:15:00-05:00";

@@ -11,4 +11,14 @@ const char	*jget_str(json_object *o, const char *key, const char *dflt);
 /* o[key] when it is an integer, else dflt (o may be NULL). */
 int64_t		 jget_int(json_object *o, const char *key, int64_t dflt);
 
+/*
+ * Required members, checked.  A string must hold no NUL byte (its C string
+ * is then all of the JSON string) and at most maxlen bytes; an integer
+ * must lie in [min, max] as sent (json-c clamps what overflows int64).
+ */
+const char	*jval_cstr(json_object *v, size_t maxlen);
+const char	*jget_cstr(json_object *o, const char *key, size_t maxlen);
+int		 jget_range(json_object *o, const char *key, int64_t min,
+		    int64_t max, int64_t *out);
+
 #endif
