@@ -17,6 +17,7 @@
 
 #include "fpath.h"
 #include "hlc.h"
+#include "jget.h"
 #include "log.h"
 #include "sbuf.h"
 #include "tm.h"
@@ -1250,8 +1251,8 @@ dir_get(struct fctx *c, const char *rel, int create, char *base,
 /*
  * Did the previous lookup find path's directory missing?  A page of a
  * first sync is whole new subtrees: one failed walk per directory, not
- * one per file.  Only while nothing makes directories (c->missing is
- * cleared before the install).
+ * one per file.  Only while nothing makes directories (dirs_expire
+ * clears it before an install).
  */
 static int
 dir_missing(const struct fctx *c, const char *path)
@@ -1273,6 +1274,21 @@ dir_missed(struct fctx *c, const char *path)
 		n = 0;
 	memcpy(c->missing, path, n);
 	c->missing[n] = '\0';
+}
+
+/*
+ * Hand out none of the open directories again, before an install: a fetch
+ * runs without the write lock and may take minutes, and a directory a
+ * local process moved meanwhile (out of the folder, even) must not be
+ * written through.  The install walks each path afresh, once.  The fds
+ * stay open: temp files are named in them.
+ */
+static void
+dirs_expire(struct fctx *c)
+{
+	for (size_t i = 0; i < c->ndirs; i++)
+		c->dirs[i].live = 0;
+	c->missing[0] = '\0';
 }
 
 /* Directory path (and everything below it) was removed: never hand out
@@ -1453,45 +1469,6 @@ fail:
 
 /* ---------- validation ---------- */
 
-static int
-get_int(json_object *o, const char *key, int64_t min, int64_t max,
-    int64_t *out)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return -1;
-	errno = 0;
-	*out = json_object_get_int64(v);
-	/* json-c saturates out-of-range numbers and says so in errno. */
-	if (errno != 0 || *out < min || *out > max)
-		return -1;
-	return 0;
-}
-
-/* v as a C string, or NULL when it is not a string or holds a NUL (the C
- * string would then differ from the JSON one). */
-static const char *
-cstr(json_object *v)
-{
-	if (!json_object_is_type(v, json_type_string) ||
-	    strlen(json_object_get_string(v)) !=
-	    (size_t)json_object_get_string_len(v))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static const char *
-get_str(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return cstr(v);
-}
-
 /* Parse and check one manifest entry into r.  Returns 0, or -1 with the
  * reason in why (never echoing the peer's text). */
 static int
@@ -1507,7 +1484,7 @@ entry_parse(json_object *o, struct frow *r, char *why, size_t whysz)
 		util_fmt(why, whysz, "not an object");
 		return -1;
 	}
-	if ((s = get_str(o, "path")) == NULL) {
+	if ((s = jget_cstr(o, "path", SIZE_MAX)) == NULL) {
 		util_fmt(why, whysz, "path: missing or not a string");
 		return -1;
 	}
@@ -1521,7 +1498,7 @@ entry_parse(json_object *o, struct frow *r, char *why, size_t whysz)
 		util_fmt(why, whysz, "path: a meshsync temp name");
 		return -1;
 	}
-	if ((s = get_str(o, "kind")) == NULL || (strcmp(s, "file") != 0 &&
+	if ((s = jget_cstr(o, "kind", SIZE_MAX)) == NULL || (strcmp(s, "file") != 0 &&
 	    strcmp(s, "dir") != 0))
 		what = "kind";
 	else
@@ -1538,16 +1515,16 @@ entry_parse(json_object *o, struct frow *r, char *why, size_t whysz)
 		else
 			what = "deleted";
 	}
-	if (what == NULL && get_int(o, "size", 0, INT64_MAX, &r->size) == -1)
+	if (what == NULL && jget_range(o, "size", 0, INT64_MAX, &r->size) == -1)
 		what = "size";
 	if (what == NULL) {
-		if (get_int(o, "mode", 0, 07777, &n) == -1)
+		if (jget_range(o, "mode", 0, 07777, &n) == -1)
 			what = "mode";
 		else
 			r->mode = (int)(n & 0777);
 	}
 	if (what == NULL) {
-		s = get_str(o, "hash");
+		s = jget_cstr(o, "hash", SIZE_MAX);
 		if (s == NULL || (!r->dir && !r->deleted &&
 		    !util_is_hex(s, FILES_HASH_HEX)))
 			what = "hash";
@@ -1555,28 +1532,28 @@ entry_parse(json_object *o, struct frow *r, char *why, size_t whysz)
 			util_strlcpy(r->hash, s, sizeof(r->hash));
 	}
 	if (what == NULL) {
-		if (get_int(o, "hlc", 1, INT64_MAX, &n) == -1)
+		if (jget_range(o, "hlc", 1, INT64_MAX, &n) == -1)
 			what = "hlc";
 		else
 			r->hlc = (uint64_t)n;
 	}
-	if (what == NULL && ((s = get_str(o, "origin")) == NULL ||
+	if (what == NULL && ((s = jget_cstr(o, "origin", SIZE_MAX)) == NULL ||
 	    !node_id_ok(s)))
 		what = "origin";
 	else if (what == NULL)
 		util_strlcpy(r->origin, s, sizeof(r->origin));
 	if (what == NULL) {
-		if (get_int(o, "prev_hlc", 0, INT64_MAX, &n) == -1)
+		if (jget_range(o, "prev_hlc", 0, INT64_MAX, &n) == -1)
 			what = "prev_hlc";
 		else
 			r->prev_hlc = (uint64_t)n;
 	}
-	if (what == NULL && ((s = get_str(o, "prev_origin")) == NULL ||
+	if (what == NULL && ((s = jget_cstr(o, "prev_origin", SIZE_MAX)) == NULL ||
 	    (*s != '\0' && !node_id_ok(s))))
 		what = "prev_origin";
 	else if (what == NULL)
 		util_strlcpy(r->prev_origin, s, sizeof(r->prev_origin));
-	if (what == NULL && get_int(o, "lseq", 1, INT64_MAX, &r->lseq) == -1)
+	if (what == NULL && jget_range(o, "lseq", 1, INT64_MAX, &r->lseq) == -1)
 		what = "lseq";
 	if (what != NULL) {
 		util_fmt(why, whysz, "%s: missing or invalid", what);
@@ -1663,7 +1640,7 @@ manifest_parse(json_object *m, const struct files_cfg *cfg,
 		    "array");
 		return -1;
 	}
-	if (get_int(m, "next", 0, INT64_MAX, next) == -1) {
+	if (jget_range(m, "next", 0, INT64_MAX, next) == -1) {
 		util_fmt(err, errsz, "manifest: next: missing or invalid");
 		return -1;
 	}
@@ -2765,7 +2742,7 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	if (g != NULL && g->n > 0)
 		group_fetch(&c, g, fetch, stp, err, errsz, &nfail);
 	frow_clear(&L);
-	c.missing[0] = '\0';	/* the install makes directories */
+	dirs_expire(&c);
 	t1b = util_mono_us();
 	if (temps_durable(&c, e, n) == -1)
 		goto dbfail;
@@ -2981,6 +2958,7 @@ files_install_tmp(sqlite3 *db, const struct files_cfg *cfg,
 		}
 		stp->bytes += size;
 	}
+	dirs_expire(&c);
 	if (ctx_begin(&c) == -1)
 		goto dbfail;
 	began = 1;
@@ -3199,12 +3177,12 @@ files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
 	for (i = 0; i < n; i++) {
 		json_object *p = json_object_array_get_idx(paths, i);
 		char why[128];
-		if (cstr(p) == NULL) {
+		if (jval_cstr(p, SIZE_MAX) == NULL) {
 			util_fmt(err, errsz, "paths[%zu]: not a string without "
 			    "NUL bytes", i);
 			return -1;
 		}
-		if (fpath_check(cstr(p), why, sizeof(why)) == -1) {
+		if (fpath_check(jval_cstr(p, SIZE_MAX), why, sizeof(why)) == -1) {
 			util_fmt(err, errsz, "paths[%zu]: %s", i, why);
 			return -1;
 		}

@@ -503,8 +503,12 @@ peer_download(const struct store_identity *self, const struct peer *p,
 
 		/* Each attempt is signed afresh: nonces are single-use. */
 		if (sign_request(hdr, sizeof(hdr), self, p->node_id, "GET",
-		    uri, hash, 0, NULL) == -1 || (h = handle_take()) == NULL) {
+		    uri, hash, 0, NULL) == -1) {
 			util_fmt(err, errsz, "cannot sign the request");
+			return -1;
+		}
+		if ((h = handle_take()) == NULL) {
+			util_fmt(err, errsz, "out of memory");
 			return -1;
 		}
 		util_fmt(line, sizeof(line), "%s: %s", SIGN_HEADER, hdr);

@@ -1272,6 +1272,66 @@ test_sink(void)
 	free(back);
 }
 
+struct move_arg {
+	struct node	*n;
+	char		 to[PATH_MAX * 2];
+};
+
+/* A local process moves d out of the folder while a pull fetches. */
+static void
+move_out(void *arg)
+{
+	struct move_arg *m = arg;
+	char from[PATH_MAX * 2];
+
+	util_fmt(from, sizeof(from), "%s/d", m->n->root);
+	if (rename(from, m->to) == -1)
+		die("rename d out of the folder");
+}
+
+static void
+test_moved_dir(void)
+{
+	static char big[300000];
+	struct node a, b;
+	struct fetch_arg fa;
+	struct move_arg m;
+	char path[PATH_MAX * 2], c = 0;
+	int fd;
+
+	node_init(&a, "nodeA-mv");
+	node_init(&b, "nodeB-mv");
+	memset(big, 'x', sizeof(big));
+	put(&a, "d/big.bin", big, sizeof(big), 0644);
+	puts_(&a, "d/gone.txt", "bye\n");
+	sync_both(&a, &b);
+	tick();
+	memset(big, 'y', sizeof(big));
+	put(&a, "d/big.bin", big, sizeof(big), 0644);
+	rm(&a, "d/gone.txt");
+	memset(&fa, 0, sizeof(fa));
+	m.n = &b;
+	util_fmt(m.to, sizeof(m.to), "%s/outside-d", scratch);
+	fa.midway = move_out;	/* big.bin is fetched alone: midway runs */
+	fa.midway_arg = &m;
+	sync_one(&a, &b, &fa, 0, NULL);
+	util_fmt(path, sizeof(path), "%s/outside-d/gone.txt", scratch);
+	tap_ok(access(path, F_OK) == 0, "moved dir: a delete does not follow "
+	    "a directory moved out of the folder during the fetch");
+	util_fmt(path, sizeof(path), "%s/outside-d/big.bin", scratch);
+	if ((fd = open(path, O_RDONLY)) != -1) {
+		if (read(fd, &c, 1) != 1)
+			c = 0;
+		close(fd);
+	}
+	tap_ok(c == 'x', "moved dir: nor does an install (outside copy "
+	    "still the old content)");
+	tap_ok(has(&b, "d/big.bin"), "moved dir: the new content is "
+	    "installed at its path in the folder");
+	node_close(&a);
+	node_close(&b);
+}
+
 int
 main(void)
 {
@@ -1297,6 +1357,7 @@ main(void)
 	test_install_tmp();
 	test_large();
 	test_sink();
+	test_moved_dir();
 	test_bundle_unpack();
 	test_bundle_fallback();
 	if (getenv("MESHSYNC_KEEP") == NULL)
