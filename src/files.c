@@ -608,26 +608,33 @@ fail:
 	return ret;
 }
 
+/* Run sql, an upsert that only ever raises a counter, with key as ?1
+ * and v as ?2.  0, or -1 (what names it in the error). */
 static int
-meta_set(struct fctx *c, const char *key, int64_t v)
+raise_to(struct fctx *c, const char *sql, const char *key, int64_t v,
+    const char *what)
 {
 	sqlite3_stmt *s = NULL;
 	int ret = -1;
 
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO files_meta(key, value) "
-	    "VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET "
-	    "value = max(value, excluded.value)", -1, &s, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, v);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		goto fail;
-	ret = 0;
-fail:
+	if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 2, v);
+		if (sqlite3_step(s) == SQLITE_DONE)
+			ret = 0;
+	}
 	if (ret == -1)
-		db_fail(c, "meta");
+		db_fail(c, what);
 	sqlite3_finalize(s);
 	return ret;
+}
+
+static int
+meta_set(struct fctx *c, const char *key, int64_t v)
+{
+	return raise_to(c, "INSERT INTO files_meta(key, value) VALUES (?1, "
+	    "?2) ON CONFLICT(key) DO UPDATE SET value = max(value, "
+	    "excluded.value)", key, v, "meta");
 }
 
 /* BEGIN IMMEDIATE, load the clock and counter, prepare the hot
@@ -2487,23 +2494,9 @@ cmp_apply_order(const void *a, const void *b)
 static int
 cursor_set(struct fctx *c, const char *peer, int64_t lseq)
 {
-	sqlite3_stmt *s = NULL;
-	int ret = -1;
-
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO files_cursors(peer, lseq) "
-	    "VALUES (?1, ?2) ON CONFLICT(peer) DO UPDATE SET "
-	    "lseq = max(lseq, excluded.lseq)", -1, &s, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 2, lseq);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		goto fail;
-	ret = 0;
-fail:
-	if (ret == -1)
-		db_fail(c, "cursor");
-	sqlite3_finalize(s);
-	return ret;
+	return raise_to(c, "INSERT INTO files_cursors(peer, lseq) VALUES "
+	    "(?1, ?2) ON CONFLICT(peer) DO UPDATE SET lseq = max(lseq, "
+	    "excluded.lseq)", peer, lseq, "cursor");
 }
 
 /* Record the first transient failure's message for the caller. */
