@@ -7,20 +7,19 @@ set -u
 secs=${BENCH_SECONDS:-5}
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install wrk)"; exit 1; }
 S=$(mktemp -d /tmp/ms-bench.XXXXXX)
-trap 'kill $up 2>/dev/null; wait $up 2>/dev/null; rm -rf "$S"' EXIT
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+cleanup_at_exit
 
-src=${MESHSYNC_SHARE:-$(cd "$(dirname "$0")/../.." && pwd)}
-mkdir -p "$S/share" && cp -r "$src/nginx" "$src/www" "$S/share/" &&
-	cp -r "$src/templates" "$S/share/" 2>/dev/null
-port=$((20000 + RANDOM % 40000))
-echo bench-password >"$S/pw"
-"$MESHSYNC" init --dir "$S/n" --name bench --listen 127.0.0.1:$port \
-	--admin-password-file "$S/pw" >/dev/null
-echo "log_level = warn" >>"$S/n/meshsync.conf"
-MESHSYNC_SHARE="$S/share" "$MESHSYNC" up --dir "$S/n" --quiet &
-up=$!
-for i in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/api/sync/ping" && break; sleep 0.1; done
-curl -s "http://127.0.0.1:$port/api/sync/ping" >"$S/share/www/ping.json"
+private_share
+# On 127.0.0.1 as always: the ping body holds the node's URL, so its size
+# (the table's first line) does not vary with the address.
+node bench "127.0.0.1:$((20000 + RANDOM % 40000))"
+export MESHSYNC_SHARE="$S/share"
+start bench
+# shellcheck disable=SC2154 # set by node/start
+base="http://$bench_ADDR"
+curl -s "$base/api/sync/ping" >"$S/share/www/ping.json"
 size=$(stat -c %s "$S/share/www/ping.json")
 workers=$(grep -c processor /proc/cpuinfo)
 
@@ -30,8 +29,8 @@ measure() { # url -> "rps p99"
 		/^ +99%/ { p99 = $2 }
 		END { print rps, p99 }'
 }
-read -r s_rps s_p99 < <(measure "http://127.0.0.1:$port/sync/static/ping.json")
-read -r p_rps p_p99 < <(measure "http://127.0.0.1:$port/api/sync/ping")
+read -r s_rps s_p99 < <(measure "$base/sync/static/ping.json")
+read -r p_rps p_p99 < <(measure "$base/api/sync/ping")
 ratio=$(awk -v a="$p_rps" -v b="$s_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 printf '%-36s %12s %10s\n' "what ($size-byte body, wrk -t2 -c32 ${secs}s)" "req/s" "p99"
 printf '%-36s %12s %10s\n' "nginx static file" "$s_rps" "$s_p99"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154,SC2317 # NAME_DIR etc. come from eval; traps call cleanup
+# shellcheck disable=SC2154 # NAME_DIR etc. come from eval
 # Database sync end to end through nginx -> FastCGI pool, two nodes a and b.
 # 1. Throughput: 200k changed rows (3 columns) on a, pushed to b by
 #    `meshsync sync --dir A --peer b` (harvest + feed on a, receive-changes
@@ -31,98 +31,24 @@ DEADLINE=${BENCH_BUDGET:-170}
 BUDGET=$DEADLINE		# per pull; the large one gets what is left
 
 S=$(mktemp -d /tmp/ms-bench-sync.XXXXXX)
-pids=""
-cleanup() {
-	local p
-	thaw a
-	thaw b
-	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
-	for p in $pids; do wait "$p" 2>/dev/null; done
-	rm -rf "$S"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+cleanup_at_exit
 
-die() { echo "3002: $*" >&2; exit 1; }
-
-# A port nothing listens on, below the kernel's ephemeral range (32768+) so
-# no outgoing connection on this busy loopback can be holding it.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", (b > a ? n / (b - a) : 0) }'; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
-# node NAME: init, bench settings, app DB with the tracked table `items`
-# and its untracked twin `plain`; sets NAME_DIR and NAME_PORT.
-node() {
-	local name=$1 port dir
-	port=$(free_port)
-	dir="$S/$name"
-	echo "bench-$name-password" >"$S/$name.pw"
-	"$MESHSYNC" init --dir "$dir" --name "$name" --listen "127.0.0.1:$port" \
-		--admin-password-file "$S/$name.pw" >/dev/null || die "init $name failed"
-	# No access line per request; no periodic sync: only an explicit
-	# `meshsync sync` moves data (and no table is --immediate).
-	printf 'log_level = warn\nsync_interval = 86400\n' >>"$dir/meshsync.conf"
-	sqlite3 "$dir/instance/app.db" >/dev/null <<-'SQL' || die "app DB on $name"
+# app_node NAME: node NAME (lib.sh; no table is --immediate) with an app DB
+# holding the tracked table `items` and its untracked twin `plain`.
+app_node() {
+	local dir
+	node "$1"
+	eval "dir=\$${1}_DIR"
+	sqlite3 "$dir/instance/app.db" >/dev/null <<-'SQL' || die "app DB on $1"
 		PRAGMA journal_mode = WAL;
 		CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, city TEXT);
 		CREATE TABLE plain (id INTEGER PRIMARY KEY, name TEXT, city TEXT);
 	SQL
-	"$MESHSYNC" track --dir "$dir" app.db items >/dev/null || die "track on $name"
-	eval "${name}_DIR=\$dir ${name}_PORT=\$port"
-}
-
-# start NAME: `meshsync up` in the background (NAME_UP), wait for ping.
-# A port taken since free_port looked gets a new one (tests run alongside).
-start() {
-	local name=$1 dir port pid
-	eval "dir=\$${name}_DIR port=\$${name}_PORT"
-	for _ in 1 2 3 4 5; do
-		: >"$S/$name.up.log"
-		"$MESHSYNC" up --dir "$dir" --quiet >"$S/$name.up.log" 2>&1 &
-		pid=$!
-		for _ in $(seq 1 200); do
-			if curl -sf -o /dev/null "http://127.0.0.1:$port/api/sync/ping"; then
-				eval "${name}_UP=$pid ${name}_PORT=$port"
-				pids="$pids $pid"
-				return 0
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -TERM "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		grep -q 'already in use' "$S/$name.up.log" || break
-		port=$(free_port)
-		sed -i "s/^listen = .*/listen = 127.0.0.1:$port/" "$dir/meshsync.conf"
-	done
-	cat "$S/$name.up.log" >&2
-	die "$name did not answer ping"
-}
-
-# freeze NAME / thaw NAME: SIGSTOP / SIGCONT the node's sync worker.
-freeze() {
-	local dir
-	eval "dir=\$${1}_DIR"
-	kill -STOP "$(cat "$dir/run/worker.pid")" || die "cannot freeze $1's worker"
-}
-thaw() {
-	local dir
-	eval "dir=\${${1}_DIR:-}"
-	[ -n "$dir" ] && [ -f "$dir/run/worker.pid" ] &&
-		kill -CONT "$(cat "$dir/run/worker.pid")" 2>/dev/null
+	"$MESHSYNC" track --dir "$dir" app.db items >/dev/null || die "track on $1"
 }
 
 # insert TABLE FIRST COUNT: rows FIRST.. into a's app DB, one transaction.
@@ -171,12 +97,11 @@ peak_run() {
 
 [ "$div" != 1 ] && echo "BENCH_QUICK active: row counts divided by $div ($N rows pushed, pulls of $R1 and $R2)"
 
-node a
-node b
+app_node a
+app_node b
 start a
 start b
-"$MESHSYNC" peer add --dir "$a_DIR" "127.0.0.1:$b_PORT" >/dev/null || die "peer add on a"
-"$MESHSYNC" peer add --dir "$b_DIR" "127.0.0.1:$a_PORT" >/dev/null || die "peer add on b"
+pair a b
 # Each worker syncs once about 1 s after start: let that empty round pass,
 # then freeze both while they are idle (no transaction open).
 sleep 1.5

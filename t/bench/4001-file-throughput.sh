@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154 # NAME_DIR etc. come from eval
 # File sync throughput end to end through nginx, two fresh nodes per part;
 # the receiving node PULLS (`meshsync sync --dir B --peer a`: a's pool
 # checks each download, a's nginx sends the bytes, b writes a temp file,
@@ -39,57 +40,12 @@ FSIZE=4096
 BUDGET=${BENCH_BUDGET:-300}
 
 S=$(mktemp -d /tmp/ms-bench-files.XXXXXX)
-pids=""
-frozen=""
-cleanup() {
-	local p
-	for p in $frozen; do kill -CONT "$p" 2>/dev/null; done
-	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
-	for p in $pids; do wait "$p" 2>/dev/null; done
-	rm -rf "$S"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+cleanup_at_exit
 
-die() { echo "4001: $*" >&2; exit 1; }
-
-src=${MESHSYNC_SHARE:-$(cd "$(dirname "$0")/../.." && pwd)}
-mkdir -p "$S/share" && cp -r "$src/nginx" "$src/www" "$S/share/" &&
-	cp -r "$src/templates" "$S/share/" 2>/dev/null
+private_share
 export MESHSYNC_SHARE="$S/share"
-
-. "$(dirname "$0")/../lib/net.sh"
-
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s / 1e6 : 0) }'; }
-
-# node NAME: init with bench settings; sets NAME_DIR and NAME_ADDR.
-node() {
-	local name=$1 addr dir
-	addr=$(free_addr)
-	dir="$S/$name"
-	echo "bench-$name-password" >"$S/$name.pw"
-	"$MESHSYNC" init --dir "$dir" --name "$name" --listen "$addr" \
-		--admin-password-file "$S/$name.pw" >/dev/null || die "init $name failed"
-	# No access line per request, no periodic sync.
-	printf 'log_level = warn\nsync_interval = 86400\n' >>"$dir/meshsync.conf"
-	eval "${name}_DIR=\$dir ${name}_ADDR=\$addr"
-}
-
-# start NAME: `meshsync up` in the background, wait for ping.
-start() {
-	local name=$1 dir addr i
-	eval "dir=\$${name}_DIR addr=\$${name}_ADDR"
-	"$MESHSYNC" up --dir "$dir" --quiet >>"$S/$name.up.log" 2>&1 &
-	pids="$pids $!"
-	for i in $(seq 1 200); do
-		curl -sf -o /dev/null "http://$addr/api/sync/ping" && return 0
-		sleep 0.05
-	done
-	cat "$S/$name.up.log" >&2
-	die "$name did not answer ping"
-}
 
 # indexed NAME WANT: wait (up to 120 s) until the node's worker has indexed
 # WANT files (its start-up scan), then let its first sync round pass.
@@ -104,21 +60,6 @@ indexed() {
 	done
 	[ "${n:-0}" -ge "$2" ] || die "$1 indexed ${n:-0} files, want $2"
 	sleep 1.5
-}
-
-# freeze NAME: SIGSTOP the node's sync worker (CONTinued at exit).
-freeze() {
-	local dir p
-	eval "dir=\$${1}_DIR"
-	p=$(cat "$dir/run/worker.pid") || die "no worker pid for $1"
-	kill -STOP "$p" && frozen="$frozen $p"
-}
-
-pair() {
-	local adir bdir aaddr baddr
-	eval "adir=\$${1}_DIR bdir=\$${2}_DIR aaddr=\$${1}_ADDR baddr=\$${2}_ADDR"
-	"$MESHSYNC" peer add --dir "$adir" "$baddr" >/dev/null || die "peer add on $1"
-	"$MESHSYNC" peer add --dir "$bdir" "$aaddr" >/dev/null || die "peer add on $2"
 }
 
 # timed OUT CMD...: run CMD (at most $BUDGET s) with output in OUT; sets T

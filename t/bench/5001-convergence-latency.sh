@@ -10,68 +10,48 @@ set -u
 N=${BENCH_ROWS:-500} F=${BENCH_FILES:-100}
 if [ -n "${BENCH_QUICK:-}" ]; then N=100 F=50; echo "(BENCH_QUICK: $N rows, $F files)"; fi
 S=$(mktemp -d /tmp/ms-bench-lat.XXXXXX)
-pids=""
-# Cleanup runs at the end or on a signal; not as an EXIT trap, which the
-# background watcher subshells would run too (removing $S under them).
-cleanup() { for p in $pids; do kill $p 2>/dev/null; done; wait $pids 2>/dev/null; rm -rf "$S"; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# Cleanup runs at the end, on a signal or at die; not as an EXIT trap, which
+# the background watcher subshells would run too (removing $S under them).
 trap 'cleanup; exit 1' INT TERM
+die() { echo "5001: $*" >&2; cleanup; exit 1; }
 
-addr() { echo "127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)):$((20000 + RANDOM % 40000))"; }
-echo bench-password >"$S/pw"
 for n in a b c; do
-	eval "${n}_ADDR=\$(addr)"
-	eval "ad=\$${n}_ADDR"
-	"$MESHSYNC" init --dir "$S/$n" --name $n --listen "$ad" --admin-password-file "$S/pw" >/dev/null
-	printf 'log_level = warn\nsync_interval = 3600\n' >>"$S/$n/meshsync.conf"
+	node $n
 	sqlite3 "$S/$n/instance/app.db" "PRAGMA journal_mode=WAL; CREATE TABLE w (id INTEGER PRIMARY KEY, t INTEGER)" >/dev/null
 	"$MESHSYNC" track --immediate --dir "$S/$n" app.db w >/dev/null
 	mkdir -p "$S/$n/instance/f"
-	"$MESHSYNC" up --dir "$S/$n" --quiet &
-	pids="$pids $!"
+	start $n
 done
-for n in a b c; do
-	eval "ad=\$${n}_ADDR"
-	for i in $(seq 1 100); do curl -sf -o /dev/null "http://$ad/api/sync/ping" && break; sleep 0.1; done
-done
-for x in a b c; do for y in a b c; do
-	[ $x = $y ] && continue
-	eval "ad=\$${y}_ADDR"
-	"$MESHSYNC" peer add --dir "$S/$x" "$ad" >/dev/null
-done; done
+pair a b
+pair a c
+pair b c
 sleep 2
 
 now_ms() { date +%s%3N; }
 
-# watch NODE KIND: record "id arrival_ms" as ids appear on NODE.
-watch_rows() {
-	local seen=0 m
+# arrivals NODE WANT COUNT: record "id arrival_ms" as ids appear on NODE
+# (COUNT NODE prints the highest there), until WANT have arrived.
+arrivals() {
+	local seen=0 m i t
 	while :; do
-		m=$(sqlite3 -cmd ".timeout 1000" "$S/$1/instance/app.db" "SELECT coalesce(max(id), 0) FROM w" 2>/dev/null)
+		m=$("$3" "$1")
 		if [ -n "$m" ] && [ "$m" -gt "$seen" ]; then
 			t=$(now_ms)
 			for i in $(seq $((seen + 1)) "$m"); do echo "$i $t"; done
 			seen=$m
 		fi
-		[ "$seen" -ge "$N" ] && break
+		[ "$seen" -ge "$2" ] && break
 		sleep 0.005
 	done
 }
-watch_files() {
-	local seen=0 m
-	while :; do
-		m=$(ls "$S/$1/instance/f" 2>/dev/null | grep -c '^x')
-		if [ "$m" -gt "$seen" ]; then
-			t=$(now_ms)
-			for i in $(seq $((seen + 1)) "$m"); do echo "$i $t"; done
-			seen=$m
-		fi
-		[ "$seen" -ge "$F" ] && break
-		sleep 0.005
-	done
-}
+rows_on() { sqlite3 -cmd ".timeout 1000" "$S/$1/instance/app.db" "SELECT coalesce(max(id), 0) FROM w" 2>/dev/null; }
+# shellcheck disable=SC2010 # the names are x00001...
+files_on() { ls "$S/$1/instance/f" 2>/dev/null | grep -c '^x'; }
 
-( watch_rows b ) >"$S/rows.b" & wb=$!
-( watch_rows c ) >"$S/rows.c" & wcc=$!
+( arrivals b "$N" rows_on ) >"$S/rows.b" & wb=$!
+( arrivals c "$N" rows_on ) >"$S/rows.c" & wcc=$!
 for i in $(seq 1 "$N"); do
 	echo "$i $(now_ms)" >>"$S/rows.w"
 	sqlite3 -cmd ".timeout 5000" "$S/a/instance/app.db" "INSERT INTO w VALUES ($i, 0)"
@@ -80,12 +60,12 @@ done
 ( sleep 30; kill $wb $wcc 2>/dev/null ) & guard=$!
 wait $wb $wcc 2>/dev/null; kill $guard 2>/dev/null
 
-( watch_files b ) >"$S/files.b" & wb=$!
-( watch_files c ) >"$S/files.c" & wcc=$!
+( arrivals b "$F" files_on ) >"$S/files.b" & wb=$!
+( arrivals c "$F" files_on ) >"$S/files.c" & wcc=$!
 head -c 4096 /dev/urandom >"$S/blob"
 for i in $(seq 1 "$F"); do
 	echo "$i $(now_ms)" >>"$S/files.w"
-	cp "$S/blob" "$S/a/instance/f/.tmp-$i" && mv "$S/a/instance/f/.tmp-$i" "$S/a/instance/f/x$(printf %05d $i)"
+	cp "$S/blob" "$S/a/instance/f/.tmp-$i" && mv "$S/a/instance/f/.tmp-$i" "$S/a/instance/f/x$(printf %05d "$i")"
 	sleep 0.1
 done
 ( sleep 30; kill $wb $wcc 2>/dev/null ) & guard=$!
