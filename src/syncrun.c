@@ -70,21 +70,38 @@ queue_key(char *buf, size_t bufsz, const char *what, const char *node,
 	util_fmt(buf, bufsz, "queue/%s/%s/%s", what, node, db ? db : "");
 }
 
+/* Signed request with a JSON body (may be NULL); the answer, whatever
+ * its status, in *resp.  -1 with the reason when there is none. */
+static int
+call_raw(struct link *l, const char *method, const char *uri,
+    json_object *body, struct peer_resp *resp, char *err, size_t errsz)
+{
+	const char *b = body ? json_object_to_json_string_ext(body,
+	    JSON_C_TO_STRING_PLAIN) : NULL;
+
+	if (body != NULL && b == NULL) {
+		memset(resp, 0, sizeof(*resp));
+		util_fmt(err, errsz, "out of memory");
+		return -1;
+	}
+	if (peer_call(l->self, l->peer, method, uri, b, b ? strlen(b) : 0,
+	    resp) == -1) {
+		util_fmt(err, errsz, "%s", resp->err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Signed request, JSON answer (2xx) into *out; -1 with the reason. */
 static int
 call_json(struct link *l, const char *method, const char *uri,
     json_object *body, json_object **out, char *err, size_t errsz)
 {
-	const char *b = body ? json_object_to_json_string_ext(body,
-	    JSON_C_TO_STRING_PLAIN) : NULL;
 	struct peer_resp resp;
 
 	*out = NULL;
-	if (peer_call(l->self, l->peer, method, uri, b, b ? strlen(b) : 0,
-	    &resp) == -1) {
-		util_fmt(err, errsz, "%s", resp.err);
+	if (call_raw(l, method, uri, body, &resp, err, errsz) == -1)
 		return -1;
-	}
 	if (resp.status < 200 || resp.status > 299) {
 		util_fmt(err, errsz, "%s answered %ld: %s", l->peer->name,
 		    resp.status, resp.err);
@@ -189,7 +206,6 @@ fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
 	struct link *l = arg;
 	json_object *body, *arr;
 	struct peer_resp resp;
-	const char *b;
 	int rc = -1;
 
 	*body_out = NULL;
@@ -207,16 +223,9 @@ fetch_many_from_peer(void *arg, size_t n, const char *const *paths,
 	json_object_object_add(body, "paths", arr);
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(arr, json_object_new_string(paths[i]));
-	if ((b = json_object_to_json_string_ext(body,
-	    JSON_C_TO_STRING_PLAIN)) == NULL) {
-		util_fmt(err, errsz, "out of memory");
+	if (call_raw(l, "POST", "/api/sync/files/bundle", body, &resp, err,
+	    errsz) == -1)
 		goto done;
-	}
-	if (peer_call(l->self, l->peer, "POST", "/api/sync/files/bundle", b,
-	    strlen(b), &resp) == -1) {
-		util_fmt(err, errsz, "%s", resp.err);
-		goto done;
-	}
 	if (resp.status == 404 || resp.status == 405) {
 		/* A peer from before bundles: one by one from now on. */
 		l->no_bundle = 1;
