@@ -53,6 +53,26 @@ send_main(void *arg)
 	return NULL;
 }
 
+/* A batch asked of the peer (on a thread of its own). */
+struct asking {
+	const struct sync_transport	*t;
+	const char			*db;
+	json_object			*since;
+	json_object			*batch;
+	int				 rc;
+	char				 why[512];
+};
+
+static void *
+ask_main(void *arg)
+{
+	struct asking *a = arg;
+
+	a->rc = a->t->changes(a->t->arg, a->db, a->since, SYNC_BATCH,
+	    &a->batch, a->why, sizeof(a->why));
+	return NULL;
+}
+
 /* The version vector the peer will have once it applied batch: since,
  * raised to the last change of each origin in the batch. */
 static json_object *
@@ -90,6 +110,27 @@ vv_covers(json_object *have, json_object *want)
 	return 1;
 }
 
+/* Ask the peer for the batch after our version vector (*vv, replaced). */
+static int
+pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
+    json_object **vv, json_object **batch, char *err, size_t errsz)
+{
+	char why[512];
+
+	json_object_put(*vv);
+	*vv = NULL;
+	if (dbsync_vv(app, vv, why, sizeof(why)) == -1) {
+		util_fmt(err, errsz, "%s: %s", db_name, why);
+		return -1;
+	}
+	if (t->changes(t->arg, db_name, *vv, SYNC_BATCH, batch, why,
+	    sizeof(why)) == -1) {
+		util_fmt(err, errsz, "pull %s: %s", db_name, why);
+		return -1;
+	}
+	return 0;
+}
+
 int
 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
     int64_t max_future_ms, const struct sync_transport *t, int dirs,
@@ -110,45 +151,66 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		return -1;
 	}
 
-	/* Pull: everything the peer has after our version vector. */
+	/*
+	 * Pull: everything the peer has after our version vector.  The next
+	 * batch is asked for while this one applies, from the vector we will
+	 * have if it applies whole; when it does not (parked, deferred), it
+	 * is asked for again from where we really are.
+	 */
+	if ((dirs & SYNC_PULL) && pull_ask(app, t, db_name, &vv, &batch, err,
+	    errsz) == -1)
+		goto done;
 	for (rounds = 0; (dirs & SYNC_PULL) && rounds < SYNC_MAX_ROUNDS;
 	    rounds++) {
-		if (dbsync_vv(app, &vv, why, sizeof(why)) == -1) {
-			util_fmt(err, errsz, "%s: %s", db_name, why);
-			goto done;
-		}
-		if (t->changes(t->arg, db_name, vv, SYNC_BATCH, &batch, why,
-		    sizeof(why)) == -1) {
-			util_fmt(err, errsz, "pull %s: %s", db_name, why);
-			goto done;
-		}
-		json_object_put(vv);
-		vv = NULL;
-		if (nchanges(batch) > 0) {
-			if (t->may_apply != NULL &&
-			    t->may_apply(t->arg, why, sizeof(why)) == -1) {
-				util_fmt(err, errsz, "pull %s: %s", db_name, why);
-				goto done;
-			}
+		struct asking ask = { .t = t, .db = db_name, .rc = -1 };
+		pthread_t th;
+		int ahead = 0, applied = 0, last;
+
+		if (nchanges(batch) == 0)
+			break;
+		last = !more(batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
+		if (!last && (ask.since = vv_after(vv, batch)) != NULL)
+			ahead = pthread_create(&th, NULL, ask_main, &ask) == 0;
+		if (t->may_apply == NULL ||
+		    t->may_apply(t->arg, why, sizeof(why)) == 0) {
 			memset(&st, 0, sizeof(st));
 			rc = dbsync_apply(app, self_id, batch,
 			    hlc_now_ms(), max_future_ms, &st, why,
 			    sizeof(why));
 			if (t->applied != NULL)
 				t->applied(t->arg);
-			if (rc != DBSYNC_OK) {
-				util_fmt(err, errsz, "pull %s: %s", db_name, why);
-				goto done;
-			}
-			out->received += st.applied;
-			out->conflicts += st.conflicts;
-			if (t->progress != NULL)
-				t->progress(t->arg, out);
+			applied = rc == DBSYNC_OK;
 		}
-		if (!more(batch) || nchanges(batch) == 0)
-			break;
+		if (ahead)
+			pthread_join(th, NULL);
+		if (!applied) {
+			util_fmt(err, errsz, "pull %s: %s", db_name, why);
+			json_object_put(ask.batch);
+			json_object_put(ask.since);
+			goto done;
+		}
+		out->received += st.applied;
+		out->conflicts += st.conflicts;
+		if (t->progress != NULL)
+			t->progress(t->arg, out);
 		json_object_put(batch);
 		batch = NULL;
+		if (last)
+			break;
+		json_object_put(vv);
+		vv = NULL;
+		if (ahead && ask.rc == 0 && dbsync_vv(app, &vv, why,
+		    sizeof(why)) == 0 && vv_covers(vv, ask.since)) {
+			batch = ask.batch;
+		} else {
+			json_object_put(ask.batch);
+			if (pull_ask(app, t, db_name, &vv, &batch, err,
+			    errsz) == -1) {
+				json_object_put(ask.since);
+				goto done;
+			}
+		}
+		json_object_put(ask.since);
 	}
 	json_object_put(batch);
 	batch = NULL;
