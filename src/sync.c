@@ -154,8 +154,9 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	/*
 	 * Pull: everything the peer has after our version vector.  The next
 	 * batch is asked for while this one applies, from the vector we will
-	 * have if it applies whole; when it does not (parked, deferred), it
-	 * is asked for again from where we really are.
+	 * have once it applied whole (parked entries count: they are logged
+	 * and unparked later); when our vector ends up lower (deferred
+	 * entries), the next batch is asked for again from where we are.
 	 */
 	if ((dirs & SYNC_PULL) && pull_ask(app, t, db_name, &vv, &batch, err,
 	    errsz) == -1)
@@ -197,9 +198,16 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		batch = NULL;
 		if (last)
 			break;
+		if (ahead && ask.rc == -1) {
+			/* Asking again would only wait out the same failure. */
+			util_fmt(err, errsz, "pull %s: %s", db_name, ask.why);
+			json_object_put(ask.batch);
+			json_object_put(ask.since);
+			goto done;
+		}
 		json_object_put(vv);
 		vv = NULL;
-		if (ahead && ask.rc == 0 && dbsync_vv(app, &vv, why,
+		if (ahead && dbsync_vv(app, &vv, why,
 		    sizeof(why)) == 0 && vv_covers(vv, ask.since)) {
 			batch = ask.batch;
 		} else {
