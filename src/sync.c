@@ -33,12 +33,14 @@ nchanges(json_object *batch)
 	return 0;
 }
 
-/* A batch on its way to the peer (on a thread of its own). */
-struct sending {
+/* One exchange with the peer on a thread of its own, while this thread
+ * reads or applies: in is the batch sent (receive) or the vector asked
+ * after (changes); out is the answer. */
+struct bgcall {
 	const struct sync_transport	*t;
 	const char			*db;
-	json_object			*batch;
-	json_object			*result;
+	json_object			*in;
+	json_object			*out;
 	int				 rc;
 	char				 why[512];
 };
@@ -46,30 +48,20 @@ struct sending {
 static void *
 send_main(void *arg)
 {
-	struct sending *s = arg;
+	struct bgcall *c = arg;
 
-	s->rc = s->t->receive(s->t->arg, s->db, s->batch, &s->result, s->why,
-	    sizeof(s->why));
+	c->rc = c->t->receive(c->t->arg, c->db, c->in, &c->out, c->why,
+	    sizeof(c->why));
 	return NULL;
 }
-
-/* A batch asked of the peer (on a thread of its own). */
-struct asking {
-	const struct sync_transport	*t;
-	const char			*db;
-	json_object			*since;
-	json_object			*batch;
-	int				 rc;
-	char				 why[512];
-};
 
 static void *
 ask_main(void *arg)
 {
-	struct asking *a = arg;
+	struct bgcall *c = arg;
 
-	a->rc = a->t->changes(a->t->arg, a->db, a->since, SYNC_BATCH,
-	    &a->batch, a->why, sizeof(a->why));
+	c->rc = c->t->changes(c->t->arg, c->db, c->in, SYNC_BATCH, &c->out,
+	    c->why, sizeof(c->why));
 	return NULL;
 }
 
@@ -163,14 +155,14 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		goto done;
 	for (rounds = 0; (dirs & SYNC_PULL) && rounds < SYNC_MAX_ROUNDS;
 	    rounds++) {
-		struct asking ask = { .t = t, .db = db_name, .rc = -1 };
+		struct bgcall ask = { .t = t, .db = db_name, .rc = -1 };
 		pthread_t th;
 		int ahead = 0, applied = 0, last;
 
 		if (nchanges(batch) == 0)
 			break;
 		last = !more(batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
-		if (!last && (ask.since = vv_after(vv, batch)) != NULL)
+		if (!last && (ask.in = vv_after(vv, batch)) != NULL)
 			ahead = pthread_create(&th, NULL, ask_main, &ask) == 0;
 		if (t->may_apply == NULL ||
 		    t->may_apply(t->arg, why, sizeof(why)) == 0) {
@@ -186,8 +178,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			pthread_join(th, NULL);
 		if (!applied) {
 			util_fmt(err, errsz, "pull %s: %s", db_name, why);
-			json_object_put(ask.batch);
-			json_object_put(ask.since);
+			json_object_put(ask.out);
+			json_object_put(ask.in);
 			goto done;
 		}
 		out->received += st.applied;
@@ -201,24 +193,24 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		if (ahead && ask.rc == -1) {
 			/* Asking again would only wait out the same failure. */
 			util_fmt(err, errsz, "pull %s: %s", db_name, ask.why);
-			json_object_put(ask.batch);
-			json_object_put(ask.since);
+			json_object_put(ask.out);
+			json_object_put(ask.in);
 			goto done;
 		}
 		json_object_put(vv);
 		vv = NULL;
 		if (ahead && dbsync_vv(app, &vv, why,
-		    sizeof(why)) == 0 && vv_covers(vv, ask.since)) {
-			batch = ask.batch;
+		    sizeof(why)) == 0 && vv_covers(vv, ask.in)) {
+			batch = ask.out;
 		} else {
-			json_object_put(ask.batch);
+			json_object_put(ask.out);
 			if (pull_ask(app, t, db_name, &vv, &batch, err,
 			    errsz) == -1) {
-				json_object_put(ask.since);
+				json_object_put(ask.in);
 				goto done;
 			}
 		}
-		json_object_put(ask.since);
+		json_object_put(ask.in);
 	}
 	json_object_put(batch);
 	batch = NULL;
@@ -234,7 +226,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	}
 	rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why, sizeof(why));
 	for (rounds = 0; rounds < SYNC_MAX_ROUNDS; rounds++) {
-		struct sending snd = { .t = t, .db = db_name };
+		struct bgcall snd = { .t = t, .db = db_name };
 		json_object *nvv, *next = NULL, *assumed = NULL;
 		enum dbsync_rc nrc = DBSYNC_EINTERNAL;
 		char nwhy[512];
@@ -249,7 +241,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			break;
 		/* The peer applies this batch while we read the next one
 		 * (each side has a core's worth of work per batch). */
-		snd.batch = batch;
+		snd.in = batch;
 		threaded = pthread_create(&th, NULL, send_main, &snd) == 0;
 		if (!threaded)
 			send_main(&snd);
@@ -258,7 +250,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			    sizeof(nwhy));
 		if (threaded)
 			pthread_join(th, NULL);
-		result = snd.result;
+		result = snd.out;
 		if (snd.rc == -1) {
 			util_fmt(err, errsz, "push %s: %s", db_name, snd.why);
 			json_object_put(next);

@@ -7,13 +7,36 @@
 for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
 pair a b
 
-test_expect_success '6000 rows (9 batches) pushed in one sync arrive exactly once' '
-	hold_worker a && hold_worker b &&
-	sql a "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-		INSERT INTO teams SELECT i, '"'"'team '"'"' || i, '"'"'city '"'"' || (i % 13) FROM n" &&
-	msync a --peer b >"$SCRATCH/out" &&
+# add_teams FIRST LAST: teams FIRST..LAST on a, in one transaction.
+add_teams() {
+	sql a "WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i < $2)
+		INSERT INTO teams SELECT i, 'team ' || i, 'city ' || (i % 13) FROM n"
+}
+
+# held: stop both workers (before writing rows: a live worker would sync
+# them at once).  synced NODE PEER OUT: NODE syncs with PEER (a pushes to
+# b, b pulls from a), its report in OUT, and the workers run again.
+held() {
+	hold_worker a && hold_worker b
+}
+
+synced() {
+	msync "$1" --peer "$2" >"$3" &&
 	release_worker a && release_worker b &&
-	cat "$SCRATCH/out" &&
+	cat "$3"
+}
+
+# same COLUMN VALUE: a and b agree on the rows with that value, and on
+# everything.
+same() {
+	test "$(sql b "SELECT count(*) FROM teams WHERE $1 = '$2'")" = \
+		"$(sql a "SELECT count(*) FROM teams WHERE $1 = '$2'")" &&
+	test "$(digest a)" = "$(digest b)"
+}
+
+test_expect_success '6000 rows (9 batches) pushed in one sync arrive exactly once' '
+	held && add_teams 1 6000 &&
+	synced a b "$SCRATCH/out" &&
 	grep -q "^b: 18000 sent, 0 received, 0 conflicts;" "$SCRATCH/out" &&
 	test "$(sql b "SELECT count(*) FROM teams")" = 6000 &&
 	test "$(digest a)" = "$(digest b)"
@@ -25,39 +48,31 @@ test_expect_success 'a second sync sends nothing: the peer has it all' '
 '
 
 test_expect_success 'updates spread over the batches win on the peer too' '
-	hold_worker a && hold_worker b &&
+	held &&
 	sql a "UPDATE teams SET city = '"'"'moved'"'"' WHERE number % 7 = 0" &&
 	sql a "DELETE FROM teams WHERE number % 11 = 0" &&
-	msync a --peer b >/dev/null &&
-	release_worker a && release_worker b &&
-	test "$(sql b "SELECT count(*) FROM teams WHERE city = '"'"'moved'"'"'")" = "$(sql a "SELECT count(*) FROM teams WHERE city = '"'"'moved'"'"'")" &&
-	test "$(digest a)" = "$(digest b)"
+	synced a b "$SCRATCH/out3" &&
+	same city moved
 '
 
 test_expect_success 'rows 6001..12000 (9 batches) pulled in one sync arrive exactly once' '
-	hold_worker a && hold_worker b &&
-	sql a "WITH RECURSIVE n(i) AS (SELECT 6001 UNION ALL SELECT i + 1 FROM n WHERE i < 12000)
-		INSERT INTO teams SELECT i, '"'"'team '"'"' || i, '"'"'city '"'"' || (i % 13) FROM n" &&
-	msync b --peer a >"$SCRATCH/out3" &&
-	release_worker a && release_worker b &&
-	cat "$SCRATCH/out3" &&
-	grep -q "^a: 0 sent, 18000 received, 0 conflicts;" "$SCRATCH/out3" &&
+	held && add_teams 6001 12000 &&
+	synced b a "$SCRATCH/out4" &&
+	grep -q "^a: 0 sent, 18000 received, 0 conflicts;" "$SCRATCH/out4" &&
 	test "$(digest a)" = "$(digest b)"
 '
 
 test_expect_success 'a second pull receives nothing' '
-	msync b --peer a >"$SCRATCH/out4" &&
-	grep -q "^a: 0 sent, 0 received, 0 conflicts;" "$SCRATCH/out4"
+	msync b --peer a >"$SCRATCH/out5" &&
+	grep -q "^a: 0 sent, 0 received, 0 conflicts;" "$SCRATCH/out5"
 '
 
 test_expect_success 'updates and deletes spread over the batches, pulled' '
-	hold_worker a && hold_worker b &&
+	held &&
 	sql a "UPDATE teams SET name = '"'"'renamed'"'"' WHERE number % 5 = 0" &&
 	sql a "DELETE FROM teams WHERE number % 13 = 0" &&
-	msync b --peer a >/dev/null &&
-	release_worker a && release_worker b &&
-	test "$(sql b "SELECT count(*) FROM teams WHERE name = '"'"'renamed'"'"'")" = "$(sql a "SELECT count(*) FROM teams WHERE name = '"'"'renamed'"'"'")" &&
-	test "$(digest a)" = "$(digest b)"
+	synced b a "$SCRATCH/out6" &&
+	same name renamed
 '
 
 test_done
