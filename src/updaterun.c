@@ -20,6 +20,9 @@
 #include "util.h"
 
 #define UPDATERUN_DETAIL_MAX	900
+/* An update accepted this recently may still have its apply process on
+ * the way (spawned, not yet holding the update lock): not dead yet. */
+#define UPDATERUN_SPAWN_GRACE_MS	60000
 
 static const char *const final_states[] = {
 	"healthy", "done", "rolled back", "failed", "refused", "interrupted",
@@ -572,7 +575,11 @@ health_check(void *arg, const char *url, char *detail, size_t detailsz)
 	return 0;
 }
 
-/* Close rows of apply processes that are gone (called with the lock). */
+/* Close rows of apply processes that are gone (called with the lock).
+ * A row still 'accepted' a moment after it was written is skipped: the
+ * pool writes it, then spawns the apply process, which takes the lock
+ * only once it runs; a worker starting in between must not declare it
+ * dead (the apply process would then find no pending update). */
 static void
 close_dead_rows(sqlite3 *db, const struct conf *c,
     const struct store_identity *id, const char *except,
@@ -581,6 +588,7 @@ close_dead_rows(sqlite3 *db, const struct conf *c,
 	sqlite3_stmt *st = NULL;
 	const char *detail;
 	char uids[16][UPDATE_ID_HEX], origins[16][STORE_NODE_ID_LEN];
+	char young[TM_RFC3339_LEN];
 	int n = 0;
 
 	switch (what) {
@@ -597,11 +605,15 @@ close_dead_rows(sqlite3 *db, const struct conf *c,
 		    "changed";
 		break;
 	}
+	tm_rfc3339(young, sizeof(young), tm_now_ms() -
+	    UPDATERUN_SPAWN_GRACE_MS);
 	if (sqlite3_prepare_v2(db, "SELECT id, peer_node FROM updates WHERE "
-	    "role = 'target' AND final = 0 AND id != ? ORDER BY started DESC "
-	    "LIMIT 16", -1, &st, NULL) != SQLITE_OK)
+	    "role = 'target' AND final = 0 AND id != ? AND NOT (state = "
+	    "'accepted' AND started > ?) ORDER BY started DESC LIMIT 16", -1,
+	    &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_text(st, 1, except ? except : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, young, -1, SQLITE_STATIC);
 	while (n < 16 && sqlite3_step(st) == SQLITE_ROW) {
 		util_strlcpy(uids[n], (const char *)sqlite3_column_text(st, 0),
 		    sizeof(uids[n]));

@@ -252,4 +252,18 @@ test_expect_success 'rollback with no backups left says so' '
 	grep -q "no backup to restore" "$SCRATCH/err"
 '
 
+# A row the pool just wrote, whose apply process is still being spawned,
+# is not a dead update; one accepted long ago whose process never ran is.
+test_expect_success_here 'a restarting worker leaves an update accepted a moment ago alone' '
+	young=$(date -u +%Y-%m-%dT%H:%M:%S.000Z) &&
+	old=$(date -u -d "-2 minutes" +%Y-%m-%dT%H:%M:%S.000Z) &&
+	sqlite3 "$b_DIR/meshsync.db" "INSERT INTO updates(id, role, peer_node,
+		peer_name, release, state, started, updated) VALUES
+		('"'"'young'"'"', '"'"'target'"'"', '"'"'x'"'"', '"'"'x'"'"', '"'"''"'"', '"'"'accepted'"'"', '"'"'$young'"'"', '"'"'$young'"'"'),
+		('"'"'old'"'"', '"'"'target'"'"', '"'"'x'"'"', '"'"'x'"'"', '"'"''"'"', '"'"'accepted'"'"', '"'"'$old'"'"', '"'"'$old'"'"')" &&
+	stop_node b && start_node b &&
+	wait_until "test \"\$(sqlite3 \"$b_DIR/meshsync.db\" \"SELECT state FROM updates WHERE id = '"'"'old'"'"'\")\" = interrupted" 10 0.1 &&
+	test "$(sqlite3 "$b_DIR/meshsync.db" "SELECT state FROM updates WHERE id = '"'"'young'"'"'")" = accepted
+'
+
 test_done
