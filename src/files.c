@@ -95,7 +95,8 @@ struct frow {
 /* A directory opened during one sync page (see dir_get). */
 struct fdir {
 	char	*path;		/* relative to the root, never "" */
-	int	 fd;
+	int	 fd;		/* -1: missing (err says why) */
+	int	 err;
 	int	 live;		/* 0: removed since, no longer handed out */
 	int	 onroot;	/* on the filesystem syncfs of the root covers */
 };
@@ -114,7 +115,7 @@ struct fctx {
 	int			 dirty;		/* renames since the last syncfs */
 	struct fdir		*dirs;		/* see dir_get */
 	size_t			 ndirs, capdirs;
-	char			 missing[FPATH_MAX + 1];	/* see dir_missing */
+	int			 installing;	/* see dirs_expire */
 	char			 tmprnd[13];	/* see tmp_name */
 	unsigned		 tmpseq;
 	char			*err;
@@ -1094,15 +1095,24 @@ fail:
 	return ret;
 }
 
+/* Open the instance folder as c->rootfd, and note which filesystem a
+ * syncfs of it flushes.  0, or -1 (c->rootfd -1) with err. */
 static int
-open_root(const struct files_cfg *cfg, char *err, size_t errsz)
+open_root(struct fctx *c, const struct files_cfg *cfg, char *err,
+    size_t errsz)
 {
-	int fd;
+	struct stat sb;
 
-	if ((fd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		util_fmt(err, errsz, "files: instance folder: %s",
-		    strerror(errno));
-	return fd;
+	if ((c->rootfd = open(cfg->root, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1 && fstat(c->rootfd, &sb) == 0) {
+		c->rootdev = sb.st_dev;
+		return 0;
+	}
+	util_fmt(err, errsz, "files: instance folder: %s", strerror(errno));
+	if (c->rootfd != -1)
+		close(c->rootfd);
+	c->rootfd = -1;
+	return -1;
 }
 
 enum files_rc
@@ -1125,7 +1135,7 @@ files_scan(sqlite3 *db, const struct files_cfg *cfg,
 	c.cfg = cfg;
 	c.err = err;
 	c.errsz = errsz;
-	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
+	if (open_root(&c, cfg, err, errsz) == -1)
 		return FILES_EINTERNAL;
 	if (ctx_begin(&c) == -1)
 		goto fail;
@@ -1198,7 +1208,9 @@ fail:
  * set), opened safely, its last component copied to base.  The fd belongs
  * to c and stays open until dirs_close: the entries of a page sit in few
  * directories, and opening one beneath the root walks its whole path, so
- * each is opened once per page.  *onroot (may be NULL) tells whether it is
+ * each is opened once per page.  Until an install (dirs_expire) nothing
+ * here makes directories, so one found missing is remembered too: a first
+ * sync is whole new subtrees.  *onroot (may be NULL) tells whether it is
  * on the root's filesystem.  -1 with errno (ELOOP: a symlink on the way).
  */
 static int
@@ -1220,11 +1232,15 @@ dir_get(struct fctx *c, const char *rel, int create, char *base,
 	/* Newest first: a sorted page asks for the same one in a row. */
 	for (i = c->ndirs; i-- > 0;) {
 		d = &c->dirs[i];
-		if (d->live && strcmp(d->path, dir) == 0) {
-			if (onroot != NULL)
-				*onroot = d->onroot;
-			return d->fd;
+		if (!d->live || strcmp(d->path, dir) != 0)
+			continue;
+		if (d->fd == -1) {
+			errno = d->err;
+			return -1;
 		}
+		if (onroot != NULL)
+			*onroot = d->onroot;
+		return d->fd;
 	}
 	if (c->ndirs == c->capdirs) {
 		size_t cap = c->capdirs ? c->capdirs * 2 : 16;
@@ -1235,59 +1251,40 @@ dir_get(struct fctx *c, const char *rel, int create, char *base,
 	}
 	if (create && fpath_mkdirs(c->rootfd, dir, 0755) == -1)
 		return -1;
-	if ((fd = fpath_open(c->rootfd, dir, O_RDONLY | O_DIRECTORY, 0)) ==
-	    -1)
+	fd = fpath_open(c->rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd == -1 && (c->installing || (errno != ENOENT &&
+	    errno != ENOTDIR && errno != ELOOP)))
 		return -1;
 	d = &c->dirs[c->ndirs];
-	if ((d->path = strdup(dir)) == NULL || fstat(fd, &sb) == -1) {
+	d->err = errno;
+	if ((d->path = strdup(dir)) == NULL ||
+	    (fd != -1 && fstat(fd, &sb) == -1)) {
 		int save = errno;
 		free(d->path);
-		close(fd);
+		if (fd != -1)
+			close(fd);
 		errno = save;
 		return -1;
 	}
 	d->fd = fd;
 	d->live = 1;
-	d->onroot = sb.st_dev == c->rootdev;
+	d->onroot = fd != -1 && sb.st_dev == c->rootdev;
 	c->ndirs++;
+	if (fd == -1) {
+		errno = d->err;
+		return -1;
+	}
 	if (onroot != NULL)
 		*onroot = d->onroot;
 	return fd;
 }
 
 /*
- * Did the previous lookup find path's directory missing?  A page of a
- * first sync is whole new subtrees: one failed walk per directory, not
- * one per file.  Only while nothing makes directories (dirs_expire
- * clears it before an install).
- */
-static int
-dir_missing(const struct fctx *c, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-
-	return n > 0 && strncmp(c->missing, path, n) == 0 &&
-	    c->missing[n] == '\0';
-}
-
-static void
-dir_missed(struct fctx *c, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-
-	if (n >= sizeof(c->missing))
-		n = 0;
-	memcpy(c->missing, path, n);
-	c->missing[n] = '\0';
-}
-
-/*
  * Hand out none of the open directories again, before an install: a fetch
  * runs without the write lock and may take minutes, and a directory a
  * local process moved meanwhile (out of the folder, even) must not be
- * written through.  The install walks each path afresh, once.  The fds
+ * written through.  The install walks each path afresh, once, and makes
+ * directories, so from now on a missing one is not remembered.  The fds
  * stay open: temp files are named in them.
  */
 static void
@@ -1295,7 +1292,7 @@ dirs_expire(struct fctx *c)
 {
 	for (size_t i = 0; i < c->ndirs; i++)
 		c->dirs[i].live = 0;
-	c->missing[0] = '\0';
+	c->installing = 1;
 }
 
 /* Directory path (and everything below it) was removed: never hand out
@@ -1316,7 +1313,8 @@ static void
 dirs_close(struct fctx *c)
 {
 	for (size_t i = 0; i < c->ndirs; i++) {
-		close(c->dirs[i].fd);
+		if (c->dirs[i].fd != -1)
+			close(c->dirs[i].fd);
 		free(c->dirs[i].path);
 	}
 	free(c->dirs);
@@ -1336,16 +1334,10 @@ rescan_one(struct fctx *c, const char *path, struct files_scan_stats *st)
 	struct stat sb;
 	int pfd;
 
-	if (dir_missing(c, path))
-		return tombstone(c, path, st);
 	pfd = dir_get(c, path, 0, base, sizeof(base), NULL);
-	if (pfd == -1) {
-		if (errno == ENOENT || errno == ENOTDIR) {
-			dir_missed(c, path);
-			return tombstone(c, path, st);
-		}
-		return 0;
-	}
+	if (pfd == -1)
+		return errno == ENOENT || errno == ENOTDIR ?
+		    tombstone(c, path, st) : 0;
 	if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == -1)
 		return errno == ENOENT ? tombstone(c, path, st) : 0;
 	if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))
@@ -1810,15 +1802,11 @@ tmp_dir_open(struct fctx *c, struct fent *e)
 {
 	char base[FPATH_NAME_MAX + 1];
 
-	if (dir_missing(c, e->r.path))
+	e->pfd = dir_get(c, e->r.path, 0, base, sizeof(base), &e->onroot);
+	if (e->pfd == -1 && (errno == ENOENT || errno == ENOTDIR)) {
 		e->pfd = c->rootfd;
-	else if ((e->pfd = dir_get(c, e->r.path, 0, base, sizeof(base),
-	    &e->onroot)) == -1 && (errno == ENOENT || errno == ENOTDIR)) {
-		dir_missed(c, e->r.path);
-		e->pfd = c->rootfd;
-	}
-	if (e->pfd == c->rootfd)
 		e->onroot = 1;
+	}
 	if (e->pfd == -1) {
 		util_fmt(c->err, c->errsz, "files: %s: cannot open its "
 		    "directory: %s", e->r.path, strerror(errno));
@@ -2651,17 +2639,8 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 	/* A small page (an instant sync of a few files) flushes what it
 	 * touched; only a big one pays for flushing the whole filesystem. */
 	c.batch = n > FILES_SYNCFS_MIN;
-	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
+	if (open_root(&c, cfg, err, errsz) == -1)
 		goto fail;
-	{
-		struct stat rsb;
-		if (fstat(c.rootfd, &rsb) == -1) {
-			util_fmt(err, errsz, "files: instance folder: %s",
-			    strerror(errno));
-			goto fail;
-		}
-		c.rootdev = rsb.st_dev;
-	}
 
 	t0 = util_mono_us();
 	/* 1. Rescan what the manifest touches: a local edit the watcher
@@ -2673,7 +2652,6 @@ files_pull(sqlite3 *db, const struct files_cfg *cfg, const char *peer,
 		if (e[i].state == ENT_PENDING &&
 		    rescan_one(&c, e[i].r.path, &sst) == -1)
 			goto dbfail;
-	c.missing[0] = '\0';
 	began = 0;
 	if (ctx_end(&c, 1) == -1)
 		goto dbfail;
@@ -2919,7 +2897,7 @@ files_install_tmp(sqlite3 *db, const struct files_cfg *cfg,
 		goto fail;
 	}
 	stp->entries++;
-	if ((c.rootfd = open_root(cfg, err, errsz)) == -1)
+	if (open_root(&c, cfg, err, errsz) == -1)
 		goto fail;
 	if (ctx_begin(&c) == -1)
 		goto dbfail;
@@ -3071,43 +3049,11 @@ fail:
 
 /* ---------- bundles ---------- */
 
-/* The directory of the bundle's previous file, kept open: a bundle is
- * mostly a run of files in one directory. */
-struct bundle_dir {
-	char	 path[FPATH_MAX + 1];	/* "" is the root */
-	int	 valid;
-	int	 fd;		/* -1: could not be opened, errno in err */
-	int	 err;
-};
-
-/* path's directory as an fd (d's, not the caller's), its last component
- * in base; -1 with errno. */
-static int
-bundle_dir(struct bundle_dir *d, int rootfd, const char *path, char *base,
-    size_t basesz)
-{
-	char dir[FPATH_MAX + 1];
-
-	if (fpath_split(path, dir, base, basesz) == -1)
-		return -1;
-	if (!d->valid || strcmp(d->path, dir) != 0) {
-		if (d->valid && d->fd != -1)
-			close(d->fd);
-		memcpy(d->path, dir, sizeof(d->path));
-		d->fd = dir[0] == '\0' ? fcntl(rootfd, F_DUPFD_CLOEXEC, 0) :
-		    fpath_open(rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
-		d->err = errno;
-		d->valid = 1;
-	}
-	errno = d->err;
-	return d->fd;
-}
-
 /* Append one file's record: its bytes when it is still a small regular
  * file reached without symlinks, else why not. */
 static void
-bundle_one(const struct files_cfg *cfg, struct bundle_dir *d, int rootfd,
-    const char *path, struct sbuf *out, unsigned char *buf)
+bundle_one(struct fctx *c, const char *path, struct sbuf *out,
+    unsigned char *buf)
 {
 	char base[FPATH_NAME_MAX + 1];
 	const char *why = NULL;
@@ -3115,9 +3061,9 @@ bundle_one(const struct files_cfg *cfg, struct bundle_dir *d, int rootfd,
 	ssize_t n = 0, r;
 	int fd = -1, pfd;
 
-	if (fpath_ignored(path, cfg->ignore, cfg->databases))
+	if (fpath_ignored(path, c->cfg->ignore, c->cfg->databases))
 		why = "not synced";
-	else if ((pfd = bundle_dir(d, rootfd, path, base, sizeof(base))) ==
+	else if ((pfd = dir_get(c, path, 0, base, sizeof(base), NULL)) ==
 	    -1 || (fd = fpath_open_regular_at(pfd, base, &sb)) == -1)
 		why = errno == ELOOP ? "symlink on the way" : errno == EINVAL ?
 		    "not a regular file" : strerror(errno);
@@ -3155,10 +3101,10 @@ int
 files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
     struct sbuf *out, char *err, size_t errsz)
 {
-	struct bundle_dir dir = { .valid = 0 };
 	unsigned char *buf = NULL;
+	struct fctx c;
 	size_t n, i;
-	int rootfd = -1, ret = -1;
+	int ret = -1;
 
 	if (paths == NULL || !json_object_is_type(paths, json_type_array) ||
 	    (n = json_object_array_length(paths)) == 0 ||
@@ -3180,14 +3126,18 @@ files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
 			return -1;
 		}
 	}
-	if ((rootfd = open_root(cfg, err, errsz)) == -1)
-		return -1;
+	/* A bundle is mostly a run of files in one directory: each is
+	 * opened once (dir_get). */
+	memset(&c, 0, sizeof(c));
+	c.cfg = cfg;
+	if (open_root(&c, cfg, err, errsz) == -1)
+		goto done;
 	if ((buf = malloc(FILES_SMALL_MAX + 1)) == NULL) {
 		util_fmt(err, errsz, "out of memory");
 		goto done;
 	}
 	for (i = 0; i < n; i++)
-		bundle_one(cfg, &dir, rootfd, json_object_get_string(
+		bundle_one(&c, json_object_get_string(
 		    json_object_array_get_idx(paths, i)), out, buf);
 	if (out->oom) {
 		util_fmt(err, errsz, "out of memory");
@@ -3196,9 +3146,9 @@ files_bundle_pack(const struct files_cfg *cfg, json_object *paths,
 	ret = 0;
 done:
 	free(buf);
-	if (dir.valid && dir.fd != -1)
-		close(dir.fd);
-	close(rootfd);
+	dirs_close(&c);
+	if (c.rootfd != -1)
+		close(c.rootfd);
 	return ret;
 }
 
