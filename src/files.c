@@ -2552,15 +2552,15 @@ group_fetch(struct fctx *c, struct fgroup *g, const struct files_fetcher *f,
 {
 	struct bundle_call call = { .f = f, .n = g->n, .rc = -1 };
 	struct files_sink *outs[FILES_BUNDLE_FILES];
-	int failed[FILES_BUNDLE_FILES], whole, threaded;
+	int failed[FILES_BUNDLE_FILES], whole;
 	size_t i, n = g->n;
-	pthread_t th;
+	struct util_bg bg;
 
 	for (i = 0; i < n; i++)
 		call.paths[i] = g->e[i]->r.path;
 	/* The peer reads the files while we make their temp files (each a
 	 * new inode: as slow as the request). */
-	threaded = pthread_create(&th, NULL, bundle_main, &call) == 0;
+	util_bg_run(&bg, bundle_main, &call);
 	for (i = 0; i < n; i++) {
 		int rc = tmp_open(c, g->e[i]);
 		outs[i] = NULL;
@@ -2571,10 +2571,7 @@ group_fetch(struct fctx *c, struct fgroup *g, const struct files_fetcher *f,
 		files_sink_init(&g->sink[i], g->e[i]->tmpfd);
 		outs[i] = &g->sink[i];
 	}
-	if (threaded)
-		pthread_join(th, NULL);
-	else
-		bundle_main(&call);
+	util_bg_wait(&bg);
 	whole = call.rc == -1 ? -1 : files_bundle_unpack(call.body, call.len,
 	    n, outs, failed, call.err, sizeof(call.err));
 	free(call.body);

@@ -1,7 +1,6 @@
 /* sync.c - the one-shot bidirectional database sync, over any transport. */
 #include "sync.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,14 +155,14 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	for (rounds = 0; (dirs & SYNC_PULL) && rounds < SYNC_MAX_ROUNDS;
 	    rounds++) {
 		struct bgcall ask = { .t = t, .db = db_name, .rc = -1 };
-		pthread_t th;
-		int ahead = 0, applied = 0, last;
+		struct util_bg bg;
+		int applied = 0, last;
 
 		if (nchanges(batch) == 0)
 			break;
 		last = !more(batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
 		if (!last && (ask.in = vv_after(vv, batch)) != NULL)
-			ahead = pthread_create(&th, NULL, ask_main, &ask) == 0;
+			util_bg_run(&bg, ask_main, &ask);
 		if (t->may_apply == NULL ||
 		    t->may_apply(t->arg, why, sizeof(why)) == 0) {
 			memset(&st, 0, sizeof(st));
@@ -174,8 +173,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 				t->applied(t->arg);
 			applied = rc == DBSYNC_OK;
 		}
-		if (ahead)
-			pthread_join(th, NULL);
+		if (ask.in != NULL)
+			util_bg_wait(&bg);
 		if (!applied) {
 			util_fmt(err, errsz, "pull %s: %s", db_name, why);
 			json_object_put(ask.out);
@@ -190,7 +189,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		batch = NULL;
 		if (last)
 			break;
-		if (ahead && ask.rc == -1) {
+		if (ask.in != NULL && ask.rc == -1) {
 			/* Asking again would only wait out the same failure. */
 			util_fmt(err, errsz, "pull %s: %s", db_name, ask.why);
 			json_object_put(ask.out);
@@ -199,7 +198,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		}
 		json_object_put(vv);
 		vv = NULL;
-		if (ahead && dbsync_vv(app, &vv, why,
+		if (ask.in != NULL && dbsync_vv(app, &vv, why,
 		    sizeof(why)) == 0 && vv_covers(vv, ask.in)) {
 			batch = ask.out;
 		} else {
@@ -230,8 +229,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		json_object *nvv, *next = NULL, *assumed = NULL;
 		enum dbsync_rc nrc = DBSYNC_EINTERNAL;
 		char nwhy[512];
-		pthread_t th;
-		int threaded;
+		struct util_bg bg;
 
 		if (rc != DBSYNC_OK) {
 			util_fmt(err, errsz, "push %s: %s", db_name, why);
@@ -242,14 +240,11 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		/* The peer applies this batch while we read the next one
 		 * (each side has a core's worth of work per batch). */
 		snd.in = batch;
-		threaded = pthread_create(&th, NULL, send_main, &snd) == 0;
-		if (!threaded)
-			send_main(&snd);
+		util_bg_run(&bg, send_main, &snd);
 		if (more(batch) && (assumed = vv_after(pvv, batch)) != NULL)
 			nrc = dbsync_feed(app, assumed, SYNC_BATCH, &next, nwhy,
 			    sizeof(nwhy));
-		if (threaded)
-			pthread_join(th, NULL);
+		util_bg_wait(&bg);
 		result = snd.out;
 		if (snd.rc == -1) {
 			util_fmt(err, errsz, "push %s: %s", db_name, snd.why);

@@ -2,7 +2,6 @@
 #include "syncrun.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -295,9 +294,9 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 		struct files_sync_stats st;
 		json_object *ents;
 		enum files_rc rc;
-		pthread_t th;
+		struct util_bg bg;
 		json_object *v;
-		int more, want, ahead = 0;
+		int more, want;
 
 		if (pc.rc == -1) {
 			util_fmt(err, errsz, "files: %s", pc.why);
@@ -315,15 +314,13 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 			    (long long)jget_int(m, "next", 0),
 			    FILES_MANIFEST_MAX);
 			pc.rc = -1;
-			ahead = pthread_create(&th, NULL, page_main, &pc) == 0;
+			util_bg_run(&bg, page_main, &pc);
 		}
 		memset(&st, 0, sizeof(st));
 		rc = files_pull(state, fc, l->peer->node_id, m, &f, &st, why,
 		    sizeof(why));
-		if (ahead)
-			pthread_join(th, NULL);
-		else if (want && rc == FILES_OK)
-			page_main(&pc);
+		if (want)
+			util_bg_wait(&bg);
 		json_object_put(m);
 		m = NULL;
 		n->files_received += st.received + st.removed;

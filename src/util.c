@@ -76,6 +76,23 @@ util_list_next(const char *p, char *item, size_t itemsz)
 	}
 }
 
+void
+util_bg_run(struct util_bg *b, void *(*fn)(void *), void *arg)
+{
+	b->fn = fn;
+	b->arg = arg;
+	b->threaded = pthread_create(&b->th, NULL, fn, arg) == 0;
+}
+
+void
+util_bg_wait(struct util_bg *b)
+{
+	if (b->threaded)
+		pthread_join(b->th, NULL);
+	else
+		b->fn(b->arg);
+}
+
 int
 util_strtonum(const char *s, long long min, long long max, long long *out,
     const char **errstr)

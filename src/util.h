@@ -2,6 +2,7 @@
 #ifndef MESHSYNC_UTIL_H
 #define MESHSYNC_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -26,6 +27,20 @@ int	 util_is_hex(const char *s, size_t len);
  * item are skipped.
  */
 const char *util_list_next(const char *p, char *item, size_t itemsz);
+
+/*
+ * Work run beside the caller's own: util_bg_run starts fn(arg) on a thread
+ * of its own, util_bg_wait waits for it.  When no thread can be made, fn
+ * runs inside util_bg_wait instead: done exactly once, either way.
+ */
+struct util_bg {
+	void		*(*fn)(void *);
+	void		*arg;
+	pthread_t	 th;
+	int		 threaded;
+};
+void	 util_bg_run(struct util_bg *b, void *(*fn)(void *), void *arg);
+void	 util_bg_wait(struct util_bg *b);
 
 /* Parse a decimal integer in [min, max].  Returns 0 and fills *out, or -1
  * with a short reason in *errstr ("invalid", "too small", "too large"). */

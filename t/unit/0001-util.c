@@ -12,6 +12,24 @@
 #include "tm.h"
 #include "util.h"
 
+static void *
+bump(void *arg)
+{
+	++*(int *)arg;
+	return NULL;
+}
+
+static void
+test_bg(void)
+{
+	struct util_bg bg;
+	int runs = 0;
+
+	util_bg_run(&bg, bump, &runs);
+	util_bg_wait(&bg);
+	tap_is_int(runs, 1, "bg: the work has run exactly once after the wait");
+}
+
 static void
 test_list(void)
 {
@@ -181,6 +199,7 @@ main(void)
 		return 1;
 	test_strings();
 	test_list();
+	test_bg();
 	test_files(dir);
 	test_conf(dir);
 	test_time();
