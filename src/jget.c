@@ -26,6 +26,15 @@ jget_int(json_object *o, const char *key, int64_t dflt)
 	return dflt;
 }
 
+int
+jget_bool(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return o != NULL && json_object_object_get_ex(o, key, &v) &&
+	    json_object_get_boolean(v);
+}
+
 const char *
 jval_cstr(json_object *v, size_t maxlen)
 {

@@ -10,6 +10,8 @@
 const char	*jget_str(json_object *o, const char *key, const char *dflt);
 /* o[key] when it is an integer, else dflt (o may be NULL). */
 int64_t		 jget_int(json_object *o, const char *key, int64_t dflt);
+/* o[key] as json-c reads it as a boolean, 0 when absent (o may be NULL). */
+int		 jget_bool(json_object *o, const char *key);
 
 /*
  * Required members, checked.  A string must hold no NUL byte (its C string

@@ -15,10 +15,7 @@
 static int
 more(json_object *batch)
 {
-	json_object *v;
-
-	return json_object_object_get_ex(batch, "more", &v) &&
-	    json_object_get_boolean(v);
+	return jget_bool(batch, "more");
 }
 
 static size_t

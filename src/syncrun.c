@@ -295,7 +295,6 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 		json_object *ents;
 		enum files_rc rc;
 		struct util_bg bg;
-		json_object *v;
 		int more, want;
 
 		if (pc.rc == -1) {
@@ -306,8 +305,7 @@ files_pull_from(struct link *l, sqlite3 *state, const struct files_cfg *fc,
 		pc.m = NULL;
 		if (json_object_object_get_ex(m, "entries", &ents))
 			l->files_total += (int64_t)json_object_array_length(ents);
-		more = json_object_object_get_ex(m, "more", &v) &&
-		    json_object_get_boolean(v);
+		more = jget_bool(m, "more");
 		if ((want = more && page + 1 < SYNC_MAX_ROUNDS)) {
 			util_fmt(pc.uri, sizeof(pc.uri), "/api/sync/files/"
 			    "manifest?since=%lld&limit=%d",
@@ -447,8 +445,7 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			peer_resp_free(&resp);
 			close(fd);
 		}
-		more = json_object_object_get_ex(m, "more", &v) &&
-		    json_object_get_boolean(v);
+		more = jget_bool(m, "more");
 		since = jget_int(m, "next", 0);
 		if (call_json(l, "POST", "/api/sync/files/apply", m, &res, why,
 		    sizeof(why)) == -1) {
