@@ -2802,11 +2802,8 @@ fail:
 /* ------------------------------------------------------------------ */
 /* Restoring a conflict's losing value                                  */
 
-/* The tracked table named tbl in tabs[0..ntab), with *ci the index of col
- * when it is one of its non-key columns; NULL when either is not: a key
- * column cannot be restored without moving the row. */
-static const struct capture_table *
-restore_target(const struct capture_table *tabs, int ntab, const char *tbl,
+const struct capture_table *
+dbsync_restore_target(const struct capture_table *tabs, int ntab, const char *tbl,
     const char *col, int *ci)
 {
 	int i;
@@ -2855,7 +2852,8 @@ restore_read(sqlite3 *db, const struct capture_table *tabs, int ntab,
 	/* Existence ("" column) conflicts have no value to put back. */
 	if (*col == '\0')
 		return DBSYNC_RESTORE_ROW;
-	if ((res->t = restore_target(tabs, ntab, tbl, col, ci)) == NULL)
+	if ((res->t = dbsync_restore_target(tabs, ntab, tbl, col, ci)) ==
+	    NULL)
 		return DBSYNC_RESTORE_UNTRACKED;
 	res->col = res->t->cols[*ci];
 	if (!json_object_is_type(res->pk, json_type_array) ||

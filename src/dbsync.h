@@ -285,6 +285,13 @@ enum dbsync_restore_rc dbsync_restore_conflict(sqlite3 *db,
 	    const struct capture_table *tabs, int ntab, int64_t id,
 	    struct dbsync_restore *res, char *err, size_t errsz);
 
+/* The tracked table named tbl in tabs[0..ntab), with *ci the index of col
+ * when it is one of its non-key columns; NULL when either is not: a key
+ * column cannot be restored without moving the row. */
+const struct capture_table *dbsync_restore_target(
+	    const struct capture_table *tabs, int ntab, const char *tbl,
+	    const char *col, int *ci);
+
 /*
  * Parked entries per table and reason, as a new array the caller puts:
  * [{"table", "hash", "reason", "count"}].  Returns 0 or -1 (err).

@@ -253,22 +253,6 @@ find_table(const struct capture_table *t, int n, const char *tbl)
 	return NULL;
 }
 
-/* Index of a column that may be restored (tracked, not part of the key),
- * or -1. */
-static int
-restorable_col(const struct capture_table *t, const char *col)
-{
-	for (int i = 0; i < t->ncol; i++) {
-		if (strcmp(t->cols[i], col) != 0)
-			continue;
-		for (int k = 0; k < t->npk; k++)
-			if (t->pkidx[k] == i)
-				return -1;
-		return i;
-	}
-	return -1;
-}
-
 /* "number=42, id=x" from the key columns and the encoded pk array. */
 static void
 key_text(const struct capture_table *t, json_object *pk, char *buf,
@@ -358,6 +342,7 @@ conflicts_of_db(const char *name, void *arg)
 		json_object *c = json_object_array_get_idx(arr, i), *o, *pk;
 		const struct capture_table *t;
 		const char *tbl, *col;
+		int ci;
 
 		o = json_object_new_object();
 		json_object_array_add(rows, o);
@@ -382,7 +367,7 @@ conflicts_of_db(const char *name, void *arg)
 		json_object_object_get_ex(c, "winner", &v);
 		json_object_object_add(o, "winner", conflict_side_ctx(w->r, v));
 		json_object_object_add(o, "restorable", json_object_new_boolean(
-		    t != NULL && *col != '\0' && restorable_col(t, col) >= 0));
+		    dbsync_restore_target(tabs, ntab, tbl, col, &ci) != NULL));
 	}
 done:
 	json_object_put(res);
