@@ -26,6 +26,14 @@ synced() {
 	cat "$3"
 }
 
+# spread COLUMN VALUE EVERY GONE: with the workers held, a sets COLUMN to
+# VALUE on every EVERYth team and deletes every GONEth one.
+spread() {
+	held &&
+	sql a "UPDATE teams SET $1 = '$2' WHERE number % $3 = 0" &&
+	sql a "DELETE FROM teams WHERE number % $4 = 0"
+}
+
 # same COLUMN VALUE: a and b agree on the rows with that value, and on
 # everything.
 same() {
@@ -48,9 +56,7 @@ test_expect_success 'a second sync sends nothing: the peer has it all' '
 '
 
 test_expect_success 'updates spread over the batches win on the peer too' '
-	held &&
-	sql a "UPDATE teams SET city = '"'"'moved'"'"' WHERE number % 7 = 0" &&
-	sql a "DELETE FROM teams WHERE number % 11 = 0" &&
+	spread city moved 7 11 &&
 	synced a b "$SCRATCH/out3" &&
 	same city moved
 '
@@ -68,9 +74,7 @@ test_expect_success 'a second pull receives nothing' '
 '
 
 test_expect_success 'updates and deletes spread over the batches, pulled' '
-	held &&
-	sql a "UPDATE teams SET name = '"'"'renamed'"'"' WHERE number % 5 = 0" &&
-	sql a "DELETE FROM teams WHERE number % 13 = 0" &&
+	spread name renamed 5 13 &&
 	synced b a "$SCRATCH/out6" &&
 	same name renamed
 '

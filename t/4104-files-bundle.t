@@ -22,10 +22,7 @@ bundle() {
 
 test_expect_success '600 small files come in a few bundles, large ones by download' '
 	hold_worker a && hold_worker b &&
-	for d in $(seq 1 6); do
-		mkdir -p "$A/small/$d" &&
-		for f in $(seq 1 100); do echo "file $d/$f" >"$A/small/$d/$f.txt"; done || exit 1
-	done &&
+	small_files "$A/small" 6 &&
 	head -c 65536 /dev/urandom >"$A/small/exactly-64k.bin" &&
 	head -c 65537 /dev/urandom >"$A/large-1.bin" &&
 	head -c 300000 /dev/urandom >"$A/large-2.bin" &&

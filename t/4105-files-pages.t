@@ -9,10 +9,7 @@ A=$a_DIR/instance B=$b_DIR/instance
 
 test_expect_success '3,503 files over four manifest pages, large ones mixed in' '
 	hold_worker a && hold_worker b &&
-	for d in $(seq 1 35); do
-		mkdir -p "$A/m/$d" &&
-		for f in $(seq 1 100); do echo "file $d/$f" >"$A/m/$d/$f.txt"; done || exit 1
-	done &&
+	small_files "$A/m" 35 &&
 	for i in 1 2 3; do head -c 200000 /dev/urandom >"$A/m/$i/big.bin"; done &&
 	: >"$a_DIR/meshsync.log" &&
 	msync b --peer a >"$SCRATCH/out" &&

@@ -238,6 +238,16 @@ digest() {
 
 # tree NAME: every synced path of the instance folder with type, mode and
 # content hash, sorted, for comparing nodes.
+# small_files DIR N: N directories DIR/1..N of 100 small text files each.
+small_files() {
+	local d f
+	for d in $(seq 1 "$2"); do
+		mkdir -p "$1/$d" &&
+		for f in $(seq 1 100); do echo "file $d/$f" >"$1/$d/$f.txt"; done ||
+			return 1
+	done
+}
+
 tree() {
 	local dir
 	eval "dir=\$${1}_DIR"
