@@ -418,15 +418,16 @@ struct shent {			/* one shadow column of a row */
 	uint64_t	 hlc, phlc;
 	char		 node[DBSYNC_NODE_MAX + 1];
 	char		 pnode[DBSYNC_NODE_MAX + 1];
+	int		 dirty;		/* changed in memory, not written */
+};
+
+struct shrow {			/* the shadow of one row */
+	struct shent	*e;
+	int		 n, cap;
 };
 
 struct tstmt {			/* per-table statements */
 	sqlite3_stmt	*sel, *ups, *del;
-};
-
-struct touch {
-	int	 ti;
-	char	*pk;
 };
 
 struct eng {
@@ -440,13 +441,19 @@ struct eng {
 	struct capture_table	*t;
 	int			 nt;
 	struct tstmt		*ts;
-	sqlite3_stmt		*s_shrow, *s_shcol, *s_shput, *s_chput;
+	sqlite3_stmt		*s_shrow, *s_shput, *s_chput;
 	sqlite3_stmt		*s_vvget, *s_vvput, *s_cfput, *s_scput;
 	sqlite3_stmt		*s_pkput;
-	struct shent		*sh;
-	int			 nsh, csh;
-	struct touch		*touch;
-	size_t			 ntouch, ctouch;
+	struct shrow		 sh;	/* harvest, client writes */
+	/*
+	 * The row merge_entry works on: entries of one row change arrive
+	 * together, so the row's shadow is read once, merged in memory and
+	 * written (with the app row) once, by merge_flush.
+	 */
+	struct shrow		 mr;
+	int			 mr_ti;
+	char			*mr_pk;
+	int			 mr_dirty;
 	struct {
 		char	 tbl[CAPTURE_NAME_MAX + 1];
 		char	 hash[CAPTURE_HASH_LEN + 1];
@@ -562,15 +569,24 @@ fail:
 }
 
 static void
-sh_clear(struct eng *e)
+sh_clear(struct shrow *r)
 {
 	int i;
 
-	for (i = 0; i < e->nsh; i++) {
-		free(e->sh[i].col);
-		dv_free(&e->sh[i].v);
+	for (i = 0; i < r->n; i++) {
+		free(r->e[i].col);
+		dv_free(&r->e[i].v);
 	}
-	e->nsh = 0;
+	r->n = 0;
+}
+
+static void
+sh_free(struct shrow *r)
+{
+	sh_clear(r);
+	free(r->e);
+	r->e = NULL;
+	r->cap = 0;
 }
 
 /* Free everything; commit when ok (returns -1 if the commit fails),
@@ -578,9 +594,14 @@ sh_clear(struct eng *e)
 static int
 eng_end(struct eng *e, int ok)
 {
-	size_t i;
 	int k;
 
+	if (ok && e->mr_dirty) {
+		/* Every caller flushes before it commits; committing here
+		 * would lose the merged values. */
+		snprintf(e->err, e->errsz, "internal error: unflushed merge");
+		ok = 0;
+	}
 	if (ok) {
 		if (e->self != NULL && e->selfseq != e->selfseq0 &&
 		    vv_put(e, e->self, e->selfseq) == -1)
@@ -589,7 +610,6 @@ eng_end(struct eng *e, int ok)
 			ok = 0;
 	}
 	sqlite3_finalize(e->s_shrow);
-	sqlite3_finalize(e->s_shcol);
 	sqlite3_finalize(e->s_shput);
 	sqlite3_finalize(e->s_chput);
 	sqlite3_finalize(e->s_vvget);
@@ -604,11 +624,9 @@ eng_end(struct eng *e, int ok)
 	}
 	free(e->ts);
 	capture_free(e->t, e->nt);
-	sh_clear(e);
-	free(e->sh);
-	for (i = 0; i < e->ntouch; i++)
-		free(e->touch[i].pk);
-	free(e->touch);
+	sh_free(&e->sh);
+	sh_free(&e->mr);
+	free(e->mr_pk);
 	if (ok && store_exec(e->db, "COMMIT", e->err, e->errsz) == 0)
 		return 0;
 	sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
@@ -690,16 +708,43 @@ schema_id(struct eng *e, const char *tbl, const char *hash)
 	return sid;
 }
 
-/* Load the shadow of one row into e->sh (copies).  Returns 0 or -1. */
+/* Append column col with a copy of v (clocks zero) to r, or NULL. */
+static struct shent *
+sh_add(struct shrow *r, const char *col, const struct dv *v)
+{
+	struct shent *s;
+
+	if (r->n == r->cap) {
+		int ncap = r->cap ? r->cap * 2 : 16;
+		struct shent *ns = realloc(r->e, (size_t)ncap * sizeof(*ns));
+
+		if (ns == NULL)
+			return NULL;
+		r->e = ns;
+		r->cap = ncap;
+	}
+	s = &r->e[r->n];
+	memset(s, 0, sizeof(*s));
+	if ((s->col = strdup(col)) == NULL)
+		return NULL;
+	if (dv_dup(&s->v, v) == -1) {
+		free(s->col);
+		return NULL;
+	}
+	r->n++;
+	return s;
+}
+
+/* Load the shadow of one row into r (copies).  Returns 0 or -1. */
 static int
-sh_load(struct eng *e, const char *tbl, const char *pk)
+sh_load(struct eng *e, struct shrow *r, const char *tbl, const char *pk)
 {
 	sqlite3_stmt *st;
 	struct shent *s;
 	struct dv v;
 	int rc;
 
-	sh_clear(e);
+	sh_clear(r);
 	if ((st = eng_prep(e, &e->s_shrow, "SELECT col, val, hlc, node, "
 	    "phlc, pnode FROM _meshsync_shadow WHERE tbl = ?1 AND pk = ?2"))
 	    == NULL)
@@ -707,27 +752,10 @@ sh_load(struct eng *e, const char *tbl, const char *pk)
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (e->nsh == e->csh) {
-			int ncap = e->csh ? e->csh * 2 : 16;
-			struct shent *ns = realloc(e->sh,
-			    (size_t)ncap * sizeof(*ns));
-
-			if (ns == NULL)
-				goto oom;
-			e->sh = ns;
-			e->csh = ncap;
-		}
-		s = &e->sh[e->nsh];
-		memset(s, 0, sizeof(*s));
 		dv_col(&v, st, 1);
-		if ((s->col = strdup((const char *)sqlite3_column_text(st, 0)))
-		    == NULL)
+		if ((s = sh_add(r, (const char *)sqlite3_column_text(st, 0),
+		    &v)) == NULL)
 			goto oom;
-		if (dv_dup(&s->v, &v) == -1) {
-			free(s->col);
-			goto oom;
-		}
-		e->nsh++;
 		s->hlc = (uint64_t)sqlite3_column_int64(st, 2);
 		snprintf(s->node, sizeof(s->node), "%s",
 		    (const char *)sqlite3_column_text(st, 3));
@@ -745,13 +773,13 @@ oom:
 }
 
 static struct shent *
-sh_find(struct eng *e, const char *col)
+sh_find(struct shrow *r, const char *col)
 {
 	int i;
 
-	for (i = 0; i < e->nsh; i++)
-		if (strcmp(e->sh[i].col, col) == 0)
-			return &e->sh[i];
+	for (i = 0; i < r->n; i++)
+		if (strcmp(r->e[i].col, col) == 0)
+			return &r->e[i];
 	return NULL;
 }
 
@@ -857,32 +885,6 @@ conflict_put(struct eng *e, const char *tbl, const char *pk, const char *col,
 	sqlite3_reset(st);
 	e->st->conflicts++;
 	return 0;
-}
-
-/* Remember that row (ti, pk) must be re-materialised. */
-static int
-touch_add(struct eng *e, int ti, const char *pk)
-{
-	struct touch *nt;
-
-	if (e->ntouch > 0 && e->touch[e->ntouch - 1].ti == ti &&
-	    strcmp(e->touch[e->ntouch - 1].pk, pk) == 0)
-		return 0;
-	if (e->ntouch == e->ctouch) {
-		size_t ncap = e->ctouch ? e->ctouch * 2 : 64;
-
-		if ((nt = realloc(e->touch, ncap * sizeof(*nt))) == NULL)
-			goto oom;
-		e->touch = nt;
-		e->ctouch = ncap;
-	}
-	if ((e->touch[e->ntouch].pk = strdup(pk)) == NULL)
-		goto oom;
-	e->touch[e->ntouch++].ti = ti;
-	return 0;
-oom:
-	snprintf(e->err, e->errsz, "out of memory");
-	return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1057,9 +1059,9 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 	uint64_t h;
 	int64_t sid;
 
-	if (sh_load(e, t->name, pk) == -1)
+	if (sh_load(e, &e->sh, t->name, pk) == -1)
 		return -1;
-	alive = sh_find(e, "");
+	alive = sh_find(&e->sh, "");
 	if (row != NULL) {
 		need_alive = !sh_alive(alive);
 		if ((chg = calloc((size_t)t->ncol, sizeof(*chg))) == NULL) {
@@ -1070,7 +1072,7 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 			if (col_is_pk(t, j))
 				continue;
 			dv_col(&v, row, j);
-			s = sh_find(e, t->cols[j]);
+			s = sh_find(&e->sh, t->cols[j]);
 			if (s == NULL || !dv_eq(&v, &s->v)) {
 				chg[j] = 1;
 				nchg++;
@@ -1096,7 +1098,7 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 		if (!chg[j])
 			continue;
 		dv_col(&v, row, j);
-		s = sh_find(e, t->cols[j]);
+		s = sh_find(&e->sh, t->cols[j]);
 		if (emit_local(e, ti, pk, t->cols[j], &v, s == NULL &&
 		    alive != NULL ? DBSYNC_HLC_INITIAL : h, sid, s) == -1)
 			goto fail;
@@ -1256,77 +1258,9 @@ capture_discard(struct eng *e)
 /* ------------------------------------------------------------------ */
 /* Merge and materialise                                                */
 
-/*
- * Merge one entry into the shadow by last-writer-wins on (hlc, node) and
- * record a conflict when a concurrent, different value is overwritten
- * (see the rule in dbsync.h).
- */
+/* Make the app table's row (ti, pk) match its shadow, row. */
 static int
-merge_entry(struct eng *e, const struct ent *x)
-{
-	sqlite3_stmt *st;
-	struct dv sv;
-	uint64_t sh, sph;
-	char sn[DBSYNC_NODE_MAX + 1], spn[DBSYNC_NODE_MAX + 1];
-	int rc, c, ret = -1;
-
-	if ((st = eng_prep(e, &e->s_shcol, "SELECT val, hlc, node, phlc, "
-	    "pnode FROM _meshsync_shadow WHERE tbl = ?1 AND pk = ?2 AND "
-	    "col = ?3")) == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, x->t, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, x->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, x->c, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		if (sh_put(e, x->t, x->pk, x->c, &x->v, x->h, x->o, x->ph,
-		    x->pn) == -1)
-			return -1;
-		return touch_add(e, x->ti, x->pk);
-	}
-	if (rc != SQLITE_ROW)
-		return eng_dberr(e, "shadow");
-	/* Copy before writing: the shadow row is about to be replaced. */
-	dv_col(&sv, st, 0);
-	if (dv_dup(&sv, &sv) == -1) {
-		snprintf(e->err, e->errsz, "out of memory");
-		return -1;
-	}
-	sh = (uint64_t)sqlite3_column_int64(st, 1);
-	snprintf(sn, sizeof(sn), "%s", (const char *)sqlite3_column_text(st,
-	    2));
-	sph = (uint64_t)sqlite3_column_int64(st, 3);
-	snprintf(spn, sizeof(spn), "%s", (const char *)sqlite3_column_text(st,
-	    4));
-	sqlite3_reset(st);
-
-	c = hlc_cmp(x->h, x->o, sh, sn);
-	if (c > 0) {
-		if (sh > DBSYNC_HLC_INITIAL &&
-		    !(x->ph == sh && strcmp(x->pn, sn) == 0) &&
-		    !dv_eq(&sv, &x->v) && conflict_put(e, x->t, x->pk, x->c,
-		    &sv, sh, sn, &x->v, x->h, x->o) == -1)
-			goto fail;
-		if (sh_put(e, x->t, x->pk, x->c, &x->v, x->h, x->o, x->ph,
-		    x->pn) == -1 || touch_add(e, x->ti, x->pk) == -1)
-			goto fail;
-	} else if (c < 0) {
-		if (x->h > DBSYNC_HLC_INITIAL &&
-		    !(sph == x->h && strcmp(spn, x->o) == 0) &&
-		    !dv_eq(&sv, &x->v) && conflict_put(e, x->t, x->pk, x->c,
-		    &x->v, x->h, x->o, &sv, sh, sn) == -1)
-			goto fail;
-	}
-	ret = 0;
-fail:
-	dv_free(&sv);
-	return ret;
-}
-
-/* Make the app table's row (ti, pk) match the shadow. */
-static int
-materialize_row(struct eng *e, int ti, const char *pk)
+materialize_row(struct eng *e, int ti, const char *pk, struct shrow *row)
 {
 	const struct capture_table *t = &e->t[ti];
 	struct dv pkv[CAPTURE_MAX_PK];
@@ -1336,8 +1270,6 @@ materialize_row(struct eng *e, int ti, const char *pk)
 	const char *why = NULL;
 	int *use = NULL, j, k, npk = 0, all = 1, ret = -1;
 
-	if (sh_load(e, t->name, pk) == -1)
-		return -1;
 	keyj = json_tokener_parse(pk);
 	if ((npk = pk_from_json(keyj, pkv, 0, &why)) != t->npk) {
 		snprintf(e->err, e->errsz, "%s: bad stored key", t->name);
@@ -1346,7 +1278,7 @@ materialize_row(struct eng *e, int ti, const char *pk)
 		npk = 0;
 		goto fail;
 	}
-	if (!sh_alive(sh_find(e, ""))) {
+	if (!sh_alive(sh_find(row, ""))) {
 		if ((st = t_del(e, ti)) == NULL)
 			goto fail;
 		for (k = 0; k < npk; k++)
@@ -1357,7 +1289,7 @@ materialize_row(struct eng *e, int ti, const char *pk)
 			goto fail;
 		}
 		for (j = 0; j < t->ncol; j++) {
-			use[j] = col_is_pk(t, j) || sh_find(e, t->cols[j]);
+			use[j] = col_is_pk(t, j) || sh_find(row, t->cols[j]);
 			all &= use[j];
 		}
 		if (all) {
@@ -1375,7 +1307,7 @@ materialize_row(struct eng *e, int ti, const char *pk)
 			dv_bind(st, t->pkidx[k] + 1, &pkv[k]);
 		for (j = 0; j < t->ncol; j++)
 			if (!col_is_pk(t, j) &&
-			    (s = sh_find(e, t->cols[j])) != NULL)
+			    (s = sh_find(row, t->cols[j])) != NULL)
 				dv_bind(st, j + 1, &s->v);
 	}
 	if (sqlite3_step(st) != SQLITE_DONE) {
@@ -1394,32 +1326,104 @@ fail:
 	return ret;
 }
 
+/*
+ * Write the merged row (e->mr) back: its changed shadow columns, then the
+ * app row.  Every write operation calls this before it discards its own
+ * captures and commits.  Returns 0 or -1.
+ */
 static int
-touch_cmp(const void *a, const void *b)
+merge_flush(struct eng *e)
 {
-	const struct touch *x = a, *y = b;
+	const char *tbl;
+	struct shent *s;
+	int i, ret = -1;
 
-	if (x->ti != y->ti)
-		return x->ti < y->ti ? -1 : 1;
-	return strcmp(x->pk, y->pk);
+	if (e->mr_pk == NULL)
+		return 0;
+	if (e->mr_dirty) {
+		tbl = e->t[e->mr_ti].name;
+		for (i = 0; i < e->mr.n; i++) {
+			s = &e->mr.e[i];
+			if (s->dirty && sh_put(e, tbl, e->mr_pk, s->col, &s->v,
+			    s->hlc, s->node, s->phlc, s->pnode) == -1)
+				goto out;
+		}
+		if (materialize_row(e, e->mr_ti, e->mr_pk, &e->mr) == -1)
+			goto out;
+	}
+	ret = 0;
+out:
+	sh_clear(&e->mr);
+	free(e->mr_pk);
+	e->mr_pk = NULL;
+	e->mr_dirty = 0;
+	return ret;
 }
 
+/* Take x's value and clocks into shadow column s. */
 static int
-materialize(struct eng *e)
+merge_take(struct eng *e, struct shent *s, const struct ent *x)
 {
-	size_t i;
+	dv_free(&s->v);
+	if (dv_dup(&s->v, &x->v) == -1) {
+		s->v.t = SQLITE_NULL;
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	s->hlc = x->h;
+	snprintf(s->node, sizeof(s->node), "%s", x->o);
+	s->phlc = x->ph;
+	snprintf(s->pnode, sizeof(s->pnode), "%s", x->pn);
+	s->dirty = 1;
+	e->mr_dirty = 1;
+	return 0;
+}
 
-	if (e->ntouch > 1)
-		qsort(e->touch, e->ntouch, sizeof(*e->touch), touch_cmp);
-	for (i = 0; i < e->ntouch; i++) {
-		if (i > 0 && touch_cmp(&e->touch[i], &e->touch[i - 1]) == 0)
-			continue;
-		if (materialize_row(e, e->touch[i].ti, e->touch[i].pk) == -1)
+/*
+ * Merge one entry into the shadow by last-writer-wins on (hlc, node) and
+ * record a conflict when a concurrent, different value is overwritten
+ * (see the rule in dbsync.h).  The row's shadow is read when the entry
+ * is the first of its row; the merge happens in memory, in e->mr.
+ */
+static int
+merge_entry(struct eng *e, const struct ent *x)
+{
+	struct shent *s;
+	int c;
+
+	if (e->mr_pk == NULL || e->mr_ti != x->ti ||
+	    strcmp(e->mr_pk, x->pk) != 0) {
+		if (merge_flush(e) == -1)
+			return -1;
+		if ((e->mr_pk = strdup(x->pk)) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			return -1;
+		}
+		e->mr_ti = x->ti;
+		if (sh_load(e, &e->mr, x->t, x->pk) == -1)
 			return -1;
 	}
-	for (i = 0; i < e->ntouch; i++)
-		free(e->touch[i].pk);
-	e->ntouch = 0;
+	if ((s = sh_find(&e->mr, x->c)) == NULL) {
+		if ((s = sh_add(&e->mr, x->c, &x->v)) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			return -1;
+		}
+		return merge_take(e, s, x);
+	}
+	c = hlc_cmp(x->h, x->o, s->hlc, s->node);
+	if (c > 0) {
+		if (s->hlc > DBSYNC_HLC_INITIAL &&
+		    !(x->ph == s->hlc && strcmp(x->pn, s->node) == 0) &&
+		    !dv_eq(&s->v, &x->v) && conflict_put(e, x->t, x->pk, x->c,
+		    &s->v, s->hlc, s->node, &x->v, x->h, x->o) == -1)
+			return -1;
+		return merge_take(e, s, x);
+	}
+	if (c < 0 && x->h > DBSYNC_HLC_INITIAL &&
+	    !(s->phlc == x->h && strcmp(s->pnode, x->o) == 0) &&
+	    !dv_eq(&s->v, &x->v) && conflict_put(e, x->t, x->pk, x->c,
+	    &x->v, x->h, x->o, &s->v, s->hlc, s->node) == -1)
+		return -1;
 	return 0;
 }
 
@@ -1622,7 +1626,7 @@ dbsync_harvest(sqlite3 *db, const char *self_node_id, int64_t now_ms,
 	}
 	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
-	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	if (eng_prologue(&e) == -1 || merge_flush(&e) == -1 ||
 	    capture_discard(&e) == -1) {
 		eng_end(&e, 0);
 		return DBSYNC_EINTERNAL;
@@ -1728,7 +1732,7 @@ track_op(sqlite3 *db, const char *self, const char *table, int64_t now_ms,
 	if (eng_begin(&e, db, self, now_ms, NULL, err, errsz) == -1)
 		return -1;
 	/* Pending captures belong to the old column set: log them first. */
-	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	if (eng_prologue(&e) == -1 || merge_flush(&e) == -1 ||
 	    capture_discard(&e) == -1)
 		goto fail;
 	if (untrack) {
@@ -1741,7 +1745,7 @@ track_op(sqlite3 *db, const char *self, const char *table, int64_t now_ms,
 	/* Harvest the queued rows while we still hold the write lock: the
 	 * values of new columns are their values at re-track time (logged
 	 * with the initial clock), not writes that could beat real ones. */
-	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	if (eng_prologue(&e) == -1 || merge_flush(&e) == -1 ||
 	    capture_discard(&e) == -1)
 		goto fail;
 	return eng_end(&e, 1);
@@ -2222,7 +2226,7 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
 	if (vv_get(&e, self_node_id, &e.selfseq) == -1)
 		goto out;
 	e.selfseq0 = e.selfseq;
-	if (materialize(&e) == -1 || capture_discard(&e) == -1)
+	if (merge_flush(&e) == -1 || capture_discard(&e) == -1)
 		goto out;
 	inited = 0;
 	rc = eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
@@ -2480,7 +2484,7 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 		snprintf(e->err, e->errsz, "out of memory");
 		return -1;
 	}
-	if (sh_load(e, t->name, pk) == -1 || (sel = t_sel(e, c->ti)) == NULL)
+	if (sh_load(e, &e->sh, t->name, pk) == -1 || (sel = t_sel(e, c->ti)) == NULL)
 		goto fail;
 	for (k = 0; k < t->npk; k++)
 		dv_bind(sel, k + 1, &c->pk[k]);
@@ -2490,7 +2494,7 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 	}
 	exists = rc == SQLITE_ROW;
 	sqlite3_reset(sel);
-	alive = sh_find(e, "");
+	alive = sh_find(&e->sh, "");
 
 	/* The row's existence changed after the client's edit: keep it. */
 	if (alive != NULL && hlc_wall(alive->hlc) > c->ts_ms &&
@@ -2525,7 +2529,7 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 		goto fail;
 	}
 	for (k = 0; k < c->nval; k++) {
-		s = sh_find(e, t->cols[c->vcol[k]]);
+		s = sh_find(&e->sh, t->cols[c->vcol[k]]);
 		if (s != NULL && hlc_wall(s->hlc) > c->ts_ms) {
 			stale[k] = 1;
 			e->st->skipped++;
@@ -2583,7 +2587,7 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 		if (!stale[k])
 			dv_bind(w, j, &c->val[k]);
 		else if (!exists)
-			dv_bind(w, j, &sh_find(e, t->cols[c->vcol[k]])->v);
+			dv_bind(w, j, &sh_find(&e->sh, t->cols[c->vcol[k]])->v);
 	}
 	if (sqlite3_step(w) != SQLITE_DONE)
 		goto werr;
@@ -2627,7 +2631,7 @@ dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
 	snprintf(client, sizeof(client), "client@%s", self_node_id);
 	/* Unparked rows are written and their captures dropped before the
 	 * client's writes, whose captures must be harvested. */
-	if (eng_prologue(&e) == -1 || materialize(&e) == -1 ||
+	if (eng_prologue(&e) == -1 || merge_flush(&e) == -1 ||
 	    capture_discard(&e) == -1)
 		goto fail;
 	if (client_parse(&e, req, &x, &n) == -1) {

@@ -119,13 +119,169 @@ pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
 	return 0;
 }
 
+/* Batches sent and not yet answered, at most: the peer parses the next
+ * while it applies this one, so it never waits for us. */
+#define PUSH_WINDOW	2
+
+struct flight {
+	struct bgcall	 c;		/* c.in: the batch, c.out: the answer */
+	json_object	*assumed;	/* the peer's vector once it applied */
+	struct util_bg	 bg;
+	int		 waited;
+};
+
+static void
+flight_wait(struct flight *f)
+{
+	if (!f->waited)
+		util_bg_wait(&f->bg);
+	f->waited = 1;
+}
+
+static void
+flight_free(struct flight *f)
+{
+	json_object_put(f->c.in);
+	json_object_put(f->c.out);
+	json_object_put(f->assumed);
+	memset(f, 0, sizeof(*f));
+}
+
+/*
+ * Push: everything we have after the peer's version vector (*pvv, replaced
+ * by the peer's last answer).  Up to PUSH_WINDOW batches are in flight,
+ * each read from the vector the peer will have once it applied the ones
+ * before.  The answers come back in order; when one shows the peer kept
+ * less than assumed (a gap, parked entries refused), the batches after it
+ * are answered and then read again from where the peer really is -- a
+ * batch sent too early is harmless, its entries are skipped or deferred.
+ */
+static int
+push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
+    struct sync_counts *out, json_object **pvv, char *err, size_t errsz)
+{
+	struct flight f[PUSH_WINDOW];
+	json_object *from = NULL, *nvv;
+	int head = 0, n = 0, rounds = 0, fed_all = 0, ret = -1, i;
+	enum dbsync_rc rc;
+	char why[512];
+
+	memset(f, 0, sizeof(f));
+	if (t->vv(t->arg, db_name, pvv, why, sizeof(why)) == -1) {
+		util_fmt(err, errsz, "push %s: %s", db_name, why);
+		return -1;
+	}
+	from = json_object_get(*pvv);
+	for (;;) {
+		/* Fill the window. */
+		while (!fed_all && n < PUSH_WINDOW && rounds < SYNC_MAX_ROUNDS) {
+			struct flight *g = &f[(head + n) % PUSH_WINDOW];
+			json_object *batch = NULL;
+
+			rc = dbsync_feed(app, from, SYNC_BATCH, &batch, why,
+			    sizeof(why));
+			if (rc != DBSYNC_OK) {
+				util_fmt(err, errsz, "push %s: %s", db_name,
+				    why);
+				goto done;
+			}
+			if (nchanges(batch) == 0) {
+				json_object_put(batch);
+				fed_all = 1;
+				break;
+			}
+			fed_all = !more(batch);
+			if ((g->assumed = vv_after(from, batch)) == NULL) {
+				json_object_put(batch);
+				util_fmt(err, errsz, "out of memory");
+				goto done;
+			}
+			json_object_put(from);
+			from = json_object_get(g->assumed);
+			g->c.t = t;
+			g->c.db = db_name;
+			g->c.in = batch;
+			util_bg_run(&g->bg, send_main, &g->c);
+			n++;
+			rounds++;
+		}
+		if (n == 0)
+			break;
+		/* The oldest answer. */
+		flight_wait(&f[head]);
+		if (f[head].c.rc == -1) {
+			util_fmt(err, errsz, "push %s: %s", db_name,
+			    f[head].c.why);
+			goto done;
+		}
+		out->sent += jget_int(f[head].c.out, "applied", 0);
+		out->conflicts += jget_int(f[head].c.out, "conflicts", 0);
+		if (t->progress != NULL)
+			t->progress(t->arg, out);
+		/* The peer's new version vector is where the next batch
+		 * starts; without it we would resend the same batch. */
+		if (!json_object_object_get_ex(f[head].c.out, "vv", &nvv) ||
+		    !json_object_is_type(nvv, json_type_object)) {
+			util_fmt(err, errsz, "push %s: peer answered without "
+			    "its version vector", db_name);
+			goto done;
+		}
+		json_object_put(*pvv);
+		*pvv = json_object_get(nvv);
+		if (!vv_covers(*pvv, f[head].assumed) &&
+		    (n > 1 || !fed_all)) {
+			/* Read again from where the peer is, once the
+			 * batches already sent have been answered. */
+			for (i = 1; i < n; i++) {
+				struct flight *g = &f[(head + i) % PUSH_WINDOW];
+
+				flight_wait(g);
+				if (g->c.rc == 0) {
+					out->sent += jget_int(g->c.out,
+					    "applied", 0);
+					out->conflicts += jget_int(g->c.out,
+					    "conflicts", 0);
+					if (json_object_object_get_ex(g->c.out,
+					    "vv", &nvv) && json_object_is_type(
+					    nvv, json_type_object)) {
+						json_object_put(*pvv);
+						*pvv = json_object_get(nvv);
+					}
+				}
+				flight_free(g);
+			}
+			flight_free(&f[head]);
+			n = 0;
+			head = 0;
+			json_object_put(from);
+			from = json_object_get(*pvv);
+			fed_all = 0;
+			continue;
+		}
+		flight_free(&f[head]);
+		head = (head + 1) % PUSH_WINDOW;
+		n--;
+	}
+	ret = 0;
+done:
+	/* Never leave a thread behind with our memory. */
+	for (i = 0; i < n; i++) {
+		struct flight *g = &f[(head + i) % PUSH_WINDOW];
+
+		flight_wait(g);
+		flight_free(g);
+	}
+	json_object_put(from);
+	return ret;
+}
+
 int
 sync_db(sqlite3 *app, const char *db_name, const char *self_id,
     int64_t max_future_ms, const struct sync_transport *t, int dirs,
     struct sync_counts *out, json_object **peer_vv, char *err,
     size_t errsz)
 {
-	json_object *vv = NULL, *batch = NULL, *result = NULL, *pvv = NULL;
+	json_object *vv = NULL, *batch = NULL, *pvv = NULL;
 	struct dbsync_stats st;
 	enum dbsync_rc rc;
 	char why[512];
@@ -215,94 +371,14 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		ret = 0;
 		goto done;
 	}
-	/* Push: everything we have after the peer's version vector. */
-	if (t->vv(t->arg, db_name, &pvv, why, sizeof(why)) == -1) {
-		util_fmt(err, errsz, "push %s: %s", db_name, why);
+	if (push(app, db_name, t, out, &pvv, err, errsz) == -1)
 		goto done;
-	}
-	rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why, sizeof(why));
-	for (rounds = 0; rounds < SYNC_MAX_ROUNDS; rounds++) {
-		struct bgcall snd = { .t = t, .db = db_name };
-		json_object *nvv, *next = NULL, *assumed = NULL;
-		enum dbsync_rc nrc = DBSYNC_EINTERNAL;
-		char nwhy[512];
-		struct util_bg bg;
-
-		if (rc != DBSYNC_OK) {
-			util_fmt(err, errsz, "push %s: %s", db_name, why);
-			goto done;
-		}
-		if (nchanges(batch) == 0)
-			break;
-		/* The peer applies this batch while we read the next one
-		 * (each side has a core's worth of work per batch). */
-		snd.in = batch;
-		util_bg_run(&bg, send_main, &snd);
-		if (more(batch) && (assumed = vv_after(pvv, batch)) != NULL)
-			nrc = dbsync_feed(app, assumed, SYNC_BATCH, &next, nwhy,
-			    sizeof(nwhy));
-		util_bg_wait(&bg);
-		result = snd.out;
-		if (snd.rc == -1) {
-			util_fmt(err, errsz, "push %s: %s", db_name, snd.why);
-			json_object_put(next);
-			json_object_put(assumed);
-			goto done;
-		}
-		out->sent += jget_int(result, "applied", 0);
-		out->conflicts += jget_int(result, "conflicts", 0);
-		if (t->progress != NULL)
-			t->progress(t->arg, out);
-		if (!more(batch)) {
-			json_object_put(next);
-			json_object_put(assumed);
-			break;
-		}
-		/* The peer's new version vector is where the next batch
-		 * starts; without it we would resend the same batch. */
-		if (!json_object_object_get_ex(result, "vv", &nvv) ||
-		    !json_object_is_type(nvv, json_type_object)) {
-			util_fmt(err, errsz, "push %s: peer answered without "
-			    "its version vector", db_name);
-			json_object_put(next);
-			json_object_put(assumed);
-			goto done;
-		}
-		json_object_put(pvv);
-		pvv = json_object_get(nvv);
-		json_object_put(result);
-		result = NULL;
-		json_object_put(batch);
-		batch = NULL;
-		/* The batch read meanwhile is good if the peer got at least
-		 * what it assumed; if it kept less (parked, refused), read
-		 * again from where the peer really is. */
-		if (next != NULL && nrc == DBSYNC_OK && vv_covers(pvv, assumed)) {
-			batch = next;
-			rc = DBSYNC_OK;
-		} else {
-			json_object_put(next);
-			rc = dbsync_feed(app, pvv, SYNC_BATCH, &batch, why,
-			    sizeof(why));
-		}
-		json_object_put(assumed);
-	}
-	/* The last batch's answer carries the peer's final vector. */
-	if (result != NULL) {
-		json_object *nvv;
-		if (json_object_object_get_ex(result, "vv", &nvv) &&
-		    json_object_is_type(nvv, json_type_object)) {
-			json_object_put(pvv);
-			pvv = json_object_get(nvv);
-		}
-	}
 	if (peer_vv != NULL)
 		*peer_vv = json_object_get(pvv);
 	ret = 0;
 done:
 	json_object_put(vv);
 	json_object_put(batch);
-	json_object_put(result);
 	json_object_put(pvv);
 	return ret;
 }

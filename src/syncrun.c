@@ -529,7 +529,8 @@ syncrun_lease(sqlite3 *state, const char *owner, int wait_ms,
 {
 	struct locks_lease lease;
 	enum locks_result r;
-	int waited = 0;
+	int64_t deadline = tm_now_ms() + wait_ms;
+	long nap_ms = 1;
 
 	for (;;) {
 		r = locks_acquire(state, SYNCRUN_LEASE, owner,
@@ -549,18 +550,21 @@ syncrun_lease(sqlite3 *state, const char *owner, int wait_ms,
 			    lease.token, tm_now_ms(), &gone, err, errsz);
 			continue;
 		}
-		if (r != LOCKS_HELD || waited >= wait_ms) {
+		if (r != LOCKS_HELD || tm_now_ms() >= deadline) {
 			if (r == LOCKS_HELD)
 				util_fmt(err, errsz, "another sync is applying "
 				    "changes here (%s holds %s)", lease.owner,
 				    SYNCRUN_LEASE);
 			return -1;
 		}
+		/* A pushed batch waits here for the one before it, which
+		 * applies in tens of ms: look again soon, then less often. */
 		{
-			struct timespec ts = { 0, 20 * 1000000L };
+			struct timespec ts = { 0, nap_ms * 1000000L };
 			nanosleep(&ts, NULL);
 		}
-		waited += 20;
+		if (nap_ms < 20)
+			nap_ms *= 2;
 	}
 }
 

@@ -42,7 +42,7 @@ same() {
 	test "$(digest a)" = "$(digest b)"
 }
 
-test_expect_success '6000 rows (9 batches) pushed in one sync arrive exactly once' '
+test_expect_success '6000 rows (4 batches) pushed in one sync arrive exactly once' '
 	held && add_teams 1 6000 &&
 	synced a b "$SCRATCH/out" &&
 	grep -q "^b: 18000 sent, 0 received, 0 conflicts;" "$SCRATCH/out" &&
@@ -61,7 +61,7 @@ test_expect_success 'updates spread over the batches win on the peer too' '
 	same city moved
 '
 
-test_expect_success 'rows 6001..12000 (9 batches) pulled in one sync arrive exactly once' '
+test_expect_success 'rows 6001..12000 (4 batches) pulled in one sync arrive exactly once' '
 	held && add_teams 6001 12000 &&
 	synced b a "$SCRATCH/out4" &&
 	grep -q "^a: 0 sent, 18000 received, 0 conflicts;" "$SCRATCH/out4" &&
