@@ -1,0 +1,213 @@
+/* 3005-push.c - sync_db's push with batches in flight: a peer that keeps less than a batch (dropped, out of order, refused) still ends with every change exactly once, and a failed send stops the push without losing anything. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dbsync.h"
+#include "hlc.h"
+#include "sync.h"
+#include "tap.h"
+#include "dbtest.h"
+
+#define ROWS	6000	/* 18,000 entries: four batches of SYNC_BATCH */
+
+static const char *schema =
+    "CREATE TABLE teams(id INTEGER PRIMARY KEY, name TEXT, city TEXT);";
+
+/* The peer as the transport sees it: node b, reached through a connection
+ * of each call's own (sends run on threads), with one fault to inject. */
+enum fault { NONE, DROP_FIRST, SLOW_FIRST, FAIL_SECOND };
+
+struct peer {
+	struct tnode	*b;
+	enum fault	 fault;
+	pthread_mutex_t	 mu;
+	int		 calls;		/* receive calls so far */
+	int		 maxflight;	/* most receives running at once */
+	int		 flight;
+};
+
+static int
+t_vv(void *arg, const char *db, json_object **vv, char *err, size_t errsz)
+{
+	struct peer *p = arg;
+	sqlite3 *c = NULL;
+	int rc;
+
+	(void)db;
+	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
+		return -1;
+	rc = dbsync_vv(c, vv, err, errsz);
+	sqlite3_close(c);
+	return rc;
+}
+
+static int
+t_changes(void *arg, const char *db, json_object *since, int limit,
+    json_object **batch, char *err, size_t errsz)
+{
+	(void)arg; (void)db; (void)since; (void)limit; (void)batch;
+	snprintf(err, errsz, "this test only pushes");
+	return -1;
+}
+
+static int
+t_receive(void *arg, const char *db, json_object *batch, json_object **res,
+    char *err, size_t errsz)
+{
+	struct peer *p = arg;
+	struct dbsync_stats st;
+	json_object *vv = NULL;
+	sqlite3 *c = NULL;
+	int call, ret = -1;
+
+	(void)db;
+	pthread_mutex_lock(&p->mu);
+	call = ++p->calls;
+	if (++p->flight > p->maxflight)
+		p->maxflight = p->flight;
+	pthread_mutex_unlock(&p->mu);
+	memset(&st, 0, sizeof(st));
+	if (p->fault == SLOW_FIRST && call == 1) {
+		/* The second batch applies first: its entries come after a
+		 * gap and are deferred. */
+		struct timespec ts = { 0, 300 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (p->fault == FAIL_SECOND && call == 2) {
+		snprintf(err, errsz, "peer went away");
+		goto out;
+	}
+	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
+		goto out;
+	if (!(p->fault == DROP_FIRST && call == 1) &&
+	    dbsync_apply(c, p->b->id, batch, dbt_now(), HLC_MAX_FUTURE_MS,
+	    &st, err, errsz) != DBSYNC_OK)
+		goto out;
+	if (dbsync_vv(c, &vv, err, errsz) == -1)
+		goto out;
+	*res = json_object_new_object();
+	json_object_object_add(*res, "applied", json_object_new_int64(
+	    st.applied));
+	json_object_object_add(*res, "conflicts", json_object_new_int64(
+	    st.conflicts));
+	json_object_object_add(*res, "vv", vv);
+	ret = 0;
+out:
+	sqlite3_close(c);
+	pthread_mutex_lock(&p->mu);
+	p->flight--;
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+/* Fresh nodes a and b with ROWS teams on a; push a -> b with fault f.
+ * Returns sync_db's result; counts in *n, b's calls in *p. */
+static int
+push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
+    struct sync_counts *n, char *err, size_t errsz)
+{
+	static int round;
+	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
+	    .receive = t_receive };
+	char ida[16], idb[16];
+
+	round++;
+	snprintf(ida, sizeof(ida), "a%d", round);
+	snprintf(idb, sizeof(idb), "b%d", round);
+	dbt_node(a, ida, schema);
+	dbt_node(b, idb, schema);
+	if (dbt_track(a, "teams") == -1 || dbt_track(b, "teams") == -1)
+		abort();
+	if (dbt_exec(a->app, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+	    "SELECT i + 1 FROM n WHERE i < %d) INSERT INTO teams SELECT i, "
+	    "'team ' || i, 'city ' || (i %% 13) FROM n", ROWS) == -1)
+		abort();
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	p->b = b;
+	p->fault = f;
+	t.arg = p;
+	memset(n, 0, sizeof(*n));
+	return sync_db(a->db, "app.db", a->id, HLC_MAX_FUTURE_MS, &t,
+	    SYNC_PUSH, n, NULL, err, errsz);
+}
+
+static int
+same(struct tnode *a, struct tnode *b)
+{
+	char d1[65], d2[65];
+
+	dbt_digest(a->db, "teams", d1);
+	dbt_digest(b->db, "teams", d2);
+	return strcmp(d1, d2) == 0;
+}
+
+static void
+done_with(struct tnode *a, struct tnode *b, struct peer *p)
+{
+	dbt_node_close(a);
+	dbt_node_close(b);
+	pthread_mutex_destroy(&p->mu);
+}
+
+int
+main(void)
+{
+	struct tnode a, b;
+	struct peer p;
+	struct sync_counts n;
+	char err[512];
+	int rc;
+
+	dbt_scratch();
+
+	rc = push_with(NONE, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, 0, "a plain push succeeds");
+	tap_is_int(n.sent, 3 * ROWS, "every entry applied once");
+	tap_ok(same(&a, &b), "b holds exactly a's rows");
+	tap_is_int(p.calls, 4, "in four batches");
+	tap_is_int(p.maxflight, 2, "two of them in flight at once");
+	done_with(&a, &b, &p);
+
+	rc = push_with(DROP_FIRST, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, 0, "a push whose first batch the peer kept none of "
+	    "succeeds");
+	tap_is_int(n.sent, 3 * ROWS, "every entry applied once all the same");
+	tap_ok(same(&a, &b), "and b holds exactly a's rows");
+	tap_ok(p.calls > 4, "the batches after the gap were sent again "
+	    "(%d sends)", p.calls);
+	done_with(&a, &b, &p);
+
+	rc = push_with(SLOW_FIRST, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, 0, "a push whose second batch arrives first succeeds");
+	tap_is_int(n.sent, 3 * ROWS, "every entry applied once");
+	tap_ok(same(&a, &b), "b holds exactly a's rows");
+	done_with(&a, &b, &p);
+
+	rc = push_with(FAIL_SECOND, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, -1, "a push whose second send fails fails");
+	tap_ok(strstr(err, "peer went away") != NULL, "saying why: %s", err);
+	tap_ok(n.sent > 0 && n.sent < 3 * ROWS, "what the peer applied "
+	    "before is counted (%lld)", (long long)n.sent);
+	{
+		struct sync_transport t = { .vv = t_vv, .changes = t_changes,
+		    .receive = t_receive, .arg = &p };
+		struct sync_counts m;
+
+		p.fault = NONE;
+		memset(&m, 0, sizeof(m));
+		rc = sync_db(a.db, "app.db", a.id, HLC_MAX_FUTURE_MS, &t,
+		    SYNC_PUSH, &m, NULL, err, sizeof(err));
+		tap_is_int(rc, 0, "the next push succeeds");
+		tap_is_int(n.sent + m.sent, 3 * ROWS, "and brings exactly the "
+		    "rest");
+		tap_ok(same(&a, &b), "b holds exactly a's rows");
+	}
+	done_with(&a, &b, &p);
+
+	dbt_cleanup();
+	return tap_done();
+}
