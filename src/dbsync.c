@@ -1578,7 +1578,10 @@ dbsync_open(const char *path, sqlite3 **out, char *err, size_t errsz)
 	sqlite3 *db = NULL;
 
 	*out = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	/* No connection of ours is used by two threads at once, so SQLite's
+	 * per-call mutexes are pure cost (5% of a harvest). */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errsz, "%s: %s", path, db ?
 		    sqlite3_errmsg(db) : "cannot open");

@@ -61,12 +61,21 @@ ask_main(void *arg)
 	return NULL;
 }
 
+static void
+vv_raise(json_object *vv, const char *origin, int64_t seq)
+{
+	if (seq > jget_int(vv, origin, 0))
+		json_object_object_add(vv, origin, json_object_new_int64(seq));
+}
+
 /* The version vector the peer will have once it applied batch: since,
  * raised to the last change of each origin in the batch. */
 static json_object *
 vv_after(json_object *since, json_object *batch)
 {
 	json_object *vv = NULL, *ch;
+	const char *run = NULL;
+	int64_t top = 0;
 	size_t i, n;
 
 	if (json_object_deep_copy(since, &vv, NULL) != 0)
@@ -75,15 +84,25 @@ vv_after(json_object *since, json_object *batch)
 	    !json_object_is_type(ch, json_type_array))
 		return vv;
 	n = json_object_array_length(ch);
+	/* A batch holds runs of one origin's entries: raise the vector once
+	 * per run, not once per entry. */
 	for (i = 0; i < n; i++) {
 		json_object *c = json_object_array_get_idx(ch, i);
 		const char *origin = jget_str(c, "o", NULL);
 		int64_t seq = jget_int(c, "s", 0);
 
-		if (origin != NULL && seq > jget_int(vv, origin, 0))
-			json_object_object_add(vv, origin,
-			    json_object_new_int64(seq));
+		if (origin == NULL)
+			continue;
+		if (run != NULL && strcmp(run, origin) != 0) {
+			vv_raise(vv, run, top);
+			run = NULL;
+		}
+		if (run == NULL || seq > top)
+			top = seq;
+		run = origin;
 	}
+	if (run != NULL)
+		vv_raise(vv, run, top);
 	return vv;
 }
 
