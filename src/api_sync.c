@@ -20,6 +20,7 @@
 
 #define TRIGGER_COOLDOWN_MS	5000
 #define RECEIVE_LEASE_WAIT_MS	3000
+#define RECEIVE_EARLY_WAIT_MS	2000
 
 void
 wake_applied(struct req *r)
@@ -136,6 +137,7 @@ api_receive_changes(struct req *r)
 	enum dbsync_rc rc;
 	char err[512], owner[64];
 	int64_t token = 0;
+	int64_t early_until;
 	sqlite3 *app;
 
 	if (req_json_body(r, &batch) == -1)
@@ -151,12 +153,28 @@ api_receive_changes(struct req *r)
 	/* The pool applies under the same lease as the worker; it waits
 	 * briefly, then tells the sender to come back (423). */
 	util_fmt(owner, sizeof(owner), "receive:%ld", (long)getpid());
-	if (syncrun_lease(r->ctx->db, owner, RECEIVE_LEASE_WAIT_MS, &token, err,
-	    sizeof(err)) == -1) {
-		json_object_put(batch);
-		sqlite3_close(app);
-		req_header(r, "Retry-After: 1");
-		return req_error(r, 423, "%s", err);
+	for (early_until = tm_now_ms() + RECEIVE_EARLY_WAIT_MS;;) {
+		if (syncrun_lease(r->ctx->db, owner, RECEIVE_LEASE_WAIT_MS,
+		    &token, err, sizeof(err)) == -1) {
+			json_object_put(batch);
+			sqlite3_close(app);
+			req_header(r, "Retry-After: 1");
+			return req_error(r, 423, "%s", err);
+		}
+		/*
+		 * A sender keeps two batches in flight, and another pool
+		 * worker may still be reading the first: applied now, this
+		 * one would only be deferred and sent again.  Give the first
+		 * a moment; after RECEIVE_EARLY_WAIT_MS apply anyway.
+		 */
+		if (tm_now_ms() >= early_until ||
+		    !dbsync_batch_early(app, batch))
+			break;
+		syncrun_unlease(r->ctx->db, owner, token);
+		{
+			struct timespec ts = { 0, 5 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 	}
 	memset(&st, 0, sizeof(st));
 	rc = dbsync_apply(app, r->ctx->id->node_id, batch, hlc_now_ms(),

@@ -1598,43 +1598,81 @@ fail:
 }
 
 enum dbsync_rc
+dbsync_harvest_some(sqlite3 *db, const char *self_node_id, int64_t now_ms,
+    int64_t max, int *more, struct dbsync_stats *st, char *err, size_t errsz)
+{
+	struct eng e;
+	int m;
+
+	*more = 0;
+	if (self_node_id == NULL) {
+		snprintf(err, errsz, "no node id");
+		return DBSYNC_EINTERNAL;
+	}
+	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
+		return DBSYNC_EINTERNAL;
+	if ((m = harvest_locked(&e, max > 0 ? max : 1)) == -1) {
+		eng_end(&e, 0);
+		return DBSYNC_EINTERNAL;
+	}
+	if (eng_end(&e, 1) == -1)
+		return DBSYNC_EINTERNAL;
+	*more = m;
+	return DBSYNC_OK;
+}
+
+enum dbsync_rc
 dbsync_harvest(sqlite3 *db, const char *self_node_id, int64_t now_ms,
     struct dbsync_stats *st, char *err, size_t errsz)
 {
+	struct dbsync_stats one;
 	struct eng e;
+	enum dbsync_rc rc;
+	int more;
 
 	if (self_node_id == NULL) {
 		snprintf(err, errsz, "no node id");
 		return DBSYNC_EINTERNAL;
 	}
+	if (st != NULL)
+		memset(st, 0, sizeof(*st));
 	/*
 	 * A big burst is harvested in chunks, one transaction each: the
 	 * application's writers wait at most one chunk for the write lock,
 	 * never the whole burst (1M rows took 30 s in one transaction).
 	 */
-	for (;;) {
-		int more;
-
-		if (eng_begin(&e, db, self_node_id, now_ms, st, err,
-		    errsz) == -1)
-			return DBSYNC_EINTERNAL;
-		if ((more = harvest_locked(&e, DBSYNC_HARVEST_CHUNK)) == -1) {
-			eng_end(&e, 0);
-			return DBSYNC_EINTERNAL;
-		}
-		if (eng_end(&e, 1) == -1)
-			return DBSYNC_EINTERNAL;
-		if (!more)
-			break;
-	}
-	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
+	do {
+		rc = dbsync_harvest_some(db, self_node_id, now_ms,
+		    DBSYNC_HARVEST_CHUNK, &more, &one, err, errsz);
+		if (rc != DBSYNC_OK)
+			return rc;
+		if (st != NULL)
+			st->harvested += one.harvested;
+	} while (more);
+	if (eng_begin(&e, db, self_node_id, now_ms, &one, err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
 	if (eng_prologue(&e) == -1 || merge_flush(&e) == -1 ||
 	    capture_discard(&e) == -1) {
 		eng_end(&e, 0);
 		return DBSYNC_EINTERNAL;
 	}
-	return eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
+	if (eng_end(&e, 1) == -1)
+		return DBSYNC_EINTERNAL;
+	if (st != NULL) {
+		st->harvested += one.harvested;
+		st->unparked += one.unparked;
+		st->applied += one.applied;
+		st->conflicts += one.conflicts;
+	}
+	return DBSYNC_OK;
+}
+
+int
+dbsync_pending(sqlite3 *db)
+{
+	long long n = store_scalar(db, "SELECT count(*) FROM _meshsync_capture");
+
+	return n < 0 ? -1 : n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 int
@@ -2142,6 +2180,43 @@ park(struct eng *e, const struct ent *x)
 		    log_scrub(o, sizeof(o), x->o), reason);
 	}
 	return 0;
+}
+
+int
+dbsync_batch_early(sqlite3 *db, json_object *batch)
+{
+	json_object *changes, *c;
+	sqlite3_stmt *st = NULL;
+	const char *o, *run = NULL;
+	size_t i, n;
+	int64_t s, have;
+	int early = 0;
+
+	if (!json_object_is_type(batch, json_type_object) ||
+	    !json_object_object_get_ex(batch, "changes", &changes) ||
+	    !json_object_is_type(changes, json_type_array))
+		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT seq FROM _meshsync_vv WHERE "
+	    "origin = ?1", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	n = json_object_array_length(changes);
+	/* Entries come in runs of one origin, in seq order: the first of
+	 * each run says whether the run starts after a gap. */
+	for (i = 0; i < n && !early; i++) {
+		c = json_object_array_get_idx(changes, i);
+		if ((o = jget_str(c, "o", NULL)) == NULL ||
+		    (run != NULL && strcmp(run, o) == 0))
+			continue;
+		run = o;
+		s = jget_int(c, "s", 0);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, o, -1, SQLITE_STATIC);
+		have = sqlite3_step(st) == SQLITE_ROW ?
+		    sqlite3_column_int64(st, 0) : 0;
+		early = s > have + 1;
+	}
+	sqlite3_finalize(st);
+	return early;
 }
 
 enum dbsync_rc

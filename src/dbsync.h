@@ -172,6 +172,20 @@ enum dbsync_rc dbsync_harvest(sqlite3 *db, const char *self_node_id,
 	    int64_t now_ms, struct dbsync_stats *st, char *err, size_t errsz);
 
 /*
+ * One transaction of dbsync_harvest: at most max (>= 1) of the oldest
+ * pending captures, without the parked-entry pass.  *more is 1 when
+ * captures remain.  For a caller that interleaves a big harvest with
+ * other work; dbsync_harvest afterwards finishes the job.  st (may be
+ * NULL) is zeroed and filled.
+ */
+enum dbsync_rc dbsync_harvest_some(sqlite3 *db, const char *self_node_id,
+	    int64_t now_ms, int64_t max, int *more, struct dbsync_stats *st,
+	    char *err, size_t errsz);
+
+/* Captures waiting for a harvest (any table), or -1. */
+int	 dbsync_pending(sqlite3 *db);
+
+/*
  * The version vector {origin: max contiguous seq} as a new JSON object the
  * caller puts.  It is derived from the change log in the same transactions
  * that write it, so it is the receive cursor.  Returns 0 or -1 (err).
@@ -208,6 +222,14 @@ enum dbsync_rc dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 enum dbsync_rc dbsync_apply(sqlite3 *db, const char *self_node_id,
 	    json_object *batch, int64_t now_ms, int64_t max_future_ms,
 	    struct dbsync_stats *st, char *err, size_t errsz);
+
+/*
+ * 1 when batch starts after a gap in our vector for some origin, i.e.
+ * dbsync_apply would defer it: the batch before it is still on its way
+ * (a sender keeps more than one in flight).  0 otherwise, and on any
+ * doubt -- dbsync_apply decides.
+ */
+int	 dbsync_batch_early(sqlite3 *db, json_object *batch);
 
 /*
  * Apply an offline client's request (format above) as local writes, in one

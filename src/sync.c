@@ -138,6 +138,63 @@ pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
 	return 0;
 }
 
+/*
+ * A big backlog of local writes is harvested a chunk at a time between
+ * pushed batches: the peer applies what is harvested while we harvest the
+ * rest.  left bounds the chunks to the backlog found at the start, so an
+ * application writing all the time cannot keep a push going; what it
+ * wrote meanwhile is harvested at the end, as it was before.
+ */
+#define HARVEST_STEP	SYNC_BATCH	/* captures per chunk */
+
+struct harvest {
+	sqlite3		*app;
+	const char	*self;
+	const char	*db;
+	int		 left;		/* chunks before the final harvest */
+	int		 done;
+};
+
+static int
+harvest_fail(struct harvest *h, const char *why, char *err, size_t errsz)
+{
+	util_fmt(err, errsz, "%s: harvest: %s", h->db, why);
+	return -1;
+}
+
+/* The next chunk, or the final harvest (every capture, parked entries)
+ * once the backlog is done.  0, or -1 with err. */
+static int
+harvest_step(struct harvest *h, char *err, size_t errsz)
+{
+	struct dbsync_stats st;
+	char why[512];
+	int more = 0;
+
+	if (h->done)
+		return 0;
+	if (h->left > 0) {
+		if (dbsync_harvest_some(h->app, h->self, hlc_now_ms(),
+		    HARVEST_STEP, &more, &st, why, sizeof(why)) != DBSYNC_OK)
+			return harvest_fail(h, why, err, errsz);
+		h->left--;
+		if (more && h->left > 0)
+			return 0;
+	}
+	if (dbsync_harvest(h->app, h->self, hlc_now_ms(), &st, why,
+	    sizeof(why)) != DBSYNC_OK)
+		return harvest_fail(h, why, err, errsz);
+	h->done = 1;
+	return 0;
+}
+
+static int
+harvest_all(struct harvest *h, char *err, size_t errsz)
+{
+	h->left = 0;
+	return harvest_step(h, err, errsz);
+}
+
 /* Batches sent and not yet answered, at most: the peer parses the next
  * while it applies this one, so it never waits for us. */
 #define PUSH_WINDOW	2
@@ -177,10 +234,11 @@ flight_free(struct flight *f)
  */
 static int
 push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
-    struct sync_counts *out, json_object **pvv, char *err, size_t errsz)
+    struct harvest *h, struct sync_counts *out, json_object **pvv,
+    char *err, size_t errsz)
 {
 	struct flight f[PUSH_WINDOW];
-	json_object *from = NULL, *nvv;
+	json_object *from = NULL, *reread = NULL, *nvv;
 	int head = 0, n = 0, rounds = 0, fed_all = 0, ret = -1, i;
 	enum dbsync_rc rc;
 	char why[512];
@@ -192,6 +250,8 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 	}
 	from = json_object_get(*pvv);
 	for (;;) {
+		int starved = 0;
+
 		/* Fill the window. */
 		while (!fed_all && n < PUSH_WINDOW && rounds < SYNC_MAX_ROUNDS) {
 			struct flight *g = &f[(head + n) % PUSH_WINDOW];
@@ -206,10 +266,12 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			}
 			if (nchanges(batch) == 0) {
 				json_object_put(batch);
-				fed_all = 1;
+				fed_all = h->done;
+				starved = !h->done;
 				break;
 			}
-			fed_all = !more(batch);
+			fed_all = !more(batch) && h->done;
+			starved = !more(batch) && !h->done;
 			if ((g->assumed = vv_after(from, batch)) == NULL) {
 				json_object_put(batch);
 				util_fmt(err, errsz, "out of memory");
@@ -223,6 +285,14 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			util_bg_run(&g->bg, send_main, &g->c);
 			n++;
 			rounds++;
+		}
+		if (starved) {
+			/* Everything harvested is sent: harvest more while the
+			 * peer applies what is in flight. */
+			if (harvest_step(h, err, errsz) == -1)
+				goto done;
+			if (n < PUSH_WINDOW)
+				continue;
 		}
 		if (n == 0)
 			break;
@@ -247,8 +317,7 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 		}
 		json_object_put(*pvv);
 		*pvv = json_object_get(nvv);
-		if (!vv_covers(*pvv, f[head].assumed) &&
-		    (n > 1 || !fed_all)) {
+		if (!vv_covers(*pvv, f[head].assumed)) {
 			/* Read again from where the peer is, once the
 			 * batches already sent have been answered. */
 			for (i = 1; i < n; i++) {
@@ -272,6 +341,15 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			flight_free(&f[head]);
 			n = 0;
 			head = 0;
+			/* A peer that took nothing since the last time would
+			 * have us send the same batch for ever. */
+			if (reread != NULL && vv_covers(reread, *pvv)) {
+				util_fmt(err, errsz, "push %s: the peer keeps "
+				    "none of the batches it is sent", db_name);
+				goto done;
+			}
+			json_object_put(reread);
+			reread = json_object_get(*pvv);
 			json_object_put(from);
 			from = json_object_get(*pvv);
 			fed_all = 0;
@@ -291,6 +369,7 @@ done:
 		flight_free(g);
 	}
 	json_object_put(from);
+	json_object_put(reread);
 	return ret;
 }
 
@@ -301,18 +380,24 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
     size_t errsz)
 {
 	json_object *vv = NULL, *batch = NULL, *pvv = NULL;
+	struct harvest hv = { .app = app, .self = self_id, .db = db_name };
 	struct dbsync_stats st;
 	enum dbsync_rc rc;
 	char why[512];
 	int rounds, ret = -1;
 
-	/* Our own writes get their clocks before anything is compared. */
-	memset(&st, 0, sizeof(st));
-	if (dbsync_harvest(app, self_id, hlc_now_ms(), &st, why,
-	    sizeof(why)) != DBSYNC_OK) {
-		util_fmt(err, errsz, "%s: harvest: %s", db_name, why);
+	/*
+	 * Our own writes get their clocks before anything is compared: now,
+	 * or -- a backlog of more than a chunk, to push -- a chunk at a time
+	 * while the push runs, and all of it before anything is pulled.
+	 */
+	hv.left = dbsync_pending(app);
+	if (!(dirs & SYNC_PUSH) || hv.left <= HARVEST_STEP)
+		hv.left = 0;
+	else
+		hv.left = (hv.left + HARVEST_STEP - 1) / HARVEST_STEP;
+	if (hv.left == 0 && harvest_all(&hv, err, errsz) == -1)
 		return -1;
-	}
 
 	/*
 	 * Pull: everything the peer has after our version vector.  The next
@@ -335,6 +420,13 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		last = !more(batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
 		if (!last && (ask.in = vv_after(vv, batch)) != NULL)
 			util_bg_run(&bg, ask_main, &ask);
+		if (harvest_all(&hv, err, errsz) == -1) {
+			if (ask.in != NULL)
+				util_bg_wait(&bg);
+			json_object_put(ask.out);
+			json_object_put(ask.in);
+			goto done;
+		}
 		if (t->may_apply == NULL ||
 		    t->may_apply(t->arg, why, sizeof(why)) == 0) {
 			memset(&st, 0, sizeof(st));
@@ -390,7 +482,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		ret = 0;
 		goto done;
 	}
-	if (push(app, db_name, t, out, &pvv, err, errsz) == -1)
+	if (push(app, db_name, t, &hv, out, &pvv, err, errsz) == -1)
 		goto done;
 	if (peer_vv != NULL)
 		*peer_vv = json_object_get(pvv);

@@ -1,4 +1,4 @@
-/* 3005-push.c - sync_db's push with batches in flight: a peer that keeps less than a batch (dropped, out of order, refused) still ends with every change exactly once, and a failed send stops the push without losing anything. */
+/* 3005-push.c - sync_db's push with batches in flight and a backlog harvested on the way: a peer that keeps less than a batch (dropped, out of order) still ends with every change exactly once, one that keeps nothing stops the push, and a failed send loses nothing. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static const char *schema =
 
 /* The peer as the transport sees it: node b, reached through a connection
  * of each call's own (sends run on threads), with one fault to inject. */
-enum fault { NONE, DROP_FIRST, SLOW_FIRST, FAIL_SECOND };
+enum fault { NONE, DROP_FIRST, SLOW_FIRST, FAIL_SECOND, DROP_ALL };
 
 struct peer {
 	struct tnode	*b;
@@ -82,7 +82,7 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 	}
 	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
 		goto out;
-	if (!(p->fault == DROP_FIRST && call == 1) &&
+	if (!(p->fault == DROP_FIRST && call == 1) && p->fault != DROP_ALL &&
 	    dbsync_apply(c, p->b->id, batch, dbt_now(), HLC_MAX_FUTURE_MS,
 	    &st, err, errsz) != DBSYNC_OK)
 		goto out;
@@ -103,11 +103,11 @@ out:
 	return ret;
 }
 
-/* Fresh nodes a and b with ROWS teams on a; push a -> b with fault f.
+/* Fresh nodes a and b with `rows` teams on a; push a -> b with fault f.
  * Returns sync_db's result; counts in *n, b's calls in *p. */
 static int
-push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
-    struct sync_counts *n, char *err, size_t errsz)
+push_rows(int rows, enum fault f, struct tnode *a, struct tnode *b,
+    struct peer *p, struct sync_counts *n, char *err, size_t errsz)
 {
 	static int round;
 	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
@@ -123,7 +123,7 @@ push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
 		abort();
 	if (dbt_exec(a->app, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
 	    "SELECT i + 1 FROM n WHERE i < %d) INSERT INTO teams SELECT i, "
-	    "'team ' || i, 'city ' || (i %% 13) FROM n", ROWS) == -1)
+	    "'team ' || i, 'city ' || (i %% 13) FROM n", rows) == -1)
 		abort();
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
@@ -133,6 +133,13 @@ push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
 	memset(n, 0, sizeof(*n));
 	return sync_db(a->db, "app.db", a->id, HLC_MAX_FUTURE_MS, &t,
 	    SYNC_PUSH, n, NULL, err, errsz);
+}
+
+static int
+push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
+    struct sync_counts *n, char *err, size_t errsz)
+{
+	return push_rows(ROWS, f, a, b, p, n, err, errsz);
 }
 
 static int
@@ -170,6 +177,23 @@ main(void)
 	tap_ok(same(&a, &b), "b holds exactly a's rows");
 	tap_is_int(p.calls, 4, "in four batches");
 	tap_is_int(p.maxflight, 2, "two of them in flight at once");
+	tap_is_int(dbsync_pending(a.db), 0, "the backlog of 6000 rows was "
+	    "harvested along the way");
+	done_with(&a, &b, &p);
+
+	/* 9,000 entries: two batches, and the second is the last. */
+	rc = push_rows(3000, SLOW_FIRST, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, 0, "a push whose last batch arrives before the first "
+	    "succeeds");
+	tap_is_int(n.sent, 3 * 3000, "every entry applied once");
+	tap_ok(same(&a, &b), "b holds exactly a's rows: the last batch was "
+	    "sent again");
+	done_with(&a, &b, &p);
+
+	rc = push_rows(3000, DROP_ALL, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, -1, "a push to a peer that keeps nothing fails");
+	tap_ok(strstr(err, "keeps none") != NULL, "saying so: %s", err);
+	tap_ok(p.calls <= 4, "after sending again once (%d sends)", p.calls);
 	done_with(&a, &b, &p);
 
 	rc = push_with(DROP_FIRST, &a, &b, &p, &n, err, sizeof(err));
