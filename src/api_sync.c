@@ -106,18 +106,41 @@ api_changes(struct req *r)
 		sqlite3_close(app);
 		return req_json(r, 200, o);
 	}
-	/* Harvest first so the feed includes writes not yet picked up. */
-	{
-		struct dbsync_stats st;
-		memset(&st, 0, sizeof(st));
-		rc = dbsync_harvest(app, r->ctx->id->node_id, hlc_now_ms(), &st,
-		    err, sizeof(err));
+	/*
+	 * Harvest first so the feed includes writes not yet picked up.  A
+	 * big backlog (a stopped worker, a bulk import) is harvested only as
+	 * far as this batch needs, the batch saying "more": the puller
+	 * applies it while the next request harvests on, and no request
+	 * outlasts the peer timeout harvesting a million rows.
+	 */
+	for (;;) {
+		int pending = dbsync_pending(app), rest = 0;
+
+		if (pending <= DBSYNC_FEED_HARVEST)
+			rc = dbsync_harvest(app, r->ctx->id->node_id,
+			    hlc_now_ms(), NULL, err, sizeof(err));
+		else if (batch == NULL)
+			rc = DBSYNC_OK;	/* what is harvested may do */
+		else
+			rc = dbsync_harvest_some(app, r->ctx->id->node_id,
+			    hlc_now_ms(), DBSYNC_FEED_HARVEST, &rest, NULL, err,
+			    sizeof(err));
 		if (rc != DBSYNC_OK)
 			goto fail;
+		json_object_put(batch);
+		rc = dbsync_feed(app, since, (int)limit, &batch, err,
+		    sizeof(err));
+		if (rc != DBSYNC_OK)
+			goto fail;
+		if (pending <= DBSYNC_FEED_HARVEST)
+			break;
+		if ((long long)json_object_array_length(json_object_object_get(
+		    batch, "changes")) >= limit) {
+			json_object_object_add(batch, "more",
+			    json_object_new_boolean(1));
+			break;
+		}
 	}
-	rc = dbsync_feed(app, since, (int)limit, &batch, err, sizeof(err));
-	if (rc != DBSYNC_OK)
-		goto fail;
 	json_object_put(since);
 	sqlite3_close(app);
 	return req_json(r, 200, batch);

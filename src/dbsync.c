@@ -1812,6 +1812,46 @@ dbsync_untrack(sqlite3 *db, const char *self_node_id, const char *table,
 /* ------------------------------------------------------------------ */
 /* Feed                                                                 */
 
+/* The feed's last value of one field, as text and as a JSON object. */
+struct shared {
+	char		*text;
+	json_object	*j;
+};
+
+static void
+share_free(struct shared *s)
+{
+	free(s->text);
+	json_object_put(s->j);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Make s hold text (a JSON string of it, or the parsed JSON when key is
+ * set), unless it already does.  0, or -1 on memory (or bad JSON). */
+static int
+share_set(struct shared *s, const char *text, int key)
+{
+	if (s->text != NULL && strcmp(s->text, text) == 0)
+		return 0;
+	share_free(s);
+	if ((s->text = strdup(text)) == NULL)
+		return -1;
+	s->j = key ? json_tokener_parse(text) : json_object_new_string(text);
+	return s->j == NULL ? -1 : 0;
+}
+
+static int
+share(struct shared *s, const char *text)
+{
+	return share_set(s, text, 0);
+}
+
+static int
+share_key(struct shared *s, const char *text)
+{
+	return share_set(s, text, 1);
+}
+
 enum dbsync_rc
 dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
     json_object **batch_out, char *err, size_t errsz)
@@ -1819,6 +1859,7 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 	sqlite3_stmt *q = NULL, *sq = NULL;
 	json_object *batch = NULL, *vv = NULL, *schemas = NULL, *changes;
 	json_object *o, *j;
+	struct shared sh_o = { 0 }, sh_t = { 0 }, sh_pn = { 0 }, sh_k = { 0 };
 	enum dbsync_rc rc = DBSYNC_EINTERNAL;
 	int intx = 0, count = 0, more = 0, src;
 
@@ -1896,18 +1937,21 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 			if ((o = json_object_new_object()) == NULL)
 				goto oom;
 			json_object_array_add(changes, o);
-			json_object_object_add(o, "o",
-			    json_object_new_string(origin));
+			/* Entries of one row change repeat origin, table, key
+			 * and mostly the previous node: one shared (counted)
+			 * object each, parsed or made once per row. */
+			if (share(&sh_o, origin) == -1 || share(&sh_t, tbl) ==
+			    -1 || share(&sh_pn, (const char *)
+			    sqlite3_column_text(q, 7)) == -1 || share_key(&sh_k,
+			    (const char *)sqlite3_column_text(q, 3)) == -1)
+				goto oom;
+			json_object_object_add(o, "o", json_object_get(sh_o.j));
 			json_object_object_add(o, "s",
 			    json_object_new_int64(seq));
 			json_object_object_add(o, "h",
 			    json_object_new_int64((int64_t)h));
-			json_object_object_add(o, "t",
-			    json_object_new_string(tbl));
-			if ((j = json_tokener_parse((const char *)
-			    sqlite3_column_text(q, 3))) == NULL)
-				goto oom;
-			json_object_object_add(o, "k", j);
+			json_object_object_add(o, "t", json_object_get(sh_t.j));
+			json_object_object_add(o, "k", json_object_get(sh_k.j));
 			json_object_object_add(o, "c", json_object_new_string(
 			    (const char *)sqlite3_column_text(q, 4)));
 			dv_col(&v, q, 5);
@@ -1916,8 +1960,8 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 			json_object_object_add(o, "v", j);
 			json_object_object_add(o, "ph", json_object_new_int64(
 			    sqlite3_column_int64(q, 6)));
-			json_object_object_add(o, "pn", json_object_new_string(
-			    (const char *)sqlite3_column_text(q, 7)));
+			json_object_object_add(o, "pn",
+			    json_object_get(sh_pn.j));
 			if (hash != NULL && (!json_object_object_get_ex(
 			    schemas, tbl, &cur) ||
 			    strcmp(json_object_get_string(cur), hash) != 0))
@@ -1958,6 +2002,10 @@ fail:
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	json_object_put(vv);
 	json_object_put(batch);
+	share_free(&sh_o);
+	share_free(&sh_t);
+	share_free(&sh_pn);
+	share_free(&sh_k);
 	return rc;
 }
 
@@ -1995,7 +2043,7 @@ static int
 batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
     struct ent **out, size_t *n, char *err, size_t errsz)
 {
-	json_object *changes, *schemas = NULL, *c, *k, *v, *hv;
+	json_object *changes, *schemas = NULL, *c, *k, *v, *hv, *prevk = NULL;
 	struct ent *x = NULL;
 	struct dv pkv[CAPTURE_MAX_PK];
 	const char *why = NULL;
@@ -2075,15 +2123,23 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 			why = "bad schema hash";
 			goto bad;
 		}
-		if ((npk = pk_from_json(k, pkv, 0, &why)) < 0)
-			goto bad;
-		e->npk = npk;
-		e->pk = pk_encode(pkv, npk);
-		pk_free(pkv, npk);
+		/* The entries of one row change carry equal keys: decode and
+		 * re-encode the key once per row, not once per column. */
+		if (prevk != NULL && json_object_equal(k, prevk)) {
+			e->npk = x[i - 1].npk;
+			e->pk = strdup(x[i - 1].pk);
+		} else {
+			if ((npk = pk_from_json(k, pkv, 0, &why)) < 0)
+				goto bad;
+			e->npk = npk;
+			e->pk = pk_encode(pkv, npk);
+			pk_free(pkv, npk);
+		}
 		if (e->pk == NULL) {
 			why = "out of memory";
 			goto bad;
 		}
+		prevk = k;
 		if (dv_from_json(v, &e->v, 0, &why) == -1)
 			goto bad;
 		if (e->c[0] == '\0' && !(e->v.t == SQLITE_INTEGER &&

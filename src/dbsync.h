@@ -111,6 +111,8 @@
 #define DBSYNC_NODE_MAX		64	/* node id length */
 #define DBSYNC_BUSY_MS		5000
 #define DBSYNC_HARVEST_CHUNK	20000	/* captures per harvest transaction */
+/* Captures a feed request harvests at most before it answers. */
+#define DBSYNC_FEED_HARVEST	5000
 /* Offline clients: a ts this far ahead of our clock is refused. */
 #define DBSYNC_CLIENT_MAX_FUTURE_MS	300000
 

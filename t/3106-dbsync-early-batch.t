@@ -2,7 +2,8 @@
 # A pushing peer keeps two batches in flight, so the second can reach the
 # pool before the first: the pool waits for the first instead of deferring
 # the second (which would have to be sent again), and a batch whose
-# predecessor never comes is still answered.
+# predecessor never comes is still answered.  A feed request harvests a
+# big backlog only as far as its batch needs.
 . "$(dirname "$0")/lib/test-lib.sh"
 : "${MSIGN:?}"
 
@@ -67,6 +68,28 @@ test_expect_success 'a batch after a gap that never fills is answered, deferred,
 	test "$(jq .applied "$SCRATCH/r3.json")" = 0 &&
 	test "$(jq .deferred "$SCRATCH/r3.json")" = "$(jq ".changes | length" "$SCRATCH/b3.json")" &&
 	test "$(sql b "SELECT count(*) FROM teams")" = 3000
+'
+
+# A backlog a's worker never harvested (it is held): 12,000 rows.
+sql a "WITH RECURSIVE n(i) AS (SELECT 5001 UNION ALL SELECT i + 1 FROM n WHERE i < 17000)
+	INSERT INTO teams SELECT i, 'team ' || i, 'city ' || (i % 13) FROM n"
+pending_a() { sqlite3 "$a_DIR/instance/app.db" "SELECT count(*) FROM _meshsync_capture"; }
+
+test_expect_success 'a feed request harvests only what its batch needs of a big backlog' '
+	test "$(pending_a)" -ge 12000 &&
+	seqa=$(sqlite3 "$a_DIR/instance/app.db" "SELECT seq FROM _meshsync_vv WHERE origin = '"'"'$A_ID'"'"'") &&
+	feed "{\"$A_ID\": $seqa}" "$SCRATCH/f1.json" &&
+	test "$(jq ".changes | length" "$SCRATCH/f1.json")" -ge 5000 &&
+	test "$(jq .more "$SCRATCH/f1.json")" = true &&
+	left=$(pending_a) && echo "captures left: $left" &&
+	test "$left" -gt 0 && test "$left" -lt 12000
+'
+
+test_expect_success 'a pull of that backlog brings all of it, and a harvested it all' '
+	msync b --peer a &&
+	test "$(pending_a)" = 0 &&
+	test "$(sql b "SELECT count(*) FROM teams")" = "$(sql a "SELECT count(*) FROM teams")" &&
+	test "$(digest a)" = "$(digest b)"
 '
 
 release_worker a

@@ -131,8 +131,8 @@ ratio=$(awk -v a="$push" -v b="$raw" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / 
 
 # --- 2. memory of the applying side ----------------------------------------
 # pull COUNT FIRST: COUNT new rows on a from id FIRST, harvested on a first
-# (re-running `track` harvests; with a's worker frozen the pull's first
-# request would harvest them, and 1M rows outlast the peer timeout), then
+# (re-running `track` harvests, so that the pull measures the transfer
+# alone; a's feed would otherwise harvest them a batch at a time), then
 # b pulls them.  Sets H_S (harvest seconds), P_RATE (rows/s, or "timeout"),
 # P_S, P_KB (peak RSS).
 pull() {

@@ -82,6 +82,13 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 	}
 	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
 		goto out;
+	/* As the pool does: a batch that overtook the one before it waits
+	 * for it a while (except when the test wants it deferred). */
+	for (int ms = 0; p->fault != SLOW_FIRST && ms < 2000 &&
+	    dbsync_batch_early(c, batch); ms += 2) {
+		struct timespec ts = { 0, 2 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	if (!(p->fault == DROP_FIRST && call == 1) && p->fault != DROP_ALL &&
 	    dbsync_apply(c, p->b->id, batch, dbt_now(), HLC_MAX_FUTURE_MS,
 	    &st, err, errsz) != DBSYNC_OK)
