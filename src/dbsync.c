@@ -1630,10 +1630,6 @@ dbsync_harvest(sqlite3 *db, const char *self_node_id, int64_t now_ms,
 	enum dbsync_rc rc;
 	int more;
 
-	if (self_node_id == NULL) {
-		snprintf(err, errsz, "no node id");
-		return DBSYNC_EINTERNAL;
-	}
 	if (st != NULL)
 		memset(st, 0, sizeof(*st));
 	/*

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Bad input on the signed peer routes: each refused with 4xx and nothing applied.
 . "$(dirname "$0")/lib/test-lib.sh"
-: "${MSIGN:?}"
 
 for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
 pair a b
@@ -9,26 +8,24 @@ pair a b
 sleep 0.5
 hold_worker a
 hold_worker b
-B_ID=$(sqlite3 "$b_DIR/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'")
+A_ID=$(node_id a)
 
 # post_batch FILE: signed POST of FILE to b's receive-changes; prints the status.
 post_batch() {
-	local uri="/api/sync/receive-changes?db=app.db"
-	hdr=$("$MSIGN" "$a_DIR" "$B_ID" POST "$uri" "$1") &&
-	curl -s -o "$SCRATCH/rb" -w "%{http_code}" -H "X-Meshsync-Signature: $hdr" \
-		-H "Content-Type: application/json" --data-binary @"$1" "$b_URL$uri"
+	peer_curl a b POST "/api/sync/receive-changes?db=app.db" "$1" \
+		-o "$SCRATCH/rb" -w "%{http_code}"
 }
 get_changes() {
-	local uri="/api/sync/changes?db=app.db&$1"
-	hdr=$("$MSIGN" "$a_DIR" "$B_ID" GET "$uri" -) &&
-	curl -s -o "$SCRATCH/rb" -w "%{http_code}" -H "X-Meshsync-Signature: $hdr" "$b_URL$uri"
+	peer_curl a b GET "/api/sync/changes?db=app.db&$1" - -o "$SCRATCH/rb" -w "%{http_code}"
+}
+# a_changes SINCE OUT: a's batch after cursor SINCE, as b asks.
+a_changes() {
+	peer_curl b a GET "/api/sync/changes?db=app.db&limit=100&since=$1" - >"$2"
 }
 
 # A real batch from A to start from.
 sql a "INSERT INTO teams VALUES (1, 'one', 'x'); INSERT INTO teams VALUES (2, 'two', 'y')"
-A_ID=$(sqlite3 "$a_DIR/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'")
-hdr=$("$MSIGN" "$b_DIR" "$A_ID" GET "/api/sync/changes?db=app.db&limit=100&since=" -)
-curl -s -H "X-Meshsync-Signature: $hdr" "$a_URL/api/sync/changes?db=app.db&limit=100&since=" >"$SCRATCH/good.json"
+a_changes "" "$SCRATCH/good.json"
 before=$(digest b)
 
 test_expect_success 'the real batch is well formed (the fixture for what follows)' '
@@ -76,8 +73,7 @@ test_expect_success 'the genuine batch still applies afterwards, twice harmlessl
 test_expect_success 'a different schema is parked with a logged reason, not applied' '
 	sql a "INSERT INTO teams VALUES (3, '"'"'three'"'"', '"'"'z'"'"')" &&
 	since=$(printf "{\"%s\":6}" "$A_ID" | base64 -w0 | tr "+/" "-_" | tr -d "=") &&
-	hdr=$("$MSIGN" "$b_DIR" "$A_ID" GET "/api/sync/changes?db=app.db&limit=100&since=$since" -) &&
-	curl -s -H "X-Meshsync-Signature: $hdr" "$a_URL/api/sync/changes?db=app.db&limit=100&since=$since" >"$SCRATCH/new.json" &&
+	a_changes "$since" "$SCRATCH/new.json" &&
 	test "$(jq ".changes | length" "$SCRATCH/new.json")" -ge 3 &&
 	jq -c ".schemas.teams = \"$(printf "%064d" 1)\"" "$SCRATCH/new.json" >"$SCRATCH/schema.json" &&
 	code=$(post_batch "$SCRATCH/schema.json") && test "$code" = 200 &&

@@ -5,30 +5,23 @@
 # predecessor never comes is still answered.  A feed request harvests a
 # big backlog only as far as its batch needs.
 . "$(dirname "$0")/lib/test-lib.sh"
-: "${MSIGN:?}"
 
 for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
 pair a b
 sleep 0.5
 hold_worker a
 hold_worker b
-A_ID=$(sqlite3 "$a_DIR/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'")
-B_ID=$(sqlite3 "$b_DIR/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'")
+A_ID=$(node_id a)
 
 # feed SINCE-JSON OUT: a's batch after that version vector, as b asks.
 feed() {
-	local cur uri
+	local cur
 	cur=$(printf '%s' "$1" | base64 -w0 | tr '+/' '-_' | tr -d '=')
-	uri="/api/sync/changes?db=app.db&limit=5000&since=$cur"
-	hdr=$("$MSIGN" "$b_DIR" "$A_ID" GET "$uri" -) &&
-	curl -sf -H "X-Meshsync-Signature: $hdr" "$a_URL$uri" >"$2"
+	peer_curl b a GET "/api/sync/changes?db=app.db&limit=5000&since=$cur" - -f -o "$2"
 }
 # post FILE OUT: a's signed POST of FILE to b's receive-changes.
 post() {
-	local uri="/api/sync/receive-changes?db=app.db"
-	hdr=$("$MSIGN" "$a_DIR" "$B_ID" POST "$uri" "$1") &&
-	curl -sf -H "X-Meshsync-Signature: $hdr" -H "Content-Type: application/json" \
-		--data-binary @"$1" "$b_URL$uri" >"$2"
+	peer_curl a b POST "/api/sync/receive-changes?db=app.db" "$1" -f -o "$2"
 }
 last_seq() { jq '[.changes[].s] | max' "$1"; }
 

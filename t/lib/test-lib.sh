@@ -230,6 +230,30 @@ msync() {
 	"$MESHSYNC" sync --dir "$dir" "$@"
 }
 
+# node_id NAME: the node's id.
+node_id() {
+	local dir
+	eval "dir=\$${1}_DIR"
+	sqlite3 "$dir/meshsync.db" "SELECT value FROM settings WHERE key = 'node_id'"
+}
+
+# peer_curl FROM TO METHOD URI BODY [CURL-ARGS...]: curl -s of TO's URI,
+# signed by FROM as its peer (t/lib/msign); BODY is a file to send, or -
+# for none.
+peer_curl() {
+	local from to method uri body dir url hdr
+	from=$1 to=$2 method=$3 uri=$4 body=$5
+	shift 5
+	eval "dir=\$${from}_DIR url=\$${to}_URL"
+	hdr=$("${MSIGN:?}" "$dir" "$(node_id "$to")" "$method" "$uri" "$body") || return 1
+	if [ "$body" = - ]; then
+		curl -s -H "X-Meshsync-Signature: $hdr" "$@" "$url$uri"
+	else
+		curl -s -H "X-Meshsync-Signature: $hdr" -H "Content-Type: application/json" \
+			--data-binary @"$body" "$@" "$url$uri"
+	fi
+}
+
 # digest NAME: a checksum of every tracked table's rows, in key order.
 digest() {
 	sql "$1" "SELECT quote(number), quote(name), quote(city) FROM teams ORDER BY number;
