@@ -2,12 +2,7 @@
 # Bad input on the signed peer routes: each refused with 4xx and nothing applied.
 . "$(dirname "$0")/lib/test-lib.sh"
 
-for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
-pair a b
-# Only this test's requests may move data: the workers are frozen.
-sleep 0.5
-hold_worker a
-hold_worker b
+held_pair
 A_ID=$(node_id a)
 
 # post_batch FILE: signed POST of FILE to b's receive-changes; prints the status.

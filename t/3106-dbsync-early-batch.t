@@ -6,11 +6,7 @@
 # big backlog only as far as its batch needs.
 . "$(dirname "$0")/lib/test-lib.sh"
 
-for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
-pair a b
-sleep 0.5
-hold_worker a
-hold_worker b
+held_pair
 A_ID=$(node_id a)
 
 # feed SINCE-JSON OUT: a's batch after that version vector, as b asks.

@@ -3,11 +3,7 @@
 # node at a time; a push meeting a held lease is told to come back (423).
 . "$(dirname "$0")/lib/test-lib.sh"
 
-for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
-pair a b
-sleep 0.5
-hold_worker a
-hold_worker b
+held_pair
 
 test_expect_success 'a push into a node whose lease is held waits, then is refused with 423' '
 	"$MESHSYNC" lock acquire --dir "$b_DIR" database_sync intruder --ttl 4 >/dev/null &&

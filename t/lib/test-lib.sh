@@ -230,6 +230,17 @@ msync() {
 	"$MESHSYNC" sync --dir "$dir" "$@"
 }
 
+# held_pair: nodes a and b with the app DB, paired, periodic sync off, and
+# their workers held once their start-up round is over: only the test's
+# own requests move data.
+held_pair() {
+	local n
+	for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
+	pair a b
+	sleep 0.5
+	hold_worker a && hold_worker b
+}
+
 # node_id NAME: the node's id.
 node_id() {
 	local dir
