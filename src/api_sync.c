@@ -155,6 +155,7 @@ int
 api_receive_changes(struct req *r)
 {
 	json_object *batch = NULL, *o, *vv = NULL;
+	struct dbsync_batch *pb = NULL;
 	struct dbsync_stats st;
 	const char *name;
 	enum dbsync_rc rc;
@@ -173,12 +174,22 @@ api_receive_changes(struct req *r)
 		json_object_put(batch);
 		return 0;
 	}
+	/* Checked and decoded before the lease: the batch after this one
+	 * can be read while this one applies. */
+	if ((rc = dbsync_batch_parse(batch, hlc_now_ms(),
+	    (int64_t)r->ctx->conf->max_clock_skew * 1000, &pb, err,
+	    sizeof(err))) != DBSYNC_OK) {
+		json_object_put(batch);
+		sqlite3_close(app);
+		return answer_rc(r, rc, err);
+	}
 	/* The pool applies under the same lease as the worker; it waits
 	 * briefly, then tells the sender to come back (423). */
 	util_fmt(owner, sizeof(owner), "receive:%ld", (long)getpid());
 	for (early_until = tm_now_ms() + RECEIVE_EARLY_WAIT_MS;;) {
 		if (syncrun_lease(r->ctx->db, owner, RECEIVE_LEASE_WAIT_MS,
 		    &token, err, sizeof(err)) == -1) {
+			dbsync_batch_free(pb);
 			json_object_put(batch);
 			sqlite3_close(app);
 			req_header(r, "Retry-After: 1");
@@ -191,7 +202,7 @@ api_receive_changes(struct req *r)
 		 * a moment; after RECEIVE_EARLY_WAIT_MS apply anyway.
 		 */
 		if (tm_now_ms() >= early_until ||
-		    !dbsync_batch_early(app, batch))
+		    !dbsync_batch_early(app, pb))
 			break;
 		syncrun_unlease(r->ctx->db, owner, token);
 		{
@@ -200,10 +211,11 @@ api_receive_changes(struct req *r)
 		}
 	}
 	memset(&st, 0, sizeof(st));
-	rc = dbsync_apply(app, r->ctx->id->node_id, batch, hlc_now_ms(),
+	rc = dbsync_apply_parsed(app, r->ctx->id->node_id, pb, hlc_now_ms(),
 	    (int64_t)r->ctx->conf->max_clock_skew * 1000, &st, err,
 	    sizeof(err));
 	syncrun_unlease(r->ctx->db, owner, token);
+	dbsync_batch_free(pb);
 	json_object_put(batch);
 	if (rc != DBSYNC_OK) {
 		sqlite3_close(app);

@@ -2234,38 +2234,63 @@ park(struct eng *e, const struct ent *x)
 	return 0;
 }
 
-int
-dbsync_batch_early(sqlite3 *db, json_object *batch)
+struct dbsync_batch {
+	struct ent	*x;		/* sorted by (origin, seq) */
+	size_t		 n;
+};
+
+enum dbsync_rc
+dbsync_batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
+    struct dbsync_batch **out, char *err, size_t errsz)
 {
-	json_object *changes, *c;
+	struct dbsync_batch *b;
+
+	*out = NULL;
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return DBSYNC_EINTERNAL;
+	}
+	if (batch_parse(batch, now_ms, max_future_ms, &b->x, &b->n, err,
+	    errsz) == -1) {
+		free(b);
+		return DBSYNC_EINPUT;
+	}
+	if (b->n > 1)
+		qsort(b->x, b->n, sizeof(*b->x), ent_cmp);
+	*out = b;
+	return DBSYNC_OK;
+}
+
+void
+dbsync_batch_free(struct dbsync_batch *b)
+{
+	if (b == NULL)
+		return;
+	ents_free(b->x, b->n);
+	free(b);
+}
+
+int
+dbsync_batch_early(sqlite3 *db, const struct dbsync_batch *b)
+{
 	sqlite3_stmt *st = NULL;
-	const char *o, *run = NULL;
-	size_t i, n;
-	int64_t s, have;
+	int64_t have;
+	size_t i;
 	int early = 0;
 
-	if (!json_object_is_type(batch, json_type_object) ||
-	    !json_object_object_get_ex(batch, "changes", &changes) ||
-	    !json_object_is_type(changes, json_type_array))
+	if (b->n == 0 || sqlite3_prepare_v2(db, "SELECT seq FROM _meshsync_vv "
+	    "WHERE origin = ?1", -1, &st, NULL) != SQLITE_OK)
 		return 0;
-	if (sqlite3_prepare_v2(db, "SELECT seq FROM _meshsync_vv WHERE "
-	    "origin = ?1", -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	n = json_object_array_length(changes);
-	/* Entries come in runs of one origin, in seq order: the first of
-	 * each run says whether the run starts after a gap. */
-	for (i = 0; i < n && !early; i++) {
-		c = json_object_array_get_idx(changes, i);
-		if ((o = jget_str(c, "o", NULL)) == NULL ||
-		    (run != NULL && strcmp(run, o) == 0))
+	/* The first entry of each origin says whether its run starts after
+	 * a gap. */
+	for (i = 0; i < b->n && !early; i++) {
+		if (i > 0 && strcmp(b->x[i].o, b->x[i - 1].o) == 0)
 			continue;
-		run = o;
-		s = jget_int(c, "s", 0);
 		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, o, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, b->x[i].o, -1, SQLITE_STATIC);
 		have = sqlite3_step(st) == SQLITE_ROW ?
 		    sqlite3_column_int64(st, 0) : 0;
-		early = s > have + 1;
+		early = b->x[i].s > have + 1;
 	}
 	sqlite3_finalize(st);
 	return early;
@@ -2276,9 +2301,28 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
     int64_t now_ms, int64_t max_future_ms, struct dbsync_stats *st,
     char *err, size_t errsz)
 {
+	struct dbsync_batch *b;
+	enum dbsync_rc rc;
+
+	if (st != NULL)
+		memset(st, 0, sizeof(*st));
+	if ((rc = dbsync_batch_parse(batch, now_ms, max_future_ms, &b, err,
+	    errsz)) != DBSYNC_OK)
+		return rc;
+	rc = dbsync_apply_parsed(db, self_node_id, b, now_ms, max_future_ms,
+	    st, err, errsz);
+	dbsync_batch_free(b);
+	return rc;
+}
+
+enum dbsync_rc
+dbsync_apply_parsed(sqlite3 *db, const char *self_node_id,
+    struct dbsync_batch *b, int64_t now_ms, int64_t max_future_ms,
+    struct dbsync_stats *st, char *err, size_t errsz)
+{
 	struct eng e;
-	struct ent *x = NULL;
-	size_t n = 0, i;
+	struct ent *x = b->x;
+	size_t n = b->n, i;
 	enum dbsync_rc rc = DBSYNC_EINTERNAL;
 	const char *cur = NULL;
 	int64_t curseq = 0, curseq0 = 0, sid;
@@ -2290,9 +2334,6 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
 		snprintf(err, errsz, "no node id");
 		return DBSYNC_EINTERNAL;
 	}
-	if (batch_parse(batch, now_ms, max_future_ms, &x, &n, err, errsz) ==
-	    -1)
-		return DBSYNC_EINPUT;
 	if (eng_begin(&e, db, self_node_id, now_ms, st, err, errsz) == -1)
 		goto out;
 	inited = 1;
@@ -2304,8 +2345,6 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
 		rc = DBSYNC_EINPUT;
 		goto out;
 	}
-	if (n > 1)
-		qsort(x, n, sizeof(*x), ent_cmp);
 	for (i = 0; i < n; i++) {
 		if (cur == NULL || strcmp(cur, x[i].o) != 0) {
 			if (cur != NULL && curseq != curseq0 &&
@@ -2363,7 +2402,6 @@ dbsync_apply(sqlite3 *db, const char *self_node_id, json_object *batch,
 out:
 	if (inited)
 		eng_end(&e, 0);
-	ents_free(x, n);
 	return rc;
 }
 

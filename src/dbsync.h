@@ -226,12 +226,29 @@ enum dbsync_rc dbsync_apply(sqlite3 *db, const char *self_node_id,
 	    struct dbsync_stats *st, char *err, size_t errsz);
 
 /*
- * 1 when batch starts after a gap in our vector for some origin, i.e.
- * dbsync_apply would defer it: the batch before it is still on its way
- * (a sender keeps more than one in flight).  0 otherwise, and on any
- * doubt -- dbsync_apply decides.
+ * dbsync_apply in two steps, so that a caller can check and decode a
+ * batch before it takes a lock: dbsync_batch_parse does every check that
+ * needs no database (DBSYNC_EINPUT with the reason, *out NULL), and
+ * dbsync_apply_parsed the rest.  The parsed batch borrows strings from
+ * the JSON batch, which must outlive it; dbsync_batch_free frees it.
  */
-int	 dbsync_batch_early(sqlite3 *db, json_object *batch);
+struct dbsync_batch;
+
+enum dbsync_rc dbsync_batch_parse(json_object *batch, int64_t now_ms,
+	    int64_t max_future_ms, struct dbsync_batch **out, char *err,
+	    size_t errsz);
+enum dbsync_rc dbsync_apply_parsed(sqlite3 *db, const char *self_node_id,
+	    struct dbsync_batch *b, int64_t now_ms, int64_t max_future_ms,
+	    struct dbsync_stats *st, char *err, size_t errsz);
+void	 dbsync_batch_free(struct dbsync_batch *b);
+
+/*
+ * 1 when batch b starts after a gap in our vector for some origin, i.e.
+ * dbsync_apply_parsed would defer it: the batch before it is still on its
+ * way (a sender keeps more than one in flight).  0 otherwise, and on any
+ * doubt -- the apply decides.
+ */
+int	 dbsync_batch_early(sqlite3 *db, const struct dbsync_batch *b);
 
 /*
  * Apply an offline client's request (format above) as local writes, in one

@@ -59,6 +59,7 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 {
 	struct peer *p = arg;
 	struct dbsync_stats st;
+	struct dbsync_batch *pb = NULL;
 	json_object *vv = NULL;
 	sqlite3 *c = NULL;
 	int call, ret = -1;
@@ -84,10 +85,14 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 		goto out;
 	/* As the pool does: a batch that overtook the one before it waits
 	 * for it a while (except when the test wants it deferred). */
-	for (int ms = 0; p->fault != SLOW_FIRST && ms < 2000 &&
-	    dbsync_batch_early(c, batch); ms += 2) {
-		struct timespec ts = { 0, 2 * 1000000L };
-		nanosleep(&ts, NULL);
+	if (p->fault != SLOW_FIRST && dbsync_batch_parse(batch, dbt_now(),
+	    HLC_MAX_FUTURE_MS, &pb, err, errsz) == DBSYNC_OK) {
+		for (int ms = 0; ms < 2000 && dbsync_batch_early(c, pb);
+		    ms += 2) {
+			struct timespec ts = { 0, 2 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		dbsync_batch_free(pb);
 	}
 	if (!(p->fault == DROP_FIRST && call == 1) && p->fault != DROP_ALL &&
 	    dbsync_apply(c, p->b->id, batch, dbt_now(), HLC_MAX_FUTURE_MS,
