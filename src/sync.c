@@ -39,7 +39,35 @@ struct bgcall {
 	json_object			*out;
 	int				 rc;
 	char				 why[512];
+	struct pulled			*got;	/* ask: out, decoded */
 };
+
+/* A pulled batch and its decoding (dbsync_batch_parse), which the thread
+ * that asked for it does while the previous batch applies. */
+struct pulled {
+	json_object		*batch;
+	struct dbsync_batch	*pb;
+	enum dbsync_rc		 rc;
+	char			 why[512];
+	int64_t			 max_future_ms;
+};
+
+static void
+pulled_parse(struct pulled *p)
+{
+	p->pb = NULL;
+	p->rc = dbsync_batch_parse(p->batch, hlc_now_ms(), p->max_future_ms,
+	    &p->pb, p->why, sizeof(p->why));
+}
+
+static void
+pulled_free(struct pulled *p)
+{
+	dbsync_batch_free(p->pb);	/* borrows from batch: first */
+	json_object_put(p->batch);
+	p->pb = NULL;
+	p->batch = NULL;
+}
 
 static void *
 send_main(void *arg)
@@ -56,8 +84,10 @@ ask_main(void *arg)
 {
 	struct bgcall *c = arg;
 
-	c->rc = c->t->changes(c->t->arg, c->db, c->in, SYNC_BATCH, &c->out,
-	    c->why, sizeof(c->why));
+	c->rc = c->t->changes(c->t->arg, c->db, c->in, SYNC_BATCH,
+	    &c->got->batch, c->why, sizeof(c->why));
+	if (c->rc == 0)
+		pulled_parse(c->got);
 	return NULL;
 }
 
@@ -117,10 +147,11 @@ vv_covers(json_object *have, json_object *want)
 	return 1;
 }
 
-/* Ask the peer for the batch after our version vector (*vv, replaced). */
+/* Ask the peer for the batch after our version vector (*vv, replaced)
+ * into p, decoded. */
 static int
 pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
-    json_object **vv, json_object **batch, char *err, size_t errsz)
+    json_object **vv, struct pulled *p, char *err, size_t errsz)
 {
 	char why[512];
 
@@ -130,11 +161,12 @@ pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
 		util_fmt(err, errsz, "%s: %s", db_name, why);
 		return -1;
 	}
-	if (t->changes(t->arg, db_name, *vv, SYNC_BATCH, batch, why,
+	if (t->changes(t->arg, db_name, *vv, SYNC_BATCH, &p->batch, why,
 	    sizeof(why)) == -1) {
 		util_fmt(err, errsz, "pull %s: %s", db_name, why);
 		return -1;
 	}
+	pulled_parse(p);
 	return 0;
 }
 
@@ -379,7 +411,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
     struct sync_counts *out, json_object **peer_vv, char *err,
     size_t errsz)
 {
-	json_object *vv = NULL, *batch = NULL, *pvv = NULL;
+	json_object *vv = NULL, *pvv = NULL;
+	struct pulled cur = { .max_future_ms = max_future_ms };
 	struct harvest hv = { .app = app, .self = self_id, .db = db_name };
 	struct dbsync_stats st;
 	enum dbsync_rc rc;
@@ -406,31 +439,35 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	 * and unparked later); when our vector ends up lower (deferred
 	 * entries), the next batch is asked for again from where we are.
 	 */
-	if ((dirs & SYNC_PULL) && pull_ask(app, t, db_name, &vv, &batch, err,
+	if ((dirs & SYNC_PULL) && pull_ask(app, t, db_name, &vv, &cur, err,
 	    errsz) == -1)
 		goto done;
 	for (rounds = 0; (dirs & SYNC_PULL) && rounds < SYNC_MAX_ROUNDS;
 	    rounds++) {
-		struct bgcall ask = { .t = t, .db = db_name, .rc = -1 };
+		struct pulled next = { .max_future_ms = max_future_ms };
+		struct bgcall ask = { .t = t, .db = db_name, .rc = -1,
+		    .got = &next };
 		struct util_bg bg;
 		int applied = 0, last;
 
-		if (nchanges(batch) == 0)
+		if (nchanges(cur.batch) == 0)
 			break;
-		last = !more(batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
-		if (!last && (ask.in = vv_after(vv, batch)) != NULL)
+		last = !more(cur.batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
+		if (!last && (ask.in = vv_after(vv, cur.batch)) != NULL)
 			util_bg_run(&bg, ask_main, &ask);
 		if (harvest_all(&hv, err, errsz) == -1) {
 			if (ask.in != NULL)
 				util_bg_wait(&bg);
-			json_object_put(ask.out);
+			pulled_free(&next);
 			json_object_put(ask.in);
 			goto done;
 		}
-		if (t->may_apply == NULL ||
+		if (cur.rc != DBSYNC_OK)
+			util_fmt(why, sizeof(why), "%s", cur.why);
+		else if (t->may_apply == NULL ||
 		    t->may_apply(t->arg, why, sizeof(why)) == 0) {
 			memset(&st, 0, sizeof(st));
-			rc = dbsync_apply(app, self_id, batch,
+			rc = dbsync_apply_parsed(app, self_id, cur.pb,
 			    hlc_now_ms(), max_future_ms, &st, why,
 			    sizeof(why));
 			if (t->applied != NULL)
@@ -441,7 +478,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 			util_bg_wait(&bg);
 		if (!applied) {
 			util_fmt(err, errsz, "pull %s: %s", db_name, why);
-			json_object_put(ask.out);
+			pulled_free(&next);
 			json_object_put(ask.in);
 			goto done;
 		}
@@ -449,14 +486,13 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		out->conflicts += st.conflicts;
 		if (t->progress != NULL)
 			t->progress(t->arg, out);
-		json_object_put(batch);
-		batch = NULL;
+		pulled_free(&cur);
 		if (last)
 			break;
 		if (ask.in != NULL && ask.rc == -1) {
 			/* Asking again would only wait out the same failure. */
 			util_fmt(err, errsz, "pull %s: %s", db_name, ask.why);
-			json_object_put(ask.out);
+			pulled_free(&next);
 			json_object_put(ask.in);
 			goto done;
 		}
@@ -464,10 +500,10 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		vv = NULL;
 		if (ask.in != NULL && dbsync_vv(app, &vv, why,
 		    sizeof(why)) == 0 && vv_covers(vv, ask.in)) {
-			batch = ask.out;
+			cur = next;
 		} else {
-			json_object_put(ask.out);
-			if (pull_ask(app, t, db_name, &vv, &batch, err,
+			pulled_free(&next);
+			if (pull_ask(app, t, db_name, &vv, &cur, err,
 			    errsz) == -1) {
 				json_object_put(ask.in);
 				goto done;
@@ -475,8 +511,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		}
 		json_object_put(ask.in);
 	}
-	json_object_put(batch);
-	batch = NULL;
+	pulled_free(&cur);
 
 	if (!(dirs & SYNC_PUSH)) {
 		ret = 0;
@@ -489,7 +524,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	ret = 0;
 done:
 	json_object_put(vv);
-	json_object_put(batch);
+	pulled_free(&cur);
 	json_object_put(pvv);
 	return ret;
 }

@@ -1,4 +1,4 @@
-/* 3005-push.c - sync_db's push with batches in flight and a backlog harvested on the way: a peer that keeps less than a batch (dropped, out of order) still ends with every change exactly once, one that keeps nothing stops the push, and a failed send loses nothing. */
+/* 3005-push.c - sync_db with batches in flight: a push (backlog harvested on the way) to a peer that keeps less than a batch (dropped, out of order) still ends with every change exactly once, one that keeps nothing stops the push, a failed send loses nothing; a pull decodes the next batch while one applies and stops at a malformed one with its reason. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static const char *schema =
 
 /* The peer as the transport sees it: node b, reached through a connection
  * of each call's own (sends run on threads), with one fault to inject. */
-enum fault { NONE, DROP_FIRST, SLOW_FIRST, FAIL_SECOND, DROP_ALL };
+enum fault { NONE, DROP_FIRST, SLOW_FIRST, FAIL_SECOND, DROP_ALL, BAD_SECOND };
 
 struct peer {
 	struct tnode	*b;
@@ -44,13 +44,32 @@ t_vv(void *arg, const char *db, json_object **vv, char *err, size_t errsz)
 	return rc;
 }
 
+/* The peer's feed (b's changes after since); with BAD_SECOND the second
+ * answer carries a change whose seq is a string. */
 static int
 t_changes(void *arg, const char *db, json_object *since, int limit,
     json_object **batch, char *err, size_t errsz)
 {
-	(void)arg; (void)db; (void)since; (void)limit; (void)batch;
-	snprintf(err, errsz, "this test only pushes");
-	return -1;
+	struct peer *p = arg;
+	json_object *ch;
+	sqlite3 *c = NULL;
+	int call, rc;
+
+	(void)db;
+	pthread_mutex_lock(&p->mu);
+	call = ++p->calls;
+	pthread_mutex_unlock(&p->mu);
+	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
+		return -1;
+	rc = dbsync_feed(c, since, limit, batch, err, errsz) == DBSYNC_OK ?
+	    0 : -1;
+	sqlite3_close(c);
+	if (rc == 0 && p->fault == BAD_SECOND && call == 2 &&
+	    json_object_object_get_ex(*batch, "changes", &ch) &&
+	    json_object_array_length(ch) > 0)
+		json_object_object_add(json_object_array_get_idx(ch, 0), "s",
+		    json_object_new_string("1"));
+	return rc;
 }
 
 static int
@@ -154,6 +173,40 @@ push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
 	return push_rows(ROWS, f, a, b, p, n, err, errsz);
 }
 
+/* Fresh nodes a and b with ROWS teams on b (harvested); a pulls from b
+ * with fault f. */
+static int
+pull_rows(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
+    struct sync_counts *n, char *err, size_t errsz)
+{
+	static int round;
+	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
+	    .receive = t_receive };
+	char ida[16], idb[16];
+
+	round++;
+	snprintf(ida, sizeof(ida), "pa%d", round);
+	snprintf(idb, sizeof(idb), "pb%d", round);
+	dbt_node(a, ida, schema);
+	dbt_node(b, idb, schema);
+	if (dbt_track(a, "teams") == -1 || dbt_track(b, "teams") == -1)
+		abort();
+	if (dbt_exec(b->app, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+	    "SELECT i + 1 FROM n WHERE i < %d) INSERT INTO teams SELECT i, "
+	    "'team ' || i, 'city ' || (i %% 13) FROM n", ROWS) == -1 ||
+	    dbsync_harvest(b->db, b->id, dbt_now(), NULL, err, errsz) !=
+	    DBSYNC_OK)
+		abort();
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	p->b = b;
+	p->fault = f;
+	t.arg = p;
+	memset(n, 0, sizeof(*n));
+	return sync_db(a->db, "app.db", a->id, HLC_MAX_FUTURE_MS, &t,
+	    SYNC_PULL, n, NULL, err, errsz);
+}
+
 static int
 same(struct tnode *a, struct tnode *b)
 {
@@ -241,6 +294,35 @@ main(void)
 		tap_is_int(n.sent + m.sent, 3 * ROWS, "and brings exactly the "
 		    "rest");
 		tap_ok(same(&a, &b), "b holds exactly a's rows");
+	}
+	done_with(&a, &b, &p);
+
+	/* Pulls: a takes b's rows. */
+	rc = pull_rows(NONE, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, 0, "a pull of 6000 rows succeeds");
+	tap_is_int(n.received, 3 * ROWS, "every entry applied once");
+	tap_ok(same(&a, &b), "a holds exactly b's rows");
+	tap_ok(p.calls >= 4, "asked for in %d batches", p.calls);
+	done_with(&a, &b, &p);
+
+	rc = pull_rows(BAD_SECOND, &a, &b, &p, &n, err, sizeof(err));
+	tap_is_int(rc, -1, "a pull whose second batch is malformed fails");
+	tap_ok(strstr(err, "bad seq") != NULL, "with the batch's fault: %s",
+	    err);
+	tap_is_int(n.received, 5001, "after applying the first batch whole");
+	{
+		struct sync_transport t = { .vv = t_vv, .changes = t_changes,
+		    .receive = t_receive, .arg = &p };
+		struct sync_counts m;
+
+		p.fault = NONE;
+		memset(&m, 0, sizeof(m));
+		rc = sync_db(a.db, "app.db", a.id, HLC_MAX_FUTURE_MS, &t,
+		    SYNC_PULL, &m, NULL, err, sizeof(err));
+		tap_is_int(rc, 0, "the next pull succeeds");
+		tap_is_int(n.received + m.received, 3 * ROWS,
+		    "and brings exactly the rest");
+		tap_ok(same(&a, &b), "a holds exactly b's rows");
 	}
 	done_with(&a, &b, &p);
 
