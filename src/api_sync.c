@@ -80,8 +80,9 @@ api_changes(struct req *r)
 	const char *name, *lim = req_param(r, "limit"), *es;
 	json_object *since = NULL, *batch = NULL, *o;
 	char err[512];
-	long long limit = SYNC_BATCH;
+	long long limit = SYNC_BATCH, n;
 	enum dbsync_rc rc;
+	int pending, passes, rest = 0;
 	sqlite3 *app;
 
 	if (lim != NULL && util_strtonum(lim, 0, DBSYNC_MAX_BATCH, &limit,
@@ -113,9 +114,11 @@ api_changes(struct req *r)
 	 * applies it while the next request harvests on, and no request
 	 * outlasts the peer timeout harvesting a million rows.
 	 */
+	pending = dbsync_pending(app);
+	/* Bounded: captures that change nothing (UPDATE t SET x = x) fill
+	 * no batch, and an application may keep writing them. */
+	passes = pending / DBSYNC_FEED_HARVEST + 2;
 	for (;;) {
-		int pending = dbsync_pending(app), rest = 0;
-
 		if (pending <= DBSYNC_FEED_HARVEST)
 			rc = dbsync_harvest(app, r->ctx->id->node_id,
 			    hlc_now_ms(), NULL, err, sizeof(err));
@@ -134,17 +137,24 @@ api_changes(struct req *r)
 			goto fail;
 		if (pending <= DBSYNC_FEED_HARVEST)
 			break;
-		if ((long long)json_object_array_length(json_object_object_get(
-		    batch, "changes")) >= limit) {
-			json_object_object_add(batch, "more",
-			    json_object_new_boolean(1));
+		n = (long long)json_object_array_length(
+		    json_object_object_get(batch, "changes"));
+		if (n >= limit || --passes == 0) {
+			/* Captures remain: the puller asks again (a batch
+			 * with nothing in it ends this pull; the next one
+			 * goes on). */
+			if (n > 0)
+				json_object_object_add(batch, "more",
+				    json_object_new_boolean(1));
 			break;
 		}
+		pending = dbsync_pending(app);
 	}
 	json_object_put(since);
 	sqlite3_close(app);
 	return req_json(r, 200, batch);
 fail:
+	json_object_put(batch);
 	json_object_put(since);
 	sqlite3_close(app);
 	return answer_rc(r, rc, err);
@@ -183,32 +193,29 @@ api_receive_changes(struct req *r)
 		sqlite3_close(app);
 		return answer_rc(r, rc, err);
 	}
+	/*
+	 * A sender keeps two batches in flight, and another pool worker may
+	 * still be reading the first: applied now, this one would only be
+	 * deferred and sent again.  Give the first a moment (reading our
+	 * vector needs no lease); after RECEIVE_EARLY_WAIT_MS apply anyway.
+	 * A pool of one worker could not serve the first meanwhile.
+	 */
+	for (early_until = tm_now_ms() + RECEIVE_EARLY_WAIT_MS;
+	    r->ctx->conf->workers > 1 && tm_now_ms() < early_until &&
+	    dbsync_batch_early(app, pb);) {
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	/* The pool applies under the same lease as the worker; it waits
 	 * briefly, then tells the sender to come back (423). */
 	util_fmt(owner, sizeof(owner), "receive:%ld", (long)getpid());
-	for (early_until = tm_now_ms() + RECEIVE_EARLY_WAIT_MS;;) {
-		if (syncrun_lease(r->ctx->db, owner, RECEIVE_LEASE_WAIT_MS,
-		    &token, err, sizeof(err)) == -1) {
-			dbsync_batch_free(pb);
-			json_object_put(batch);
-			sqlite3_close(app);
-			req_header(r, "Retry-After: 1");
-			return req_error(r, 423, "%s", err);
-		}
-		/*
-		 * A sender keeps two batches in flight, and another pool
-		 * worker may still be reading the first: applied now, this
-		 * one would only be deferred and sent again.  Give the first
-		 * a moment; after RECEIVE_EARLY_WAIT_MS apply anyway.
-		 */
-		if (tm_now_ms() >= early_until ||
-		    !dbsync_batch_early(app, pb))
-			break;
-		syncrun_unlease(r->ctx->db, owner, token);
-		{
-			struct timespec ts = { 0, 5 * 1000000L };
-			nanosleep(&ts, NULL);
-		}
+	if (syncrun_lease(r->ctx->db, owner, RECEIVE_LEASE_WAIT_MS, &token,
+	    err, sizeof(err)) == -1) {
+		dbsync_batch_free(pb);
+		json_object_put(batch);
+		sqlite3_close(app);
+		req_header(r, "Retry-After: 1");
+		return req_error(r, 423, "%s", err);
 	}
 	memset(&st, 0, sizeof(st));
 	rc = dbsync_apply_parsed(app, r->ctx->id->node_id, pb, hlc_now_ms(),

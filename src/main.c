@@ -1,8 +1,10 @@
 /* main.c - the meshsync executable: a table of subcommands, like git. */
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cmd.h"
 #include "keys.h"
@@ -166,7 +168,7 @@ main(int argc, char **argv)
 {
 	const struct cmd *cmd;
 
-#ifdef M_MXFAST
+#if defined(__GLIBC__) && defined(M_MXFAST)
 	/*
 	 * A sync batch is a json-c tree of tens of thousands of small
 	 * objects.  Freed into glibc's fastbins, they were merged again by

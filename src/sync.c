@@ -98,6 +98,29 @@ vv_raise(json_object *vv, const char *origin, int64_t seq)
 		json_object_object_add(vv, origin, json_object_new_int64(seq));
 }
 
+static json_object *
+vv_copy(json_object *vv)
+{
+	json_object *c = NULL;
+
+	return json_object_deep_copy(vv, &c, NULL) == 0 ? c : NULL;
+}
+
+/*
+ * Raise vv to every origin's seq in more.  Answers come back in the order
+ * the batches were sent, but the peer may have applied a later batch
+ * first: its answer's vector is older, and taking it as it is would send
+ * applied entries again.
+ */
+static void
+vv_raise_all(json_object *vv, json_object *more)
+{
+	json_object_object_foreach(more, origin, seq) {
+		if (json_object_is_type(seq, json_type_int))
+			vv_raise(vv, origin, json_object_get_int64(seq));
+	}
+}
+
 /* The version vector the peer will have once it applied batch: since,
  * raised to the last change of each origin in the batch. */
 static json_object *
@@ -108,7 +131,7 @@ vv_after(json_object *since, json_object *batch)
 	int64_t top = 0;
 	size_t i, n;
 
-	if (json_object_deep_copy(since, &vv, NULL) != 0)
+	if ((vv = vv_copy(since)) == NULL)
 		return NULL;
 	if (!json_object_object_get_ex(batch, "changes", &ch) ||
 	    !json_object_is_type(ch, json_type_array))
@@ -256,7 +279,7 @@ flight_free(struct flight *f)
 }
 
 /*
- * Push: everything we have after the peer's version vector (*pvv, replaced
+ * Push: everything we have after the peer's version vector (*pvv, raised
  * by the peer's last answer).  Up to PUSH_WINDOW batches are in flight,
  * each read from the vector the peer will have once it applied the ones
  * before.  The answers come back in order; when one shows the peer kept
@@ -280,7 +303,10 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 		util_fmt(err, errsz, "push %s: %s", db_name, why);
 		return -1;
 	}
-	from = json_object_get(*pvv);
+	if ((from = vv_copy(*pvv)) == NULL) {
+		util_fmt(err, errsz, "out of memory");
+		return -1;
+	}
 	for (;;) {
 		int starved = 0;
 
@@ -347,8 +373,7 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			    "its version vector", db_name);
 			goto done;
 		}
-		json_object_put(*pvv);
-		*pvv = json_object_get(nvv);
+		vv_raise_all(*pvv, nvv);
 		if (!vv_covers(*pvv, f[head].assumed)) {
 			/* Read again from where the peer is, once the
 			 * batches already sent have been answered. */
@@ -364,8 +389,7 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 					if (json_object_object_get_ex(g->c.out,
 					    "vv", &nvv) && json_object_is_type(
 					    nvv, json_type_object)) {
-						json_object_put(*pvv);
-						*pvv = json_object_get(nvv);
+						vv_raise_all(*pvv, nvv);
 					}
 				}
 				flight_free(g);
@@ -381,9 +405,13 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 				goto done;
 			}
 			json_object_put(reread);
-			reread = json_object_get(*pvv);
+			reread = vv_copy(*pvv);
 			json_object_put(from);
-			from = json_object_get(*pvv);
+			if (reread == NULL || (from = vv_copy(*pvv)) == NULL) {
+				from = NULL;
+				util_fmt(err, errsz, "out of memory");
+				goto done;
+			}
 			fed_all = 0;
 			continue;
 		}

@@ -253,6 +253,8 @@ main(void)
 	tap_is_int(n.sent, 3 * 3000, "every entry applied once");
 	tap_ok(same(&a, &b), "b holds exactly a's rows: the last batch was "
 	    "sent again");
+	tap_is_int(p.calls, 3, "and only that batch: the older vector in its "
+	    "first answer did not send the first batch again");
 	done_with(&a, &b, &p);
 
 	rc = push_rows(3000, DROP_ALL, &a, &b, &p, &n, err, sizeof(err));
