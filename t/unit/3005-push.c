@@ -134,16 +134,15 @@ out:
 	return ret;
 }
 
-/* Fresh nodes a and b with `rows` teams on a; push a -> b with fault f.
- * Returns sync_db's result; counts in *n, b's calls in *p. */
-static int
-push_rows(int rows, enum fault f, struct tnode *a, struct tnode *b,
-    struct peer *p, struct sync_counts *n, char *err, size_t errsz)
+/* Fresh nodes a and b with `rows` teams on one of them (on b harvested,
+ * as a peer's feed has them), the peer b with fault f, counts zeroed. */
+static void
+setup(int rows, struct tnode *on, enum fault f, struct tnode *a,
+    struct tnode *b, struct peer *p, struct sync_transport *t,
+    struct sync_counts *n)
 {
 	static int round;
-	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
-	    .receive = t_receive };
-	char ida[16], idb[16];
+	char ida[16], idb[16], err[512];
 
 	round++;
 	snprintf(ida, sizeof(ida), "a%d", round);
@@ -152,16 +151,32 @@ push_rows(int rows, enum fault f, struct tnode *a, struct tnode *b,
 	dbt_node(b, idb, schema);
 	if (dbt_track(a, "teams") == -1 || dbt_track(b, "teams") == -1)
 		abort();
-	if (dbt_exec(a->app, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+	if (dbt_exec(on->app, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
 	    "SELECT i + 1 FROM n WHERE i < %d) INSERT INTO teams SELECT i, "
-	    "'team ' || i, 'city ' || (i %% 13) FROM n", rows) == -1)
+	    "'team ' || i, 'city ' || (i %% 13) FROM n", rows) == -1 ||
+	    (on == b && dbsync_harvest(b->db, b->id, dbt_now(), NULL, err,
+	    sizeof(err)) != DBSYNC_OK))
 		abort();
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
 	p->b = b;
 	p->fault = f;
-	t.arg = p;
+	memset(t, 0, sizeof(*t));
+	t->vv = t_vv;
+	t->changes = t_changes;
+	t->receive = t_receive;
+	t->arg = p;
 	memset(n, 0, sizeof(*n));
+}
+
+/* a pushes `rows` new teams to b; sync_db's result. */
+static int
+push_rows(int rows, enum fault f, struct tnode *a, struct tnode *b,
+    struct peer *p, struct sync_counts *n, char *err, size_t errsz)
+{
+	struct sync_transport t;
+
+	setup(rows, a, f, a, b, p, &t, n);
 	return sync_db(a->db, "app.db", a->id, HLC_MAX_FUTURE_MS, &t,
 	    SYNC_PUSH, n, NULL, err, errsz);
 }
@@ -173,36 +188,14 @@ push_with(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
 	return push_rows(ROWS, f, a, b, p, n, err, errsz);
 }
 
-/* Fresh nodes a and b with ROWS teams on b (harvested); a pulls from b
- * with fault f. */
+/* a pulls ROWS teams from b; sync_db's result. */
 static int
 pull_rows(enum fault f, struct tnode *a, struct tnode *b, struct peer *p,
     struct sync_counts *n, char *err, size_t errsz)
 {
-	static int round;
-	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
-	    .receive = t_receive };
-	char ida[16], idb[16];
+	struct sync_transport t;
 
-	round++;
-	snprintf(ida, sizeof(ida), "pa%d", round);
-	snprintf(idb, sizeof(idb), "pb%d", round);
-	dbt_node(a, ida, schema);
-	dbt_node(b, idb, schema);
-	if (dbt_track(a, "teams") == -1 || dbt_track(b, "teams") == -1)
-		abort();
-	if (dbt_exec(b->app, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
-	    "SELECT i + 1 FROM n WHERE i < %d) INSERT INTO teams SELECT i, "
-	    "'team ' || i, 'city ' || (i %% 13) FROM n", ROWS) == -1 ||
-	    dbsync_harvest(b->db, b->id, dbt_now(), NULL, err, errsz) !=
-	    DBSYNC_OK)
-		abort();
-	memset(p, 0, sizeof(*p));
-	pthread_mutex_init(&p->mu, NULL);
-	p->b = b;
-	p->fault = f;
-	t.arg = p;
-	memset(n, 0, sizeof(*n));
+	setup(ROWS, b, f, a, b, p, &t, n);
 	return sync_db(a->db, "app.db", a->id, HLC_MAX_FUTURE_MS, &t,
 	    SYNC_PULL, n, NULL, err, errsz);
 }
@@ -215,6 +208,29 @@ same(struct tnode *a, struct tnode *b)
 	dbt_digest(a->db, "teams", d1);
 	dbt_digest(b->db, "teams", d2);
 	return strcmp(d1, d2) == 0;
+}
+
+/* After a failed sync that moved `before` entries, the next one in the
+ * same direction (dir), with the fault gone, brings exactly the rest. */
+static void
+again(struct tnode *a, struct tnode *b, struct peer *p, int dir,
+    int64_t before, const char *what)
+{
+	struct sync_transport t = { .vv = t_vv, .changes = t_changes,
+	    .receive = t_receive, .arg = p };
+	struct sync_counts m;
+	char err[512];
+	int rc;
+
+	p->fault = NONE;
+	memset(&m, 0, sizeof(m));
+	rc = sync_db(a->db, "app.db", a->id, HLC_MAX_FUTURE_MS, &t, dir, &m,
+	    NULL, err, sizeof(err));
+	tap_ok(rc == 0, "the next %s succeeds%s%s", what, rc ? ": " : "",
+	    rc ? err : "");
+	tap_is_int(before + (dir == SYNC_PUSH ? m.sent : m.received),
+	    3 * ROWS, "and brings exactly the rest");
+	tap_ok(same(a, b), "both hold exactly the same rows");
 }
 
 static void
@@ -283,20 +299,7 @@ main(void)
 	tap_ok(strstr(err, "peer went away") != NULL, "saying why: %s", err);
 	tap_ok(n.sent > 0 && n.sent < 3 * ROWS, "what the peer applied "
 	    "before is counted (%lld)", (long long)n.sent);
-	{
-		struct sync_transport t = { .vv = t_vv, .changes = t_changes,
-		    .receive = t_receive, .arg = &p };
-		struct sync_counts m;
-
-		p.fault = NONE;
-		memset(&m, 0, sizeof(m));
-		rc = sync_db(a.db, "app.db", a.id, HLC_MAX_FUTURE_MS, &t,
-		    SYNC_PUSH, &m, NULL, err, sizeof(err));
-		tap_is_int(rc, 0, "the next push succeeds");
-		tap_is_int(n.sent + m.sent, 3 * ROWS, "and brings exactly the "
-		    "rest");
-		tap_ok(same(&a, &b), "b holds exactly a's rows");
-	}
+	again(&a, &b, &p, SYNC_PUSH, n.sent, "push");
 	done_with(&a, &b, &p);
 
 	/* Pulls: a takes b's rows. */
@@ -312,20 +315,7 @@ main(void)
 	tap_ok(strstr(err, "bad seq") != NULL, "with the batch's fault: %s",
 	    err);
 	tap_is_int(n.received, 5001, "after applying the first batch whole");
-	{
-		struct sync_transport t = { .vv = t_vv, .changes = t_changes,
-		    .receive = t_receive, .arg = &p };
-		struct sync_counts m;
-
-		p.fault = NONE;
-		memset(&m, 0, sizeof(m));
-		rc = sync_db(a.db, "app.db", a.id, HLC_MAX_FUTURE_MS, &t,
-		    SYNC_PULL, &m, NULL, err, sizeof(err));
-		tap_is_int(rc, 0, "the next pull succeeds");
-		tap_is_int(n.received + m.received, 3 * ROWS,
-		    "and brings exactly the rest");
-		tap_ok(same(&a, &b), "a holds exactly b's rows");
-	}
+	again(&a, &b, &p, SYNC_PULL, n.received, "pull");
 	done_with(&a, &b, &p);
 
 	dbt_cleanup();
