@@ -2,9 +2,24 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "sync.h"
 #include "syncrun.h"
+
+static int shown;	/* a progress line is on the terminal */
+
+/* One line, rewritten in place, while a long sync runs. */
+static void
+show_progress(const char *peer, const struct sync_counts *n)
+{
+	fprintf(stderr, "\r%s: %lld sent, %lld received, %lld files so far\033[K",
+	    peer, (long long)n->sent, (long long)n->received,
+	    (long long)(n->files_sent + n->files_received));
+	fflush(stderr);
+	shown = 1;
+}
 
 int
 cmd_sync(int argc, char **argv)
@@ -37,7 +52,11 @@ cmd_sync(int argc, char **argv)
 		return cmd_usage(cmd_find("sync"), 1);
 	if (cmd_open_state(&c, dir, "sync", &db, &id) == -1)
 		return 1;
+	if (!as_json && isatty(STDERR_FILENO))
+		syncrun_on_progress(show_progress);
 	res = syncrun_all(db, &c, &id, only);
+	if (shown)
+		fputs("\r\033[K", stderr);
 	sqlite3_close(db);
 	if (res == NULL) {
 		fprintf(stderr, "meshsync sync: no peer '%s'\n", only);

@@ -38,6 +38,14 @@ struct link {
 
 #define PROGRESS_EVERY_MS	200	/* live progress, not a flood */
 
+static void (*progress_fn)(const char *, const struct sync_counts *);
+
+void
+syncrun_on_progress(void (*fn)(const char *, const struct sync_counts *))
+{
+	progress_fn = fn;
+}
+
 /* A "sync-progress" event for open dashboards: what moved so far. */
 static void
 t_progress(void *arg, const struct sync_counts *n)
@@ -49,6 +57,8 @@ t_progress(void *arg, const struct sync_counts *n)
 	if (l->conf == NULL || now - l->progress_ms < PROGRESS_EVERY_MS)
 		return;
 	l->progress_ms = now;
+	if (progress_fn != NULL)
+		progress_fn(l->peer->name, n);
 	ev = json_object_new_object();
 	json_object_object_add(ev, "peer", json_object_new_string(l->peer->name));
 	json_object_object_add(ev, "sent", json_object_new_int64(n->sent));

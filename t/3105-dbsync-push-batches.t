@@ -79,4 +79,20 @@ test_expect_success 'updates and deletes spread over the batches, pulled' '
 	same name renamed
 '
 
+# On a terminal (script(1) gives the CLI one), a sync shows a progress
+# line while it runs and clears it before the summary; piped, it does not.
+test_expect_success 'on a terminal a long sync shows what moved so far' '
+	held && add_teams 12001 18000 &&
+	script -qec "\"$MESHSYNC\" sync --dir \"$a_DIR\" --peer b 2>&1" /dev/null >"$SCRATCH/tty" &&
+	release_worker a && release_worker b &&
+	cat -v "$SCRATCH/tty" &&
+	grep -q "b: [0-9]* sent, 0 received, 0 files so far" "$SCRATCH/tty" &&
+	grep -q "b: 18000 sent, 0 received, 0 conflicts;" "$SCRATCH/tty" &&
+	test "$(digest a)" = "$(digest b)"
+'
+
+test_expect_success 'piped, it prints only the summary' '
+	! grep -q "so far" "$SCRATCH/out" "$SCRATCH/out4"
+'
+
 test_done
