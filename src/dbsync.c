@@ -490,22 +490,34 @@ eng_prep(struct eng *e, sqlite3_stmt **slot, const char *sql)
 	return *slot;
 }
 
+#define VV_SEQ_SQL	"SELECT seq FROM _meshsync_vv WHERE origin = ?1"
+
+/* Our vector's seq for origin (0: none) through st, a prepared
+ * VV_SEQ_SQL.  0, or -1 on a database error. */
+static int
+vv_seq(sqlite3_stmt *st, const char *origin, int64_t *seq)
+{
+	int rc;
+
+	*seq = 0;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int
 vv_get(struct eng *e, const char *origin, int64_t *seq)
 {
 	sqlite3_stmt *st;
-	int rc;
 
 	*seq = 0;
-	if ((st = eng_prep(e, &e->s_vvget, "SELECT seq FROM _meshsync_vv "
-	    "WHERE origin = ?1")) == NULL)
+	if ((st = eng_prep(e, &e->s_vvget, VV_SEQ_SQL)) == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*seq = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE)
+	if (vv_seq(st, origin, seq) == -1)
 		return eng_dberr(e, "vv");
-	sqlite3_reset(st);
 	return 0;
 }
 
@@ -1360,6 +1372,18 @@ out:
 	return ret;
 }
 
+/* Give shadow column s x's clocks, and mark it for merge_flush. */
+static void
+merge_mark(struct eng *e, struct shent *s, const struct ent *x)
+{
+	s->hlc = x->h;
+	snprintf(s->node, sizeof(s->node), "%s", x->o);
+	s->phlc = x->ph;
+	snprintf(s->pnode, sizeof(s->pnode), "%s", x->pn);
+	s->dirty = 1;
+	e->mr_dirty = 1;
+}
+
 /* Take x's value and clocks into shadow column s. */
 static int
 merge_take(struct eng *e, struct shent *s, const struct ent *x)
@@ -1370,12 +1394,7 @@ merge_take(struct eng *e, struct shent *s, const struct ent *x)
 		snprintf(e->err, e->errsz, "out of memory");
 		return -1;
 	}
-	s->hlc = x->h;
-	snprintf(s->node, sizeof(s->node), "%s", x->o);
-	s->phlc = x->ph;
-	snprintf(s->pnode, sizeof(s->pnode), "%s", x->pn);
-	s->dirty = 1;
-	e->mr_dirty = 1;
+	merge_mark(e, s, x);
 	return 0;
 }
 
@@ -1408,7 +1427,8 @@ merge_entry(struct eng *e, const struct ent *x)
 			snprintf(e->err, e->errsz, "out of memory");
 			return -1;
 		}
-		return merge_take(e, s, x);
+		merge_mark(e, s, x);
+		return 0;
 	}
 	c = hlc_cmp(x->h, x->o, s->hlc, s->node);
 	if (c > 0) {
@@ -1642,8 +1662,7 @@ dbsync_harvest(sqlite3 *db, const char *self_node_id, int64_t now_ms,
 		    DBSYNC_HARVEST_CHUNK, &more, &one, err, errsz);
 		if (rc != DBSYNC_OK)
 			return rc;
-		if (st != NULL)
-			st->harvested += one.harvested;
+		dbsync_stats_add(st, &one);
 	} while (more);
 	if (eng_begin(&e, db, self_node_id, now_ms, &one, err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
@@ -1654,13 +1673,22 @@ dbsync_harvest(sqlite3 *db, const char *self_node_id, int64_t now_ms,
 	}
 	if (eng_end(&e, 1) == -1)
 		return DBSYNC_EINTERNAL;
-	if (st != NULL) {
-		st->harvested += one.harvested;
-		st->unparked += one.unparked;
-		st->applied += one.applied;
-		st->conflicts += one.conflicts;
-	}
+	dbsync_stats_add(st, &one);
 	return DBSYNC_OK;
+}
+
+void
+dbsync_stats_add(struct dbsync_stats *to, const struct dbsync_stats *from)
+{
+	if (to == NULL)
+		return;
+	to->harvested += from->harvested;
+	to->applied += from->applied;
+	to->skipped += from->skipped;
+	to->deferred += from->deferred;
+	to->parked += from->parked;
+	to->unparked += from->unparked;
+	to->conflicts += from->conflicts;
 }
 
 int
@@ -2278,18 +2306,16 @@ dbsync_batch_early(sqlite3 *db, const struct dbsync_batch *b)
 	size_t i;
 	int early = 0;
 
-	if (b->n == 0 || sqlite3_prepare_v2(db, "SELECT seq FROM _meshsync_vv "
-	    "WHERE origin = ?1", -1, &st, NULL) != SQLITE_OK)
+	if (b->n == 0 || sqlite3_prepare_v2(db, VV_SEQ_SQL, -1, &st, NULL) !=
+	    SQLITE_OK)
 		return 0;
 	/* The first entry of each origin says whether its run starts after
 	 * a gap. */
 	for (i = 0; i < b->n && !early; i++) {
 		if (i > 0 && strcmp(b->x[i].o, b->x[i - 1].o) == 0)
 			continue;
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, b->x[i].o, -1, SQLITE_STATIC);
-		have = sqlite3_step(st) == SQLITE_ROW ?
-		    sqlite3_column_int64(st, 0) : 0;
+		if (vv_seq(st, b->x[i].o, &have) == -1)
+			break;
 		early = b->x[i].s > have + 1;
 	}
 	sqlite3_finalize(st);

@@ -111,8 +111,9 @@
 #define DBSYNC_NODE_MAX		64	/* node id length */
 #define DBSYNC_BUSY_MS		5000
 #define DBSYNC_HARVEST_CHUNK	20000	/* captures per harvest transaction */
-/* Captures a feed request harvests at most before it answers. */
-#define DBSYNC_FEED_HARVEST	5000
+/* Captures harvested at a time between batches, when a push or a feed
+ * request meets a bigger backlog. */
+#define DBSYNC_HARVEST_STEP	5000
 /* Offline clients: a ts this far ahead of our clock is refused. */
 #define DBSYNC_CLIENT_MAX_FUTURE_MS	300000
 
@@ -133,6 +134,10 @@ struct dbsync_stats {
 	int64_t	 unparked;	/* parked entries applied this time */
 	int64_t	 conflicts;	/* conflict rows recorded */
 };
+
+/* Add from's counts into to (NULL: nothing). */
+void	 dbsync_stats_add(struct dbsync_stats *to,
+	    const struct dbsync_stats *from);
 
 /* Name of an rc ("ok", "bad input", ...); never NULL. */
 const char *dbsync_strerror(enum dbsync_rc rc);

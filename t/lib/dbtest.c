@@ -208,15 +208,7 @@ dbt_sync(struct tnode *from, struct tnode *to, int limit,
 			json_object_put(batch);
 			return rc;
 		}
-		if (st != NULL) {
-			st->applied += one.applied;
-			st->skipped += one.skipped;
-			st->deferred += one.deferred;
-			st->parked += one.parked;
-			st->unparked += one.unparked;
-			st->conflicts += one.conflicts;
-			st->harvested += one.harvested;
-		}
+		dbsync_stats_add(st, &one);
 		json_object_object_get_ex(batch, "more", &more);
 		if (keep != NULL && *nkeep < keepmax)
 			keep[(*nkeep)++] = json_object_get(batch);

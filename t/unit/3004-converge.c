@@ -29,14 +29,6 @@ static int npool;
 static int failures;
 static struct dbsync_stats total;	/* to show the test exercised things */
 
-static void
-add(const struct dbsync_stats *st)
-{
-	total.applied += st->applied;
-	total.skipped += st->skipped;
-	total.deferred += st->deferred;
-	total.conflicts += st->conflicts;
-}
 static unsigned long long rng;
 
 static unsigned
@@ -197,7 +189,7 @@ sync_pair(int from, int to, int limit)
 		}
 		rc = dbsync_apply(node[to].db, node[to].id, batch, now_of(to),
 		    HLC_MAX_FUTURE_MS, &st, err, sizeof(err));
-		add(&st);
+		dbsync_stats_add(&total, &st);
 		if (rc != DBSYNC_OK) {
 			tap_diag("apply %s->%s: %s", node[from].id, node[to].id,
 			    err);
@@ -265,7 +257,7 @@ sync_shuffled(int from, int to, int limit)
 			tap_diag("apply: %s", err);
 			failures++;
 		}
-		add(&st);
+		dbsync_stats_add(&total, &st);
 	}
 	for (i = 0; i < n; i++) {
 		if (dbsync_apply(node[to].db, node[to].id, b[i], now_of(to),
@@ -273,7 +265,7 @@ sync_shuffled(int from, int to, int limit)
 			tap_diag("apply: %s", err);
 			failures++;
 		}
-		add(&st);
+		dbsync_stats_add(&total, &st);
 		keep(b[i]);
 		json_object_put(b[i]);
 	}
@@ -295,7 +287,7 @@ replay(void)
 		tap_diag("replay: %s", err);
 		failures++;
 	}
-	add(&st);
+	dbsync_stats_add(&total, &st);
 }
 
 static int
