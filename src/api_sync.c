@@ -117,16 +117,16 @@ api_changes(struct req *r)
 	pending = dbsync_pending(app);
 	/* Bounded: captures that change nothing (UPDATE t SET x = x) fill
 	 * no batch, and an application may keep writing them. */
-	passes = pending / DBSYNC_FEED_HARVEST + 2;
+	passes = pending / DBSYNC_HARVEST_STEP + 2;
 	for (;;) {
-		if (pending <= DBSYNC_FEED_HARVEST)
+		if (pending <= DBSYNC_HARVEST_STEP)
 			rc = dbsync_harvest(app, r->ctx->id->node_id,
 			    hlc_now_ms(), NULL, err, sizeof(err));
 		else if (batch == NULL)
 			rc = DBSYNC_OK;	/* what is harvested may do */
 		else
 			rc = dbsync_harvest_some(app, r->ctx->id->node_id,
-			    hlc_now_ms(), DBSYNC_FEED_HARVEST, &rest, NULL, err,
+			    hlc_now_ms(), DBSYNC_HARVEST_STEP, &rest, NULL, err,
 			    sizeof(err));
 		if (rc != DBSYNC_OK)
 			goto fail;
@@ -135,7 +135,7 @@ api_changes(struct req *r)
 		    sizeof(err));
 		if (rc != DBSYNC_OK)
 			goto fail;
-		if (pending <= DBSYNC_FEED_HARVEST)
+		if (pending <= DBSYNC_HARVEST_STEP)
 			break;
 		n = (long long)json_object_array_length(
 		    json_object_object_get(batch, "changes"));

@@ -200,8 +200,6 @@ pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
  * application writing all the time cannot keep a push going; what it
  * wrote meanwhile is harvested at the end, as it was before.
  */
-#define HARVEST_STEP	SYNC_BATCH	/* captures per chunk */
-
 struct harvest {
 	sqlite3		*app;
 	const char	*self;
@@ -230,7 +228,8 @@ harvest_step(struct harvest *h, char *err, size_t errsz)
 		return 0;
 	if (h->left > 0) {
 		if (dbsync_harvest_some(h->app, h->self, hlc_now_ms(),
-		    HARVEST_STEP, &more, &st, why, sizeof(why)) != DBSYNC_OK)
+		    DBSYNC_HARVEST_STEP, &more, &st, why, sizeof(why)) !=
+		    DBSYNC_OK)
 			return harvest_fail(h, why, err, errsz);
 		h->left--;
 		if (more && h->left > 0)
@@ -269,6 +268,25 @@ flight_wait(struct flight *f)
 	f->waited = 1;
 }
 
+/*
+ * Count a successful answer into out and raise pvv to the peer's vector
+ * in it -- where the next batch starts; without it we would resend the
+ * same batch.  -1 when the answer carries no vector.
+ */
+static int
+flight_take(const struct flight *f, struct sync_counts *out, json_object *pvv)
+{
+	json_object *nvv;
+
+	out->sent += jget_int(f->c.out, "applied", 0);
+	out->conflicts += jget_int(f->c.out, "conflicts", 0);
+	if (!json_object_object_get_ex(f->c.out, "vv", &nvv) ||
+	    !json_object_is_type(nvv, json_type_object))
+		return -1;
+	vv_raise_all(pvv, nvv);
+	return 0;
+}
+
 static void
 flight_free(struct flight *f)
 {
@@ -293,7 +311,7 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
     char *err, size_t errsz)
 {
 	struct flight f[PUSH_WINDOW];
-	json_object *from = NULL, *reread = NULL, *nvv;
+	json_object *from = NULL, *reread = NULL;
 	int head = 0, n = 0, rounds = 0, fed_all = 0, ret = -1, i;
 	enum dbsync_rc rc;
 	char why[512];
@@ -361,19 +379,13 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			    f[head].c.why);
 			goto done;
 		}
-		out->sent += jget_int(f[head].c.out, "applied", 0);
-		out->conflicts += jget_int(f[head].c.out, "conflicts", 0);
-		if (t->progress != NULL)
-			t->progress(t->arg, out);
-		/* The peer's new version vector is where the next batch
-		 * starts; without it we would resend the same batch. */
-		if (!json_object_object_get_ex(f[head].c.out, "vv", &nvv) ||
-		    !json_object_is_type(nvv, json_type_object)) {
+		if (flight_take(&f[head], out, *pvv) == -1) {
 			util_fmt(err, errsz, "push %s: peer answered without "
 			    "its version vector", db_name);
 			goto done;
 		}
-		vv_raise_all(*pvv, nvv);
+		if (t->progress != NULL)
+			t->progress(t->arg, out);
 		if (!vv_covers(*pvv, f[head].assumed)) {
 			/* Read again from where the peer is, once the
 			 * batches already sent have been answered. */
@@ -381,17 +393,8 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 				struct flight *g = &f[(head + i) % PUSH_WINDOW];
 
 				flight_wait(g);
-				if (g->c.rc == 0) {
-					out->sent += jget_int(g->c.out,
-					    "applied", 0);
-					out->conflicts += jget_int(g->c.out,
-					    "conflicts", 0);
-					if (json_object_object_get_ex(g->c.out,
-					    "vv", &nvv) && json_object_is_type(
-					    nvv, json_type_object)) {
-						vv_raise_all(*pvv, nvv);
-					}
-				}
+				if (g->c.rc == 0)
+					flight_take(g, out, *pvv);
 				flight_free(g);
 			}
 			flight_free(&f[head]);
@@ -453,10 +456,11 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 	 * while the push runs, and all of it before anything is pulled.
 	 */
 	hv.left = dbsync_pending(app);
-	if (!(dirs & SYNC_PUSH) || hv.left <= HARVEST_STEP)
+	if (!(dirs & SYNC_PUSH) || hv.left <= DBSYNC_HARVEST_STEP)
 		hv.left = 0;
 	else
-		hv.left = (hv.left + HARVEST_STEP - 1) / HARVEST_STEP;
+		hv.left = (hv.left + DBSYNC_HARVEST_STEP - 1) /
+		    DBSYNC_HARVEST_STEP;
 	if (hv.left == 0 && harvest_all(&hv, err, errsz) == -1)
 		return -1;
 

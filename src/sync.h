@@ -10,7 +10,7 @@
 
 #include "conf.h"
 
-#define SYNC_BATCH	5000	/* row changes per request */
+#define SYNC_BATCH	5000	/* change-log entries per request */
 #define SYNC_MAX_ROUNDS	100000	/* batches per direction, a runaway guard */
 
 struct sync_counts;

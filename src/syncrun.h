@@ -49,12 +49,6 @@ int	 syncrun_peer(sqlite3 *state, const struct conf *c,
 	    struct syncrun_result *res);
 
 /*
- * Sync with every enabled peer, or only `only` (a name, node id or number).
- * Returns a JSON object {"peers": [{peer, ok, sent, received, conflicts,
- * error?}], "sent", "received", "conflicts", "failed"} the caller puts, or
- * NULL when `only` names no peer.
- */
-/*
  * fn (NULL: none) is told the running counts of the sync in progress with
  * `peer`, as often as the dashboards' sync-progress event (every 200 ms at
  * most): `meshsync sync` shows them on a terminal during a long sync.
@@ -62,6 +56,12 @@ int	 syncrun_peer(sqlite3 *state, const struct conf *c,
 void	 syncrun_on_progress(void (*fn)(const char *peer,
 	    const struct sync_counts *n));
 
+/*
+ * Sync with every enabled peer, or only `only` (a name, node id or number).
+ * Returns a JSON object {"peers": [{peer, ok, sent, received, conflicts,
+ * error?}], "sent", "received", "conflicts", "failed"} the caller puts, or
+ * NULL when `only` names no peer.
+ */
 json_object *syncrun_all(sqlite3 *state, const struct conf *c,
 	    const struct store_identity *id, const char *only);
 
