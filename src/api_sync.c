@@ -72,15 +72,19 @@ answer_rc(struct req *r, enum dbsync_rc rc, const char *err)
 	}
 }
 
-/* GET /api/sync/changes?db=&since=&limit= (peer).  limit=0 asks only for
- * the version vector, which is where a push starts. */
+/* GET /api/sync/changes?db=&since=&limit=&wire= (peer).  limit=0 asks
+ * only for the version vector, which is where a push starts; its answer
+ * says which batch format (wire) we read, so the pusher writes the
+ * newest we both know.  A batch is in wire 1 unless the asker says it
+ * reads a newer one. */
 int
 api_changes(struct req *r)
 {
 	const char *name, *lim = req_param(r, "limit"), *es;
+	const char *wp = req_param(r, "wire");
 	json_object *since = NULL, *batch = NULL, *o;
 	char err[512];
-	long long limit = SYNC_BATCH, n;
+	long long limit = SYNC_BATCH, n, wire = 1;
 	enum dbsync_rc rc;
 	int pending, passes, rest = 0;
 	sqlite3 *app;
@@ -89,6 +93,10 @@ api_changes(struct req *r)
 	    &es) == -1)
 		return req_error(r, 400, "limit is %s (0..%d)", es,
 		    DBSYNC_MAX_BATCH);
+	if (wp != NULL && util_strtonum(wp, 1, INT32_MAX, &wire, &es) == -1)
+		return req_error(r, 400, "wire is %s (1 or more)", es);
+	if (wire > DBSYNC_WIRE)
+		wire = DBSYNC_WIRE;
 	since = sync_vv_decode(req_param(r, "since") ? req_param(r, "since") : "");
 	if (since == NULL)
 		return req_error(r, 400, "malformed cursor");
@@ -103,6 +111,8 @@ api_changes(struct req *r)
 		}
 		o = json_object_new_object();
 		json_object_object_add(o, "vv", batch);
+		json_object_object_add(o, "wire",
+		    json_object_new_int(DBSYNC_WIRE));
 		json_object_put(since);
 		sqlite3_close(app);
 		return req_json(r, 200, o);
@@ -131,14 +141,13 @@ api_changes(struct req *r)
 		if (rc != DBSYNC_OK)
 			goto fail;
 		json_object_put(batch);
-		rc = dbsync_feed(app, since, (int)limit, &batch, err,
-		    sizeof(err));
+		rc = dbsync_feed(app, since, (int)limit, (int)wire, &batch,
+		    err, sizeof(err));
 		if (rc != DBSYNC_OK)
 			goto fail;
 		if (pending <= DBSYNC_HARVEST_STEP)
 			break;
-		n = (long long)json_object_array_length(
-		    json_object_object_get(batch, "changes"));
+		n = (long long)dbsync_batch_len(batch);
 		if (n >= limit || --passes == 0) {
 			/* Captures remain: the puller asks again (a batch
 			 * with nothing in it ends this pull; the next one

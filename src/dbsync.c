@@ -1876,18 +1876,229 @@ share_key(struct shared *s, const char *text)
 	return share_set(s, text, 1);
 }
 
+/* Wire 2: one (table, schema) of a batch and its "c" column list. */
+struct wtab {
+	char		*tbl;
+	char		*hash;
+	json_object	*cols;
+};
+
+/*
+ * Where a feed writes its entries: one object per entry (wire 1), or one
+ * array per row change with nodes, tables and columns interned (wire 2).
+ */
+struct feedw {
+	int		 wire;
+	json_object	*batch;
+	json_object	*out;		/* "changes" or "rows" */
+	json_object	*nodes;		/* wire 2 */
+	json_object	*tables;
+	struct wtab	*tab;
+	int		 ntab;
+	json_object	*row;		/* wire 2: the row change being written */
+	int		 rtab, rorigin;
+	int64_t		 rnext;		/* its next entry's seq */
+	uint64_t	 rh;
+	char		*rpk;
+	struct shared	 o, t, pn, k;	/* wire 1 */
+};
+
+static void
+feedw_free(struct feedw *w)
+{
+	int i;
+
+	for (i = 0; i < w->ntab; i++) {
+		free(w->tab[i].tbl);
+		free(w->tab[i].hash);
+	}
+	free(w->tab);
+	free(w->rpk);
+	share_free(&w->o);
+	share_free(&w->t);
+	share_free(&w->pn);
+	share_free(&w->k);
+	json_object_put(w->batch);
+	memset(w, 0, sizeof(*w));
+}
+
+static int
+feedw_init(struct feedw *w, int wire, json_object *vv, json_object *schemas)
+{
+	memset(w, 0, sizeof(*w));
+	w->wire = wire == DBSYNC_WIRE ? DBSYNC_WIRE : 1;
+	if ((w->batch = json_object_new_object()) == NULL ||
+	    (w->out = json_object_new_array()) == NULL)
+		return -1;
+	json_object_object_add(w->batch, "vv", json_object_get(vv));
+	json_object_object_add(w->batch, "schemas", json_object_get(schemas));
+	if (w->wire == 1) {
+		json_object_object_add(w->batch, "changes", w->out);
+		return 0;
+	}
+	json_object_object_add(w->batch, "rows", w->out);
+	if ((w->nodes = json_object_new_array()) == NULL)
+		return -1;
+	json_object_object_add(w->batch, "nodes", w->nodes);
+	if ((w->tables = json_object_new_array()) == NULL)
+		return -1;
+	json_object_object_add(w->batch, "tables", w->tables);
+	return 0;
+}
+
+/* Index of string s in array a, appended when missing; -1 on memory. */
+static int
+intern(json_object *a, const char *s)
+{
+	size_t i, n = json_object_array_length(a);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(json_object_get_string(
+		    json_object_array_get_idx(a, i)), s) == 0)
+			return (int)i;
+	if (json_object_array_add(a, json_object_new_string(s)) != 0 ||
+	    json_object_array_length(a) != n + 1)
+		return -1;
+	return (int)n;
+}
+
+/* Index of (tbl, hash) in the batch's "tables", added when missing. */
+static int
+feedw_table(struct feedw *w, const char *tbl, const char *hash)
+{
+	struct wtab *nt;
+	json_object *o;
+	int i;
+
+	for (i = 0; i < w->ntab; i++)
+		if (strcmp(w->tab[i].tbl, tbl) == 0 &&
+		    strcmp(w->tab[i].hash, hash) == 0)
+			return i;
+	if ((nt = realloc(w->tab, (size_t)(w->ntab + 1) * sizeof(*nt))) ==
+	    NULL)
+		return -1;
+	w->tab = nt;
+	nt = &w->tab[w->ntab];
+	memset(nt, 0, sizeof(*nt));
+	if ((o = json_object_new_object()) == NULL)
+		return -1;
+	json_object_array_add(w->tables, o);
+	if ((nt->cols = json_object_new_array()) == NULL)
+		return -1;
+	json_object_object_add(o, "t", json_object_new_string(tbl));
+	json_object_object_add(o, "sh", json_object_new_string(hash));
+	json_object_object_add(o, "c", nt->cols);
+	if ((nt->tbl = strdup(tbl)) == NULL ||
+	    (nt->hash = strdup(hash)) == NULL) {
+		w->ntab++;	/* freed by feedw_free */
+		return -1;
+	}
+	return w->ntab++;
+}
+
+/* Wire 1: the entry as one object. */
+static int
+feedw_entry1(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
+    const char *tbl, const char *pk, const char *col, json_object *val,
+    int64_t ph, const char *pn, const char *hash, json_object *schemas)
+{
+	json_object *o, *cur;
+
+	if ((o = json_object_new_object()) == NULL)
+		return -1;
+	json_object_array_add(w->out, o);
+	/* Entries of one row change repeat origin, table, key and mostly
+	 * the previous node: one shared (counted) object each, parsed or
+	 * made once per row. */
+	if (share(&w->o, origin) == -1 || share(&w->t, tbl) == -1 ||
+	    share(&w->pn, pn) == -1 || share_key(&w->k, pk) == -1)
+		return -1;
+	json_object_object_add(o, "o", json_object_get(w->o.j));
+	json_object_object_add(o, "s", json_object_new_int64(seq));
+	json_object_object_add(o, "h", json_object_new_int64((int64_t)h));
+	json_object_object_add(o, "t", json_object_get(w->t.j));
+	json_object_object_add(o, "k", json_object_get(w->k.j));
+	json_object_object_add(o, "c", json_object_new_string(col));
+	json_object_object_add(o, "v", val);
+	json_object_object_add(o, "ph", json_object_new_int64(ph));
+	json_object_object_add(o, "pn", json_object_get(w->pn.j));
+	if (hash != NULL && (!json_object_object_get_ex(schemas, tbl, &cur) ||
+	    strcmp(json_object_get_string(cur), hash) != 0))
+		json_object_object_add(o, "sh", json_object_new_string(hash));
+	return 0;
+}
+
+/* Wire 2: the entry into its row change's array, a new one when it is
+ * the first entry of its row change. */
+static int
+feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
+    const char *tbl, const char *pk, const char *col, json_object *val,
+    int64_t ph, const char *pn, const char *hash)
+{
+	json_object *r, *key;
+	int ti, oi, ci, pi, i;
+
+	if ((ti = feedw_table(w, tbl, hash != NULL ? hash : "")) == -1 ||
+	    (oi = intern(w->nodes, origin)) == -1 ||
+	    (pi = intern(w->nodes, pn)) == -1 ||
+	    (ci = intern(w->tab[ti].cols, col)) == -1) {
+		json_object_put(val);
+		return -1;
+	}
+	if (w->row == NULL || seq != w->rnext || h != w->rh ||
+	    ti != w->rtab || oi != w->rorigin || strcmp(pk, w->rpk) != 0) {
+		free(w->rpk);
+		w->row = NULL;
+		if ((w->rpk = strdup(pk)) == NULL ||
+		    (r = json_object_new_array_ext(9)) == NULL) {
+			json_object_put(val);
+			return -1;
+		}
+		json_object_array_add(w->out, r);
+		if ((key = json_tokener_parse(pk)) == NULL) {
+			json_object_put(val);
+			return -1;
+		}
+		json_object_array_add(r, json_object_new_int(ti));
+		json_object_array_add(r, json_object_new_int(oi));
+		json_object_array_add(r, json_object_new_int64(seq));
+		json_object_array_add(r, json_object_new_int64((int64_t)h));
+		json_object_array_add(r, key);
+		for (i = 0; i < 4; i++)
+			json_object_array_add(r, json_object_new_array());
+		if (json_object_array_length(r) != 9) {
+			json_object_put(val);
+			return -1;
+		}
+		w->row = r;
+		w->rtab = ti;
+		w->rorigin = oi;
+		w->rh = h;
+	}
+	r = w->row;
+	w->rnext = seq + 1;
+	json_object_array_add(json_object_array_get_idx(r, 5),
+	    json_object_new_int(ci));
+	json_object_array_add(json_object_array_get_idx(r, 6), val);
+	json_object_array_add(json_object_array_get_idx(r, 7),
+	    json_object_new_int64(ph));
+	json_object_array_add(json_object_array_get_idx(r, 8),
+	    json_object_new_int(pi));
+	return 0;
+}
+
 enum dbsync_rc
-dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
+dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
     json_object **batch_out, char *err, size_t errsz)
 {
 	sqlite3_stmt *q = NULL, *sq = NULL;
-	json_object *batch = NULL, *vv = NULL, *schemas = NULL, *changes;
-	json_object *o, *j;
-	struct shared sh_o = { 0 }, sh_t = { 0 }, sh_pn = { 0 }, sh_k = { 0 };
+	json_object *vv = NULL, *schemas = NULL, *j;
+	struct feedw w;
 	enum dbsync_rc rc = DBSYNC_EINTERNAL;
 	int intx = 0, count = 0, more = 0, src;
 
 	*batch_out = NULL;
+	memset(&w, 0, sizeof(w));
 	if (vv_check(since_vv, err, errsz) == -1)
 		return DBSYNC_EINPUT;
 	if (limit < 1)
@@ -1900,13 +2111,9 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 	intx = 1;
 	if (dbsync_vv(db, &vv, err, errsz) == -1)
 		goto fail;
-	if ((batch = json_object_new_object()) == NULL ||
-	    (schemas = json_object_new_object()) == NULL ||
-	    (changes = json_object_new_array()) == NULL)
+	if ((schemas = json_object_new_object()) == NULL ||
+	    feedw_init(&w, wire, vv, schemas) == -1)
 		goto oom;
-	json_object_object_add(batch, "vv", json_object_get(vv));
-	json_object_object_add(batch, "schemas", schemas);
-	json_object_object_add(batch, "changes", changes);
 	if (sqlite3_prepare_v2(db, "SELECT tbl, hash FROM _meshsync_tracked",
 	    -1, &sq, NULL) != SQLITE_OK)
 		goto dberr;
@@ -1944,9 +2151,15 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 			uint64_t h = (uint64_t)sqlite3_column_int64(q, 1);
 			const char *tbl = (const char *)
 			    sqlite3_column_text(q, 2);
+			const char *pk = (const char *)
+			    sqlite3_column_text(q, 3);
+			const char *col = (const char *)
+			    sqlite3_column_text(q, 4);
+			const char *pn = (const char *)
+			    sqlite3_column_text(q, 7);
 			const char *hash = (const char *)
 			    sqlite3_column_text(q, 8);
-			json_object *cur;
+			int64_t ph = sqlite3_column_int64(q, 6);
 			struct dv v;
 
 			if (seq != last + 1) {
@@ -1958,39 +2171,14 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 			}
 			if (count >= limit && h != lasth)
 				break;
-			if ((o = json_object_new_object()) == NULL)
-				goto oom;
-			json_object_array_add(changes, o);
-			/* Entries of one row change repeat origin, table, key
-			 * and mostly the previous node: one shared (counted)
-			 * object each, parsed or made once per row. */
-			if (share(&sh_o, origin) == -1 || share(&sh_t, tbl) ==
-			    -1 || share(&sh_pn, (const char *)
-			    sqlite3_column_text(q, 7)) == -1 || share_key(&sh_k,
-			    (const char *)sqlite3_column_text(q, 3)) == -1)
-				goto oom;
-			json_object_object_add(o, "o", json_object_get(sh_o.j));
-			json_object_object_add(o, "s",
-			    json_object_new_int64(seq));
-			json_object_object_add(o, "h",
-			    json_object_new_int64((int64_t)h));
-			json_object_object_add(o, "t", json_object_get(sh_t.j));
-			json_object_object_add(o, "k", json_object_get(sh_k.j));
-			json_object_object_add(o, "c", json_object_new_string(
-			    (const char *)sqlite3_column_text(q, 4)));
 			dv_col(&v, q, 5);
 			if (dv_to_json(&v, &j) == -1)
 				goto oom;
-			json_object_object_add(o, "v", j);
-			json_object_object_add(o, "ph", json_object_new_int64(
-			    sqlite3_column_int64(q, 6)));
-			json_object_object_add(o, "pn",
-			    json_object_get(sh_pn.j));
-			if (hash != NULL && (!json_object_object_get_ex(
-			    schemas, tbl, &cur) ||
-			    strcmp(json_object_get_string(cur), hash) != 0))
-				json_object_object_add(o, "sh",
-				    json_object_new_string(hash));
+			if ((w.wire == 1 ? feedw_entry1(&w, origin, seq, h,
+			    tbl, pk, col, j, ph, pn, hash, schemas) :
+			    feedw_entry2(&w, origin, seq, h, tbl, pk, col, j,
+			    ph, pn, hash)) == -1)
+				goto oom;
 			count++;
 			fetched++;
 			last = seq;
@@ -2009,9 +2197,9 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit,
 		if (last < upto)
 			more = 1;
 	}
-	json_object_object_add(batch, "more", json_object_new_boolean(more));
-	*batch_out = batch;
-	batch = NULL;
+	json_object_object_add(w.batch, "more", json_object_new_boolean(more));
+	*batch_out = w.batch;
+	w.batch = NULL;
 	rc = DBSYNC_OK;
 	goto fail;
 oom:
@@ -2025,12 +2213,89 @@ fail:
 	if (intx)
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	json_object_put(vv);
-	json_object_put(batch);
-	share_free(&sh_o);
-	share_free(&sh_t);
-	share_free(&sh_pn);
-	share_free(&sh_k);
+	json_object_put(schemas);
+	feedw_free(&w);
 	return rc;
+}
+
+/* a[i] when a is an array that long, else NULL: the two functions below
+ * also read batches nobody has checked yet. */
+static json_object *
+arr_at(json_object *a, size_t i)
+{
+	if (!json_object_is_type(a, json_type_array) ||
+	    i >= json_object_array_length(a))
+		return NULL;
+	return json_object_array_get_idx(a, i);
+}
+
+static size_t
+arr_len(json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ?
+	    json_object_array_length(a) : 0;
+}
+
+size_t
+dbsync_batch_len(json_object *batch)
+{
+	json_object *a = NULL;
+	size_t i, n, len = 0;
+
+	if (json_object_object_get_ex(batch, "changes", &a))
+		return arr_len(a);
+	if (!json_object_object_get_ex(batch, "rows", &a))
+		return 0;
+	n = arr_len(a);
+	for (i = 0; i < n; i++)
+		len += arr_len(arr_at(arr_at(a, i), 5));
+	return len;
+}
+
+/* Raise tops[origin] to seq. */
+static void
+tops_raise(json_object *tops, const char *origin, int64_t seq)
+{
+	if (seq > jget_int(tops, origin, 0))
+		json_object_object_add(tops, origin,
+		    json_object_new_int64(seq));
+}
+
+json_object *
+dbsync_batch_tops(json_object *batch)
+{
+	json_object *tops, *a = NULL, *nodes = NULL, *r;
+	const char *o;
+	size_t i, n, nc;
+
+	if ((tops = json_object_new_object()) == NULL)
+		return NULL;
+	if (json_object_object_get_ex(batch, "changes", &a)) {
+		n = arr_len(a);
+		for (i = 0; i < n; i++) {
+			r = arr_at(a, i);
+			if ((o = jget_str(r, "o", NULL)) != NULL)
+				tops_raise(tops, o, jget_int(r, "s", 0));
+		}
+		return tops;
+	}
+	if (!json_object_object_get_ex(batch, "rows", &a) ||
+	    !json_object_object_get_ex(batch, "nodes", &nodes))
+		return tops;
+	n = arr_len(a);
+	for (i = 0; i < n; i++) {
+		int64_t seq;
+
+		r = arr_at(a, i);
+		o = json_object_get_string(arr_at(nodes, (size_t)
+		    json_object_get_int(arr_at(r, 1))));
+		seq = json_object_get_int64(arr_at(r, 2));
+		nc = arr_len(arr_at(r, 5));
+		if (o != NULL && nc > 0 && seq > 0 &&
+		    seq <= INT64_MAX - (int64_t)nc)
+			tops_raise(tops, o, seq + (int64_t)nc - 1);
+	}
+	return tops;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2059,30 +2324,63 @@ ent_cmp(const void *a, const void *b)
 	return x->s < y->s ? -1 : x->s > y->s;
 }
 
-/*
- * Shape-check a batch and decode it into a new array *out of *n entries
- * (strings borrowed from batch).  Returns 0, or -1 with err.
- */
+/* The checks every decoded entry gets, whatever the wire.  0, or -1
+ * with err (e is entry i of the batch). */
 static int
-batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
-    struct ent **out, size_t *n, char *err, size_t errsz)
+ent_check(const struct ent *e, size_t i, int64_t now_ms,
+    int64_t max_future_ms, char *err, size_t errsz)
 {
-	json_object *changes, *schemas = NULL, *c, *k, *v, *hv, *prevk = NULL;
-	struct ent *x = NULL;
+	char o[DBSYNC_NODE_MAX + 1];
+
+	if (e->c[0] == '\0' && !(e->v.t == SQLITE_INTEGER &&
+	    (e->v.i == 0 || e->v.i == 1))) {
+		snprintf(err, errsz, "change %zu: row marker value must be 0 "
+		    "or 1", i);
+		return -1;
+	}
+	if (hlc_wall(e->h) > now_ms + max_future_ms) {
+		snprintf(err, errsz, "change %zu from %s: clock %lld ms ahead "
+		    "of ours (limit %lld ms); batch rejected", i,
+		    log_scrub(o, sizeof(o), e->o),
+		    (long long)(hlc_wall(e->h) - now_ms),
+		    (long long)max_future_ms);
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Decode key k into e (npk, canonical text). */
+static int
+ent_key(struct ent *e, json_object *k, const char **why)
+{
 	struct dv pkv[CAPTURE_MAX_PK];
+	int npk;
+
+	if ((npk = pk_from_json(k, pkv, 0, why)) < 0)
+		return -1;
+	e->npk = npk;
+	e->pk = pk_encode(pkv, npk);
+	pk_free(pkv, npk);
+	if (e->pk == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* Wire 1: "changes", one object per entry. */
+static int
+parse_changes(json_object *batch, json_object *changes, int64_t now_ms,
+    int64_t max_future_ms, struct ent **out, size_t *n, char *err,
+    size_t errsz)
+{
+	json_object *schemas = NULL, *c, *k, *v, *hv, *prevk = NULL;
+	struct ent *x = NULL;
 	const char *why = NULL;
 	size_t len, i;
 	int64_t i64;
-	int npk;
 
-	*out = NULL;
-	*n = 0;
-	if (!json_object_is_type(batch, json_type_object) ||
-	    !json_object_object_get_ex(batch, "changes", &changes) ||
-	    !json_object_is_type(changes, json_type_array)) {
-		snprintf(err, errsz, "batch: \"changes\" array missing");
-		return -1;
-	}
 	if (json_object_object_get_ex(batch, "schemas", &schemas) &&
 	    !json_object_is_type(schemas, json_type_object)) {
 		snprintf(err, errsz, "batch: \"schemas\" must be an object");
@@ -2151,37 +2449,17 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 		 * re-encode the key once per row, not once per column. */
 		if (prevk != NULL && json_object_equal(k, prevk)) {
 			e->npk = x[i - 1].npk;
-			e->pk = strdup(x[i - 1].pk);
-		} else {
-			if ((npk = pk_from_json(k, pkv, 0, &why)) < 0)
+			if ((e->pk = strdup(x[i - 1].pk)) == NULL) {
+				why = "out of memory";
 				goto bad;
-			e->npk = npk;
-			e->pk = pk_encode(pkv, npk);
-			pk_free(pkv, npk);
-		}
-		if (e->pk == NULL) {
-			why = "out of memory";
+			}
+		} else if (ent_key(e, k, &why) == -1)
 			goto bad;
-		}
 		prevk = k;
 		if (dv_from_json(v, &e->v, 0, &why) == -1)
 			goto bad;
-		if (e->c[0] == '\0' && !(e->v.t == SQLITE_INTEGER &&
-		    (e->v.i == 0 || e->v.i == 1))) {
-			why = "row marker value must be 0 or 1";
-			goto bad;
-		}
-		if (hlc_wall(e->h) > now_ms + max_future_ms) {
-			char o[DBSYNC_NODE_MAX + 1];
-
-			snprintf(err, errsz, "change %zu from %s: clock %lld ms "
-			    "ahead of ours (limit %lld ms); batch rejected", i,
-			    log_scrub(o, sizeof(o), e->o),
-			    (long long)(hlc_wall(e->h) - now_ms),
-			    (long long)max_future_ms);
-			log_warnx("%s", err);
+		if (ent_check(e, i, now_ms, max_future_ms, err, errsz) == -1)
 			goto fail;
-		}
 	}
 	*out = x;
 	*n = len;
@@ -2191,6 +2469,259 @@ bad:
 fail:
 	ents_free(x, len);
 	return -1;
+}
+
+/* Wire 2: a batch's "tables", checked. */
+struct rtab {
+	const char	*t, *sh;
+	json_object	*c;
+	size_t		 nc;
+};
+
+/* The "nodes" and "tables" of a wire 2 batch, checked, into new arrays
+ * *nodes (borrowed strings) and *tabs.  0, or -1 with err. */
+static int
+parse_dicts(json_object *batch, const char ***nodes, size_t *nn,
+    struct rtab **tabs, size_t *nt, char *err, size_t errsz)
+{
+	json_object *a, *b, *o;
+	size_t i, j;
+
+	*nodes = NULL;
+	*tabs = NULL;
+	if (!json_object_object_get_ex(batch, "nodes", &a) ||
+	    !json_object_is_type(a, json_type_array) ||
+	    !json_object_object_get_ex(batch, "tables", &b) ||
+	    !json_object_is_type(b, json_type_array)) {
+		snprintf(err, errsz, "batch: \"nodes\" and \"tables\" arrays "
+		    "missing");
+		return -1;
+	}
+	*nn = json_object_array_length(a);
+	*nt = json_object_array_length(b);
+	/* A batch names each node and table at most twice per entry. */
+	if (*nn > 2 * DBSYNC_MAX_APPLY || *nt > DBSYNC_MAX_APPLY) {
+		snprintf(err, errsz, "batch: too many nodes or tables");
+		return -1;
+	}
+	if ((*nodes = calloc(*nn + 1, sizeof(**nodes))) == NULL ||
+	    (*tabs = calloc(*nt + 1, sizeof(**tabs))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < *nn; i++)
+		if (((*nodes)[i] = jval_cstr(json_object_array_get_idx(a, i),
+		    DBSYNC_NODE_MAX)) == NULL) {
+			snprintf(err, errsz, "batch: node %zu is not a node id",
+			    i);
+			return -1;
+		}
+	for (i = 0; i < *nt; i++) {
+		struct rtab *t = &(*tabs)[i];
+
+		o = json_object_array_get_idx(b, i);
+		if ((t->t = jget_cstr(o, "t", CAPTURE_NAME_MAX)) == NULL ||
+		    !capture_name_ok(t->t) ||
+		    (t->sh = jget_cstr(o, "sh", CAPTURE_HASH_LEN)) == NULL ||
+		    !util_is_hex(t->sh, CAPTURE_HASH_LEN) ||
+		    !json_object_object_get_ex(o, "c", &t->c) ||
+		    !json_object_is_type(t->c, json_type_array) ||
+		    (t->nc = json_object_array_length(t->c)) >
+		    DBSYNC_ROW_MAX) {
+			snprintf(err, errsz, "batch: table %zu needs a table "
+			    "name \"t\", a schema hash \"sh\" and a column "
+			    "list \"c\"", i);
+			return -1;
+		}
+		for (j = 0; j < t->nc; j++)
+			if (jval_cstr(json_object_array_get_idx(t->c, j),
+			    4096) == NULL) {
+				snprintf(err, errsz, "batch: table %zu: column "
+				    "%zu is not a name", i, j);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/* The parts of a wire 2 row. */
+enum { R_TAB, R_ORIGIN, R_SEQ, R_HLC, R_KEY, R_COLS, R_VALS, R_PH, R_PN,
+    R_LEN };
+
+/* Row r's shape: a row array whose four lists have one element per
+ * column, 1..DBSYNC_ROW_MAX.  The column count, or 0 (*why). */
+static size_t
+row_shape(json_object *r, const char **why)
+{
+	size_t n, k;
+
+	if (!json_object_is_type(r, json_type_array) ||
+	    json_object_array_length(r) != R_LEN) {
+		*why = "not an array of 9";
+		return 0;
+	}
+	n = json_object_array_length(json_object_array_get_idx(r, R_COLS));
+	for (k = R_COLS; k <= R_PN; k++) {
+		json_object *l = json_object_array_get_idx(r, k);
+
+		if (!json_object_is_type(l, json_type_array) ||
+		    json_object_array_length(l) != n) {
+			*why = "columns, values, prev clocks and prev nodes "
+			    "must be arrays of one length";
+			return 0;
+		}
+	}
+	if (n < 1 || n > DBSYNC_ROW_MAX) {
+		*why = "a row has 1..2048 columns";
+		return 0;
+	}
+	return n;
+}
+
+/* Wire 2: "rows", one array per row change. */
+static int
+parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
+    int64_t max_future_ms, struct ent **out, size_t *n, char *err,
+    size_t errsz)
+{
+	const char **nodes = NULL, *why = NULL;
+	struct rtab *tabs = NULL;
+	struct ent *x = NULL;
+	json_object *r;
+	size_t nn, nt, nr, len = 0, i, j, k = 0, nc;
+	int64_t ti, oi, seq, h, ci, ph, pi;
+
+	if (parse_dicts(batch, &nodes, &nn, &tabs, &nt, err, errsz) == -1)
+		goto fail;
+	nr = json_object_array_length(rows);
+	for (i = 0; i < nr; i++) {
+		if ((nc = row_shape(json_object_array_get_idx(rows, i), &why))
+		    == 0)
+			goto bad;
+		if ((len += nc) > DBSYNC_MAX_APPLY) {
+			snprintf(err, errsz, "batch: more than %d changes",
+			    DBSYNC_MAX_APPLY);
+			goto fail;
+		}
+	}
+	if (len > 0 && (x = calloc(len, sizeof(*x))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < nr; i++) {
+		json_object *cols, *vals, *phs, *pns;
+		struct ent *e;
+
+		r = json_object_array_get_idx(rows, i);
+		nc = json_object_array_length(json_object_array_get_idx(r,
+		    R_COLS));
+		if (jval_range(json_object_array_get_idx(r, R_TAB), 0,
+		    (int64_t)nt - 1, &ti) == -1)
+			why = "bad table number";
+		else if (jval_range(json_object_array_get_idx(r, R_ORIGIN), 0,
+		    (int64_t)nn - 1, &oi) == -1 || nodes[oi][0] == '\0')
+			why = "bad origin number";
+		else if (jval_range(json_object_array_get_idx(r, R_SEQ), 1,
+		    INT64_MAX - (int64_t)nc, &seq) == -1)
+			why = "bad seq";
+		else if (jval_range(json_object_array_get_idx(r, R_HLC), 1,
+		    INT64_MAX, &h) == -1)
+			why = "bad clock";
+		if (why != NULL)
+			goto bad;
+		cols = json_object_array_get_idx(r, R_COLS);
+		vals = json_object_array_get_idx(r, R_VALS);
+		phs = json_object_array_get_idx(r, R_PH);
+		pns = json_object_array_get_idx(r, R_PN);
+		for (j = 0; j < nc; j++, k++) {
+			e = &x[k];
+			e->v.t = SQLITE_NULL;
+			e->o = nodes[oi];
+			e->s = seq + (int64_t)j;
+			e->h = (uint64_t)h;
+			e->t = tabs[ti].t;
+			e->hash = tabs[ti].sh;
+			if (jval_range(json_object_array_get_idx(cols, j), 0,
+			    (int64_t)tabs[ti].nc - 1, &ci) == -1) {
+				why = "bad column number";
+				goto bad;
+			}
+			e->c = json_object_get_string(
+			    json_object_array_get_idx(tabs[ti].c, (size_t)ci));
+			if (jval_range(json_object_array_get_idx(phs, j), 0,
+			    INT64_MAX, &ph) == -1 ||
+			    jval_range(json_object_array_get_idx(pns, j), 0,
+			    (int64_t)nn - 1, &pi) == -1) {
+				why = "bad prev clock or node";
+				goto bad;
+			}
+			e->ph = (uint64_t)ph;
+			e->pn = nodes[pi];
+			if (j == 0) {
+				if (ent_key(e, json_object_array_get_idx(r,
+				    R_KEY), &why) == -1)
+					goto bad;
+			} else {
+				e->npk = e[-1].npk;
+				if ((e->pk = strdup(e[-1].pk)) == NULL) {
+					why = "out of memory";
+					goto bad;
+				}
+			}
+			if (dv_from_json(json_object_array_get_idx(vals, j),
+			    &e->v, 0, &why) == -1)
+				goto bad;
+			if (ent_check(e, k, now_ms, max_future_ms, err,
+			    errsz) == -1)
+				goto fail;
+		}
+	}
+	free(nodes);
+	free(tabs);
+	*out = x;
+	*n = len;
+	return 0;
+bad:
+	snprintf(err, errsz, "row %zu: %s", i, why ? why : "invalid");
+fail:
+	ents_free(x, x != NULL ? len : 0);
+	free(nodes);
+	free(tabs);
+	return -1;
+}
+
+/*
+ * Shape-check a batch (either wire) and decode it into a new array *out
+ * of *n entries (strings borrowed from batch).  Returns 0, or -1 with err.
+ */
+static int
+batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
+    struct ent **out, size_t *n, char *err, size_t errsz)
+{
+	json_object *a;
+
+	*out = NULL;
+	*n = 0;
+	if (!json_object_is_type(batch, json_type_object)) {
+		snprintf(err, errsz, "batch: not an object");
+		return -1;
+	}
+	if (json_object_object_get_ex(batch, "rows", &a)) {
+		if (!json_object_is_type(a, json_type_array)) {
+			snprintf(err, errsz, "batch: \"rows\" must be an "
+			    "array");
+			return -1;
+		}
+		return parse_rows(batch, a, now_ms, max_future_ms, out, n,
+		    err, errsz);
+	}
+	if (!json_object_object_get_ex(batch, "changes", &a) ||
+	    !json_object_is_type(a, json_type_array)) {
+		snprintf(err, errsz, "batch: \"changes\" array missing");
+		return -1;
+	}
+	return parse_changes(batch, a, now_ms, max_future_ms, out, n, err,
+	    errsz);
 }
 
 /*

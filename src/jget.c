@@ -65,10 +65,18 @@ jget_range(json_object *o, const char *key, int64_t min, int64_t max,
     int64_t *out)
 {
 	json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v))
+		return -1;
+	return jval_range(v, min, max, out);
+}
+
+int
+jval_range(json_object *v, int64_t min, int64_t max, int64_t *out)
+{
 	int64_t n;
 
-	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
+	if (!json_object_is_type(v, json_type_int))
 		return -1;
 	errno = 0;
 	n = json_object_get_int64(v);

@@ -22,5 +22,7 @@ const char	*jval_cstr(json_object *v, size_t maxlen);
 const char	*jget_cstr(json_object *o, const char *key, size_t maxlen);
 int		 jget_range(json_object *o, const char *key, int64_t min,
 		    int64_t max, int64_t *out);
+int		 jval_range(json_object *v, int64_t min, int64_t max,
+		    int64_t *out);
 
 #endif

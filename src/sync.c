@@ -18,17 +18,6 @@ more(json_object *batch)
 	return jget_bool(batch, "more");
 }
 
-static size_t
-nchanges(json_object *batch)
-{
-	json_object *v;
-
-	if (json_object_object_get_ex(batch, "changes", &v) &&
-	    json_object_is_type(v, json_type_array))
-		return json_object_array_length(v);
-	return 0;
-}
-
 /* One exchange with the peer on a thread of its own, while this thread
  * reads or applies: in is the batch sent (receive) or the vector asked
  * after (changes); out is the answer. */
@@ -126,36 +115,16 @@ vv_raise_all(json_object *vv, json_object *more)
 static json_object *
 vv_after(json_object *since, json_object *batch)
 {
-	json_object *vv = NULL, *ch;
-	const char *run = NULL;
-	int64_t top = 0;
-	size_t i, n;
+	json_object *vv, *tops;
 
 	if ((vv = vv_copy(since)) == NULL)
 		return NULL;
-	if (!json_object_object_get_ex(batch, "changes", &ch) ||
-	    !json_object_is_type(ch, json_type_array))
-		return vv;
-	n = json_object_array_length(ch);
-	/* A batch holds runs of one origin's entries: raise the vector once
-	 * per run, not once per entry. */
-	for (i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(ch, i);
-		const char *origin = jget_str(c, "o", NULL);
-		int64_t seq = jget_int(c, "s", 0);
-
-		if (origin == NULL)
-			continue;
-		if (run != NULL && strcmp(run, origin) != 0) {
-			vv_raise(vv, run, top);
-			run = NULL;
-		}
-		if (run == NULL || seq > top)
-			top = seq;
-		run = origin;
+	if ((tops = dbsync_batch_tops(batch)) == NULL) {
+		json_object_put(vv);
+		return NULL;
 	}
-	if (run != NULL)
-		vv_raise(vv, run, top);
+	vv_raise_all(vv, tops);
+	json_object_put(tops);
 	return vv;
 }
 
@@ -312,12 +281,12 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 {
 	struct flight f[PUSH_WINDOW];
 	json_object *from = NULL, *reread = NULL;
-	int head = 0, n = 0, rounds = 0, fed_all = 0, ret = -1, i;
+	int head = 0, n = 0, rounds = 0, fed_all = 0, ret = -1, i, wire = 1;
 	enum dbsync_rc rc;
 	char why[512];
 
 	memset(f, 0, sizeof(f));
-	if (t->vv(t->arg, db_name, pvv, why, sizeof(why)) == -1) {
+	if (t->vv(t->arg, db_name, pvv, &wire, why, sizeof(why)) == -1) {
 		util_fmt(err, errsz, "push %s: %s", db_name, why);
 		return -1;
 	}
@@ -333,14 +302,14 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			struct flight *g = &f[(head + n) % PUSH_WINDOW];
 			json_object *batch = NULL;
 
-			rc = dbsync_feed(app, from, SYNC_BATCH, &batch, why,
-			    sizeof(why));
+			rc = dbsync_feed(app, from, SYNC_BATCH, wire, &batch,
+			    why, sizeof(why));
 			if (rc != DBSYNC_OK) {
 				util_fmt(err, errsz, "push %s: %s", db_name,
 				    why);
 				goto done;
 			}
-			if (nchanges(batch) == 0) {
+			if (dbsync_batch_len(batch) == 0) {
 				json_object_put(batch);
 				fed_all = h->done;
 				starved = !h->done;
@@ -482,7 +451,7 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		struct util_bg bg;
 		int applied = 0, last;
 
-		if (nchanges(cur.batch) == 0)
+		if (dbsync_batch_len(cur.batch) == 0)
 			break;
 		last = !more(cur.batch) || rounds + 1 >= SYNC_MAX_ROUNDS;
 		if (!last && (ask.in = vv_after(vv, cur.batch)) != NULL)

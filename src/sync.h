@@ -22,10 +22,12 @@ struct sync_counts;
  * the caller.
  */
 struct sync_transport {
-	/* The peer's version vector for db. */
-	int	(*vv)(void *arg, const char *db, json_object **vv, char *err,
-		    size_t errsz);
-	/* The peer's changes after `since` (a version vector). */
+	/* The peer's version vector for db, and the newest batch format
+	 * (wire) it reads: 1 when it does not say. */
+	int	(*vv)(void *arg, const char *db, json_object **vv, int *wire,
+		    char *err, size_t errsz);
+	/* The peer's changes after `since` (a version vector), in any
+	 * wire (we ask for DBSYNC_WIRE). */
 	int	(*changes)(void *arg, const char *db, json_object *since,
 		    int limit, json_object **batch, char *err, size_t errsz);
 	/* Apply a batch on the peer; *result is its answer

@@ -138,7 +138,7 @@ t_changes(void *arg, const char *db, json_object *since, int limit,
 
 	if ((since != NULL && cur == NULL) || util_urlencode(q, sizeof(q), db, 1) == -1 ||
 	    util_fmt(uri, sizeof(uri), "/api/sync/changes?db=%s&limit=%d&"
-	    "since=%s", q, limit, cur ? cur : "") == -1) {
+	    "wire=%d&since=%s", q, limit, DBSYNC_WIRE, cur ? cur : "") == -1) {
 		free(cur);
 		util_fmt(err, errsz, "cursor too large");
 		return -1;
@@ -149,12 +149,15 @@ t_changes(void *arg, const char *db, json_object *since, int limit,
 }
 
 static int
-t_vv(void *arg, const char *db, json_object **vv, char *err, size_t errsz)
+t_vv(void *arg, const char *db, json_object **vv, int *wire, char *err,
+    size_t errsz)
 {
 	json_object *o = NULL, *v;
 
 	if (t_changes(arg, db, NULL, 0, &o, err, errsz) == -1)
 		return -1;
+	/* A peer that does not say reads wire 1 only. */
+	*wire = (int)jget_int(o, "wire", 1);
 	if (!json_object_object_get_ex(o, "vv", &v) ||
 	    !json_object_is_type(v, json_type_object)) {
 		json_object_put(o);
@@ -971,11 +974,12 @@ compact_db(const char *name, void *arg)
 		json_object *pj = json_object_array_get_idx(peers, i), *v, *pvv;
 		struct peer p;
 		struct link l = { .self = j->self, .peer = &p };
+		int wire;
 
 		json_object_object_get_ex(pj, "node_id", &v);
 		if (peers_by_node(j->state, json_object_get_string(v), &p) != 0)
 			goto done;
-		if (t_vv(&l, name, &pvv, why, sizeof(why)) == -1) {
+		if (t_vv(&l, name, &pvv, &wire, why, sizeof(why)) == -1) {
 			util_fmt(j->err, j->errsz, "%s: cannot ask %s (%s): "
 			    "nothing compacted", name, p.name, why);
 			goto done;

@@ -173,6 +173,8 @@ dbt_now(void)
 	return hlc_now_ms();
 }
 
+int dbt_wire = DBSYNC_WIRE;
+
 enum dbsync_rc
 dbt_sync(struct tnode *from, struct tnode *to, int limit,
     struct dbsync_stats *st, json_object **keep, int keepmax, int *nkeep)
@@ -195,7 +197,8 @@ dbt_sync(struct tnode *from, struct tnode *to, int limit,
 	do {
 		if (dbsync_vv(to->db, &vv, err, sizeof(err)) == -1)
 			return DBSYNC_EINTERNAL;
-		rc = dbsync_feed(from->db, vv, limit, &batch, err, sizeof(err));
+		rc = dbsync_feed(from->db, vv, limit, dbt_wire, &batch, err,
+		    sizeof(err));
 		json_object_put(vv);
 		if (rc != DBSYNC_OK) {
 			printf("# feed %s: %s\n", from->id, err);

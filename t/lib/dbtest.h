@@ -50,6 +50,10 @@ int	 dbt_track(struct tnode *n, const char *table);
  * into keep[] when keep != NULL (up to keepmax; *nkeep updated) so tests
  * can replay them.  Returns the last apply rc; fills *st (summed).
  */
+/* The batch format dbt_sync asks its feeds for (DBSYNC_WIRE unless a test
+ * sets it). */
+extern int dbt_wire;
+
 enum dbsync_rc dbt_sync(struct tnode *from, struct tnode *to, int limit,
 	    struct dbsync_stats *st, json_object **keep, int keepmax,
 	    int *nkeep);

@@ -485,39 +485,57 @@ test_delete_update(void)
 	dbt_node_close(&b);
 }
 
+/* The clock of the first (last) row change in a batch of either wire. */
+static int64_t
+batch_hlc(json_object *batch, int last)
+{
+	json_object *a;
+	size_t n;
+
+	if (json_object_object_get_ex(batch, "rows", &a)) {
+		n = json_object_array_length(a);
+		return json_object_get_int64(json_object_array_get_idx(
+		    json_object_array_get_idx(a, last ? n - 1 : 0), 3));
+	}
+	a = json_object_object_get(batch, "changes");
+	n = json_object_array_length(a);
+	return json_object_get_int64(json_object_object_get(
+	    json_object_array_get_idx(a, last ? n - 1 : 0), "h"));
+}
+
 static void
-test_replay(void)
+test_replay(int wire)
 {
 	struct tnode a, b, d;
 	json_object *keep[64];
-	char err[512], s1[256], s2[256];
+	char err[512], s1[256], s2[256], name[16];
 	struct dbsync_stats st;
 	enum dbsync_rc rc;
-	int nkeep = 0, i, k, total = 0;
+	int nkeep = 0, i, k, total = 0, split = 0;
 
-	mknode(&a, "rp-a");
-	mknode(&b, "rp-b");
-	mknode(&d, "rp-d");
+	tap_diag("replayed batches, wire %d", wire);
+	snprintf(name, sizeof(name), "rp%d-a", wire);
+	mknode(&a, name);
+	snprintf(name, sizeof(name), "rp%d-b", wire);
+	mknode(&b, name);
+	snprintf(name, sizeof(name), "rp%d-d", wire);
+	mknode(&d, name);
 	for (i = 0; i < 20; i++)
 		dbt_exec(a.app, "INSERT INTO notes(id, title, body) VALUES(%d, "
 		    "'t%d', 'b%d')", i, i, i);
+	dbt_wire = wire;
 	dbt_sync(&a, &b, 7, NULL, keep, 64, &nkeep);
+	dbt_wire = DBSYNC_WIRE;
 	tap_ok(nkeep >= 8, "small limit gives several batches (%d)", nkeep);
 	tap_ok(same(&a, &b), "batched sync complete");
 	for (i = 0; i < nkeep; i++) {
-		json_object *ch = json_object_object_get(keep[i], "changes");
-		size_t len = json_object_array_length(ch);
-		json_object *last = json_object_array_get_idx(ch, len - 1);
-		json_object *nx = i + 1 < nkeep ? json_object_array_get_idx(
-		    json_object_object_get(keep[i + 1], "changes"), 0) : NULL;
-
-		total += (int)len;
-		if (nx != NULL && json_object_get_int64(json_object_object_get(
-		    last, "h")) == json_object_get_int64(json_object_object_get(
-		    nx, "h")))
-			tap_diag("batch %d splits a row", i);
+		total += (int)dbsync_batch_len(keep[i]);
+		if (i + 1 < nkeep && batch_hlc(keep[i], 1) ==
+		    batch_hlc(keep[i + 1], 0))
+			split++;
 	}
 	tap_is_int(total, 100, "20 rows x (alive + 4 columns) entries");
+	tap_is_int(split, 0, "no batch splits a row change");
 
 	/* Apply the batches to D backwards: each is deferred until the
 	 * previous ones came. */
@@ -618,6 +636,45 @@ test_bad_input(void)
 		{ "key arity", "{\"schemas\":{\"notes\":\"%s\"},\"changes\":"
 		    "[{\"o\":\"x\",\"s\":1,\"h\":%lld,\"t\":\"notes\","
 		    "\"k\":[1,2],\"c\":\"\",\"v\":1,\"ph\":0,\"pn\":\"\"}]}" },
+#define V2(tables, row) "{\"nodes\":[\"x\",\"\"],\"tables\":[" tables "]," \
+	"\"rows\":[" row "]}"
+#define V2T "{\"t\":\"notes\",\"sh\":\"%s\",\"c\":[\"\",\"title\"]}"
+		{ "wire 2: rows not an array", "{\"nodes\":[],\"tables\":[],"
+		    "\"rows\":{}}" },
+		{ "wire 2: no nodes", "{\"tables\":[],\"rows\":[]}" },
+		{ "wire 2: node not a string", "{\"nodes\":[1],\"tables\":[],"
+		    "\"rows\":[]}" },
+		{ "wire 2: table without a hash", V2("{\"t\":\"notes\","
+		    "\"c\":[\"\"]}", "[0,0,1,%lld,[1],[0],[1],[0],[1]]") },
+		{ "wire 2: row of 8", V2(V2T, "[0,0,1,%lld,[1],[0],[1],[0]]") },
+		{ "wire 2: table number out of range",
+		    V2(V2T, "[5,0,1,%lld,[1],[0],[1],[0],[1]]") },
+		{ "wire 2: empty origin",
+		    V2(V2T, "[0,1,1,%lld,[1],[0],[1],[0],[1]]") },
+		{ "wire 2: seq as string",
+		    V2(V2T, "[0,0,\"1\",%lld,[1],[0],[1],[0],[1]]") },
+		{ "wire 2: seq overflows",
+		    V2(V2T, "[0,0,9223372036854775807,%lld,[1],[0,1],[1,\"t\"],"
+		    "[0,0],[1,1]]") },
+		{ "wire 2: lists of different lengths",
+		    V2(V2T, "[0,0,1,%lld,[1],[0,1],[1],[0],[1]]") },
+		{ "wire 2: no columns",
+		    V2(V2T, "[0,0,1,%lld,[1],[],[],[],[]]") },
+		{ "wire 2: column number out of range",
+		    V2(V2T, "[0,0,1,%lld,[1],[7],[1],[0],[1]]") },
+		{ "wire 2: prev node out of range",
+		    V2(V2T, "[0,0,1,%lld,[1],[0],[1],[0],[9]]") },
+		{ "wire 2: row marker 2",
+		    V2(V2T, "[0,0,1,%lld,[1],[0],[2],[0],[1]]") },
+		{ "wire 2: unknown column", V2("{\"t\":\"notes\",\"sh\":"
+		    "\"%s\",\"c\":[\"nope\"]}", "[0,0,1,%lld,[1],[0],[1],[0],"
+		    "[1]]") },
+		{ "wire 2: key arity",
+		    V2(V2T, "[0,0,1,%lld,[1,2],[0],[1],[0],[1]]") },
+		{ "wire 2: future clock",
+		    V2(V2T, "[0,0,1,%lld,[1],[0],[1],[0],[1]]") },
+#undef V2
+#undef V2T
 	};
 
 	mknode(&a, "bad-a");
@@ -630,7 +687,7 @@ test_bad_input(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		long long h = (long long)hlc_pack(now, 0);
 
-		if (strcmp(bad[i].name, "future clock") == 0)
+		if (strstr(bad[i].name, "future clock") != NULL)
 			h = (long long)hlc_pack(now + 120000, 0);
 		fill(json, sizeof(json), bad[i].json, hash, h);
 		err[0] = '\0';
@@ -655,6 +712,37 @@ test_bad_input(void)
 	tap_is_int(dbsync_apply(b.db, b.id, batch, now, 60000, NULL, err,
 	    sizeof(err)), DBSYNC_EINPUT, "oversized batch rejected");
 	json_object_put(batch);
+	/* Oversized in wire 2: few rows, too many columns in all. */
+	snprintf(json, sizeof(json), "{\"nodes\":[\"x\"],\"tables\":["
+	    "{\"t\":\"notes\",\"sh\":\"%s\",\"c\":[\"title\"]}],"
+	    "\"rows\":[]}", hash);
+	batch = json_tokener_parse(json);
+	ch = json_object_object_get(batch, "rows");
+	for (i = 0; i * 2000 <= DBSYNC_MAX_APPLY; i++) {
+		json_object *r = json_object_new_array(), *l[4];
+		size_t k, j;
+
+		json_object_array_add(ch, r);
+		json_object_array_add(r, json_object_new_int(0));
+		json_object_array_add(r, json_object_new_int(0));
+		json_object_array_add(r, json_object_new_int64(1 + 2000 *
+		    (int64_t)i));
+		json_object_array_add(r, json_object_new_int64(
+		    (int64_t)hlc_pack(now, 0)));
+		json_object_array_add(r, json_tokener_parse("[1]"));
+		for (k = 0; k < 4; k++) {
+			l[k] = json_object_new_array();
+			json_object_array_add(r, l[k]);
+			for (j = 0; j < 2000; j++)
+				json_object_array_add(l[k],
+				    json_object_new_int(0));
+		}
+	}
+	err[0] = '\0';
+	tap_is_int(dbsync_apply(b.db, b.id, batch, now, 60000, NULL, err,
+	    sizeof(err)), DBSYNC_EINPUT, "oversized wire 2 batch rejected");
+	tap_ok(strstr(err, "more than") != NULL, "  reason: %s", err);
+	json_object_put(batch);
 	state(&b, s2, sizeof(s2));
 	tap_is_str(s2, s1, "bad input changed nothing (tables, log, shadow, "
 	    "vv)");
@@ -662,7 +750,8 @@ test_bad_input(void)
 	    "pending local capture survived the rejected applies");
 	big = NULL;
 	batch = json_tokener_parse("[1]");
-	tap_is_int(dbsync_feed(a.db, batch, 10, &big, err, sizeof(err)),
+	tap_is_int(dbsync_feed(a.db, batch, 10, DBSYNC_WIRE, &big, err,
+	    sizeof(err)),
 	    DBSYNC_EINPUT, "feed: malformed cursor");
 	json_object_put(batch);
 	json_object_put(big);
@@ -765,7 +854,8 @@ test_compact_snapshot(void)
 	/* A fresh node cannot follow a compacted log... */
 	dbt_node(&f, "cs-f", schema);
 	dbsync_vv(f.db, &vv, err, sizeof(err));
-	tap_is_int(dbsync_feed(a.db, vv, 100, &batch, err, sizeof(err)),
+	tap_is_int(dbsync_feed(a.db, vv, 100, DBSYNC_WIRE, &batch, err,
+	    sizeof(err)),
 	    DBSYNC_ECOMPACTED, "fresh node behind compaction: ECOMPACTED");
 	json_object_put(vv);
 	json_object_put(batch);
@@ -913,7 +1003,8 @@ main(void)
 	test_conflicts();
 	test_restore();
 	test_delete_update();
-	test_replay();
+	test_replay(1);
+	test_replay(DBSYNC_WIRE);
 	test_bad_input();
 	test_schema_park();
 	test_compact_snapshot();

@@ -32,13 +32,15 @@ struct peer {
 };
 
 static int
-t_vv(void *arg, const char *db, json_object **vv, char *err, size_t errsz)
+t_vv(void *arg, const char *db, json_object **vv, int *wire, char *err,
+    size_t errsz)
 {
 	struct peer *p = arg;
 	sqlite3 *c = NULL;
 	int rc;
 
 	(void)db;
+	*wire = DBSYNC_WIRE;
 	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
 		return -1;
 	rc = dbsync_vv(c, vv, err, errsz);
@@ -63,13 +65,14 @@ t_changes(void *arg, const char *db, json_object *since, int limit,
 	pthread_mutex_unlock(&p->mu);
 	if (dbsync_open(p->b->path, &c, err, errsz) == -1)
 		return -1;
-	rc = dbsync_feed(c, since, limit, batch, err, errsz) == DBSYNC_OK ?
-	    0 : -1;
+	rc = dbsync_feed(c, since, limit, DBSYNC_WIRE, batch, err, errsz) ==
+	    DBSYNC_OK ? 0 : -1;
 	sqlite3_close(c);
+	/* The first row's first seq, as a string. */
 	if (rc == 0 && p->fault == BAD_SECOND && call == 2 &&
-	    json_object_object_get_ex(*batch, "changes", &ch) &&
+	    json_object_object_get_ex(*batch, "rows", &ch) &&
 	    json_object_array_length(ch) > 0)
-		json_object_object_add(json_object_array_get_idx(ch, 0), "s",
+		json_object_array_put_idx(json_object_array_get_idx(ch, 0), 2,
 		    json_object_new_string("1"));
 	return rc;
 }
