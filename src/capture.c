@@ -368,7 +368,7 @@ enqueue_all(sqlite3 *db, const char *table, int64_t tid, struct col *pk[],
 		goto fail;
 
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE "
-	    "name = '_meshsync_shadow'", -1, &st, NULL) != SQLITE_OK ||
+	    "name = '_meshsync_rows'", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW)
 		goto dberr;
 	has_shadow = sqlite3_column_int(st, 0);
@@ -376,8 +376,8 @@ enqueue_all(sqlite3 *db, const char *table, int64_t tid, struct col *pk[],
 	st = NULL;
 	if (has_shadow) {
 		if (sqlite3_prepare_v2(db, "INSERT INTO _meshsync_capture"
-		    "(tid, op, k1) SELECT ?1, ?2, pk FROM _meshsync_shadow "
-		    "WHERE tbl = ?3 AND col = '' AND val = 1", -1, &st,
+		    "(tid, op, k1) SELECT ?1, ?2, pk FROM _meshsync_rows "
+		    "WHERE tbl = ?3 AND alive = 1", -1, &st,
 		    NULL) != SQLITE_OK)
 			goto dberr;
 		sqlite3_bind_int64(st, 1, tid);

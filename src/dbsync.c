@@ -16,6 +16,7 @@
 #include "hlc.h"
 #include "jget.h"
 #include "log.h"
+#include "pack.h"
 #include "sbuf.h"
 #include "store.h"
 #include "util.h"
@@ -38,16 +39,15 @@ static const char *const dbsync_ddl =
     "CREATE TABLE IF NOT EXISTS _meshsync_schemas("
     " sid INTEGER PRIMARY KEY, tbl TEXT NOT NULL, hash TEXT NOT NULL,"
     " UNIQUE(tbl, hash));"
-    /* val columns are untyped so every value is stored exactly as given. */
-    "CREATE TABLE IF NOT EXISTS _meshsync_changes("
-    " origin TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL,"
-    " tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, val,"
-    " phlc INTEGER NOT NULL, pnode TEXT NOT NULL, sid INTEGER NOT NULL,"
+    /* Values live in packed blobs (pack.h), typed exactly as given. */
+    "CREATE TABLE IF NOT EXISTS _meshsync_log("
+    " origin TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " hlc INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL,"
+    " sid INTEGER NOT NULL, body BLOB NOT NULL,"
     " PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS _meshsync_shadow("
-    " tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, val,"
-    " hlc INTEGER NOT NULL, node TEXT NOT NULL, phlc INTEGER NOT NULL,"
-    " pnode TEXT NOT NULL, PRIMARY KEY(tbl, pk, col)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _meshsync_rows("
+    " tbl TEXT NOT NULL, pk TEXT NOT NULL, alive INTEGER,"
+    " body BLOB NOT NULL, PRIMARY KEY(tbl, pk)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS _meshsync_parked("
     " origin TEXT NOT NULL, seq INTEGER NOT NULL, tbl TEXT NOT NULL,"
     " hash TEXT NOT NULL, reason TEXT NOT NULL,"
@@ -252,6 +252,58 @@ dv_to_json(const struct dv *v, json_object **out)
 	return 0;
 }
 
+/* A value in a blob: its SQLite type, then the value. */
+static void
+pack_dv(struct pack_w *w, const struct dv *v)
+{
+	pack_u64(w, (uint64_t)v->t);
+	switch (v->t) {
+	case SQLITE_INTEGER:
+		pack_i64(w, v->i);
+		break;
+	case SQLITE_FLOAT:
+		pack_f64(w, v->r);
+		break;
+	case SQLITE_TEXT:
+	case SQLITE_BLOB:
+		pack_str(w, v->p, (size_t)v->n);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Read a value borrowed from the blob (text is not NUL-terminated: every
+ * use goes by v->n, and dv_dup terminates a copy). */
+static void
+unpack_dv(struct pack_r *r, struct dv *v)
+{
+	size_t n;
+
+	memset(v, 0, sizeof(*v));
+	v->t = (int)unpack_u64(r);
+	switch (v->t) {
+	case SQLITE_INTEGER:
+		v->i = unpack_i64(r);
+		break;
+	case SQLITE_FLOAT:
+		v->r = unpack_f64(r);
+		break;
+	case SQLITE_TEXT:
+	case SQLITE_BLOB:
+		v->p = unpack_str(r, &n);
+		if (n > INT32_MAX)
+			r->bad = 1;
+		v->n = (int)n;
+		break;
+	case SQLITE_NULL:
+		break;
+	default:
+		r->bad = 1;
+		v->t = SQLITE_NULL;
+	}
+}
+
 /*
  * Decode a JSON value into v (strings borrowed from j, blobs owned).
  * lenient (offline clients) also takes plain doubles and booleans.
@@ -418,7 +470,6 @@ struct shent {			/* one shadow column of a row */
 	uint64_t	 hlc, phlc;
 	char		 node[DBSYNC_NODE_MAX + 1];
 	char		 pnode[DBSYNC_NODE_MAX + 1];
-	int		 dirty;		/* changed in memory, not written */
 };
 
 struct shrow {			/* the shadow of one row */
@@ -441,10 +492,25 @@ struct eng {
 	struct capture_table	*t;
 	int			 nt;
 	struct tstmt		*ts;
-	sqlite3_stmt		*s_shrow, *s_shput, *s_chput;
+	sqlite3_stmt		*s_shrow, *s_shput, *s_logput;
 	sqlite3_stmt		*s_vvget, *s_vvput, *s_cfput, *s_scput;
 	sqlite3_stmt		*s_pkput;
 	struct shrow		 sh;	/* harvest, client writes */
+	/*
+	 * The change-log record being written: entries of one row change
+	 * (same origin, clock, table, key and schema, consecutive seqs) go
+	 * into one _meshsync_log row, written by log_flush.
+	 */
+	struct {
+		char		 origin[DBSYNC_NODE_MAX + 1];
+		int64_t		 seq0, next, sid;
+		uint64_t	 h;
+		char		*tbl, *pk;
+		int		 n;
+		struct pack_w	 body;
+		char		 preg[PACK_NODE_MAX + 1];
+	}			 rec;
+	struct pack_w		 shbuf;	/* sh_store's encoding */
 	/*
 	 * The row merge_entry works on: entries of one row change arrive
 	 * together, so the row's shadow is read once, merged in memory and
@@ -601,29 +667,18 @@ sh_free(struct shrow *r)
 	r->cap = 0;
 }
 
-/* Free everything; commit when ok (returns -1 if the commit fails),
- * roll back otherwise. */
-static int
-eng_end(struct eng *e, int ok)
+static int	log_flush(struct eng *);
+static void	log_clear(struct eng *);
+
+/* Free the statements, tables and buffers e holds. */
+static void
+eng_release(struct eng *e)
 {
 	int k;
 
-	if (ok && e->mr_dirty) {
-		/* Every caller flushes before it commits; committing here
-		 * would lose the merged values. */
-		snprintf(e->err, e->errsz, "internal error: unflushed merge");
-		ok = 0;
-	}
-	if (ok) {
-		if (e->self != NULL && e->selfseq != e->selfseq0 &&
-		    vv_put(e, e->self, e->selfseq) == -1)
-			ok = 0;
-		else if (hlc_store(e->db, e->hlc, e->err, e->errsz) == -1)
-			ok = 0;
-	}
 	sqlite3_finalize(e->s_shrow);
 	sqlite3_finalize(e->s_shput);
-	sqlite3_finalize(e->s_chput);
+	sqlite3_finalize(e->s_logput);
 	sqlite3_finalize(e->s_vvget);
 	sqlite3_finalize(e->s_vvput);
 	sqlite3_finalize(e->s_cfput);
@@ -639,6 +694,34 @@ eng_end(struct eng *e, int ok)
 	sh_free(&e->sh);
 	sh_free(&e->mr);
 	free(e->mr_pk);
+	log_clear(e);
+	free(e->rec.body.p);
+	memset(&e->rec.body, 0, sizeof(e->rec.body));
+	free(e->shbuf.p);
+	memset(&e->shbuf, 0, sizeof(e->shbuf));
+}
+
+/* Free everything; commit when ok (returns -1 if the commit fails),
+ * roll back otherwise. */
+static int
+eng_end(struct eng *e, int ok)
+{
+	if (ok && e->mr_dirty) {
+		/* Every caller flushes before it commits; committing here
+		 * would lose the merged values. */
+		snprintf(e->err, e->errsz, "internal error: unflushed merge");
+		ok = 0;
+	}
+	if (ok && log_flush(e) == -1)
+		ok = 0;
+	if (ok) {
+		if (e->self != NULL && e->selfseq != e->selfseq0 &&
+		    vv_put(e, e->self, e->selfseq) == -1)
+			ok = 0;
+		else if (hlc_store(e->db, e->hlc, e->err, e->errsz) == -1)
+			ok = 0;
+	}
+	eng_release(e);
 	if (ok && store_exec(e->db, "COMMIT", e->err, e->errsz) == 0)
 		return 0;
 	sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
@@ -720,9 +803,10 @@ schema_id(struct eng *e, const char *tbl, const char *hash)
 	return sid;
 }
 
-/* Append column col with a copy of v (clocks zero) to r, or NULL. */
+/* Append column col (n bytes) with a copy of v (clocks zero) to r, or
+ * NULL. */
 static struct shent *
-sh_add(struct shrow *r, const char *col, const struct dv *v)
+sh_addn(struct shrow *r, const char *col, size_t n, const struct dv *v)
 {
 	struct shent *s;
 
@@ -737,8 +821,10 @@ sh_add(struct shrow *r, const char *col, const struct dv *v)
 	}
 	s = &r->e[r->n];
 	memset(s, 0, sizeof(*s));
-	if ((s->col = strdup(col)) == NULL)
+	if ((s->col = malloc(n + 1)) == NULL)
 		return NULL;
+	memcpy(s->col, col, n);
+	s->col[n] = '\0';
 	if (dv_dup(&s->v, v) == -1) {
 		free(s->col);
 		return NULL;
@@ -747,41 +833,98 @@ sh_add(struct shrow *r, const char *col, const struct dv *v)
 	return s;
 }
 
+static struct shent *
+sh_add(struct shrow *r, const char *col, const struct dv *v)
+{
+	return sh_addn(r, col, strlen(col), v);
+}
+
+/*
+ * A row's shadow blob: the column count, then per column its name, value,
+ * clock, node, previous clock and previous node.
+ */
+static void
+sh_encode(const struct shrow *r, struct pack_w *w)
+{
+	char nreg[PACK_NODE_MAX + 1] = "", preg[PACK_NODE_MAX + 1] = "";
+	int i;
+
+	w->len = 0;
+	pack_u64(w, (uint64_t)r->n);
+	for (i = 0; i < r->n; i++) {
+		const struct shent *s = &r->e[i];
+
+		pack_str(w, s->col, strlen(s->col));
+		pack_dv(w, &s->v);
+		pack_u64(w, s->hlc);
+		pack_node(w, s->node, nreg);
+		pack_u64(w, s->phlc);
+		pack_node(w, s->pnode, preg);
+	}
+}
+
+/* Decode a shadow blob into r (copies).  0, or -1 with *why. */
+static int
+sh_decode(struct shrow *r, const void *blob, size_t len, const char **why)
+{
+	char nreg[PACK_NODE_MAX + 1] = "", preg[PACK_NODE_MAX + 1] = "";
+	struct pack_r rd;
+	struct shent *s;
+	uint64_t n, i;
+	struct dv v;
+	const char *col;
+	size_t cn;
+
+	sh_clear(r);
+	pack_r_init(&rd, blob, len);
+	n = unpack_u64(&rd);
+	for (i = 0; i < n && !rd.bad; i++) {
+		col = unpack_str(&rd, &cn);
+		unpack_dv(&rd, &v);
+		if (rd.bad || memchr(col, '\0', cn) != NULL)
+			break;
+		if ((s = sh_addn(r, col, cn, &v)) == NULL) {
+			*why = "out of memory";
+			return -1;
+		}
+		s->hlc = unpack_u64(&rd);
+		unpack_node(&rd, s->node, nreg);
+		s->phlc = unpack_u64(&rd);
+		unpack_node(&rd, s->pnode, preg);
+	}
+	if (i != n || !unpack_done(&rd)) {
+		sh_clear(r);
+		*why = "damaged shadow row";
+		return -1;
+	}
+	return 0;
+}
+
 /* Load the shadow of one row into r (copies).  Returns 0 or -1. */
 static int
 sh_load(struct eng *e, struct shrow *r, const char *tbl, const char *pk)
 {
 	sqlite3_stmt *st;
-	struct shent *s;
-	struct dv v;
+	const char *why = NULL;
 	int rc;
 
 	sh_clear(r);
-	if ((st = eng_prep(e, &e->s_shrow, "SELECT col, val, hlc, node, "
-	    "phlc, pnode FROM _meshsync_shadow WHERE tbl = ?1 AND pk = ?2"))
-	    == NULL)
+	if ((st = eng_prep(e, &e->s_shrow, "SELECT body FROM _meshsync_rows "
+	    "WHERE tbl = ?1 AND pk = ?2")) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		dv_col(&v, st, 1);
-		if ((s = sh_add(r, (const char *)sqlite3_column_text(st, 0),
-		    &v)) == NULL)
-			goto oom;
-		s->hlc = (uint64_t)sqlite3_column_int64(st, 2);
-		snprintf(s->node, sizeof(s->node), "%s",
-		    (const char *)sqlite3_column_text(st, 3));
-		s->phlc = (uint64_t)sqlite3_column_int64(st, 4);
-		snprintf(s->pnode, sizeof(s->pnode), "%s",
-		    (const char *)sqlite3_column_text(st, 5));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sh_decode(r, sqlite3_column_blob(st, 0),
+	    (size_t)sqlite3_column_bytes(st, 0), &why) == -1) {
+		snprintf(e->err, e->errsz, "%s %s: %s", tbl, pk, why);
+		sqlite3_reset(st);
+		return -1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return eng_dberr(e, "shadow");
 	sqlite3_reset(st);
 	return 0;
-oom:
-	snprintf(e->err, e->errsz, "out of memory");
-	return -1;
 }
 
 static struct shent *
@@ -801,25 +944,29 @@ sh_alive(const struct shent *s)
 	return s != NULL && s->v.t == SQLITE_INTEGER && s->v.i == 1;
 }
 
+/* Write row r as the shadow of (tbl, pk). */
 static int
-sh_put(struct eng *e, const char *tbl, const char *pk, const char *col,
-    const struct dv *v, uint64_t hlc, const char *node, uint64_t phlc,
-    const char *pnode)
+sh_store(struct eng *e, const char *tbl, const char *pk,
+    const struct shrow *r)
 {
+	struct shent *alive = sh_find((struct shrow *)r, "");
 	sqlite3_stmt *st;
 
+	sh_encode(r, &e->shbuf);
+	if (e->shbuf.oom) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
 	if ((st = eng_prep(e, &e->s_shput, "INSERT OR REPLACE INTO "
-	    "_meshsync_shadow(tbl, pk, col, val, hlc, node, phlc, pnode) "
-	    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) == NULL)
+	    "_meshsync_rows(tbl, pk, alive, body) VALUES(?1, ?2, ?3, ?4)"))
+	    == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, col, -1, SQLITE_STATIC);
-	dv_bind(st, 4, v);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)hlc);
-	sqlite3_bind_text(st, 6, node, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)phlc);
-	sqlite3_bind_text(st, 8, pnode, -1, SQLITE_STATIC);
+	if (alive != NULL && alive->v.t == SQLITE_INTEGER)
+		sqlite3_bind_int64(st, 3, alive->v.i);
+	sqlite3_bind_blob(st, 4, e->shbuf.p, (int)e->shbuf.len,
+	    SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return eng_dberr(e, "shadow put");
 	sqlite3_reset(st);
@@ -843,29 +990,109 @@ struct ent {
 	int		 park;
 };
 
+static void
+log_clear(struct eng *e)
+{
+	free(e->rec.tbl);
+	free(e->rec.pk);
+	e->rec.tbl = e->rec.pk = NULL;
+	e->rec.n = 0;
+	e->rec.body.len = 0;
+	e->rec.preg[0] = '\0';
+}
+
+/* Write the record being built, if any. */
 static int
-ch_put(struct eng *e, const struct ent *x, int64_t sid)
+log_flush(struct eng *e)
 {
 	sqlite3_stmt *st;
 
-	if ((st = eng_prep(e, &e->s_chput, "INSERT INTO _meshsync_changes"
-	    "(origin, seq, hlc, tbl, pk, col, val, phlc, pnode, sid) "
-	    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")) == NULL)
+	if (e->rec.n == 0)
+		return 0;
+	if (e->rec.body.oom) {
+		snprintf(e->err, e->errsz, "out of memory");
 		return -1;
-	sqlite3_bind_text(st, 1, x->o, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, x->s);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)x->h);
-	sqlite3_bind_text(st, 4, x->t, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, x->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, x->c, -1, SQLITE_STATIC);
-	dv_bind(st, 7, &x->v);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)x->ph);
-	sqlite3_bind_text(st, 9, x->pn, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 10, sid);
+	}
+	if ((st = eng_prep(e, &e->s_logput, "INSERT INTO _meshsync_log"
+	    "(origin, seq, n, hlc, tbl, pk, sid, body) "
+	    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->rec.origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, e->rec.seq0);
+	sqlite3_bind_int(st, 3, e->rec.n);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)e->rec.h);
+	sqlite3_bind_text(st, 5, e->rec.tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, e->rec.pk, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, e->rec.sid);
+	sqlite3_bind_blob(st, 8, e->rec.body.p, (int)e->rec.body.len,
+	    SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return eng_dberr(e, "change log");
 	sqlite3_reset(st);
+	log_clear(e);
 	return 0;
+}
+
+/*
+ * Log entry x (made under schema sid): appended to the record being
+ * built when it continues it, else the start of a new one.  A record's
+ * body is, per entry, its column, value, previous clock and previous node.
+ */
+static int
+log_add(struct eng *e, const struct ent *x, int64_t sid)
+{
+	if (e->rec.n > 0 && (x->s != e->rec.next || x->h != e->rec.h ||
+	    sid != e->rec.sid || strcmp(x->o, e->rec.origin) != 0 ||
+	    strcmp(x->t, e->rec.tbl) != 0 || strcmp(x->pk, e->rec.pk) != 0) &&
+	    log_flush(e) == -1)
+		return -1;
+	if (e->rec.n == 0) {
+		if (strlen(x->o) > DBSYNC_NODE_MAX ||
+		    (e->rec.tbl = strdup(x->t)) == NULL ||
+		    (e->rec.pk = strdup(x->pk)) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			return -1;
+		}
+		memcpy(e->rec.origin, x->o, strlen(x->o) + 1);
+		e->rec.seq0 = x->s;
+		e->rec.h = x->h;
+		e->rec.sid = sid;
+	}
+	pack_str(&e->rec.body, x->c, strlen(x->c));
+	pack_dv(&e->rec.body, &x->v);
+	pack_u64(&e->rec.body, x->ph);
+	pack_node(&e->rec.body, x->pn, e->rec.preg);
+	e->rec.n++;
+	e->rec.next = x->s + 1;
+	return 0;
+}
+
+/* One entry of a record, decoded: strings NUL-terminated, the value
+ * borrowed from the record's blob. */
+struct lent {
+	char		 col[4097];
+	struct dv	 v;
+	uint64_t	 ph;
+	char		 pn[PACK_NODE_MAX + 1];
+};
+
+/* Read the next entry of a record body.  0, or -1 when the body is
+ * damaged. */
+static int
+log_next(struct pack_r *r, struct lent *l, char preg[PACK_NODE_MAX + 1])
+{
+	const char *c;
+	size_t n;
+
+	c = unpack_str(r, &n);
+	if (r->bad || n >= sizeof(l->col) || memchr(c, '\0', n) != NULL)
+		return -1;
+	memcpy(l->col, c, n);
+	l->col[n] = '\0';
+	unpack_dv(r, &l->v);
+	l->ph = unpack_u64(r);
+	unpack_node(r, l->pn, preg);
+	return r->bad ? -1 : 0;
 }
 
 static int
@@ -1038,6 +1265,7 @@ static int
 emit_local(struct eng *e, int ti, const char *pk, const char *col,
     const struct dv *v, uint64_t h, int64_t sid, const struct shent *prev)
 {
+	struct shent *s;
 	struct ent x;
 
 	memset(&x, 0, sizeof(x));
@@ -1050,9 +1278,26 @@ emit_local(struct eng *e, int ti, const char *pk, const char *col,
 	x.v = *v;
 	x.ph = prev ? prev->hlc : 0;
 	x.pn = prev ? prev->node : "";
-	if (ch_put(e, &x, sid) == -1 ||
-	    sh_put(e, x.t, pk, col, v, h, e->self, x.ph, x.pn) == -1)
+	if (log_add(e, &x, sid) == -1)
 		return -1;
+	/* The shadow row takes the value in memory; harvest_row writes it
+	 * once.  prev (x.pn) is in e->sh: log_add has packed it already. */
+	if (prev == NULL)
+		s = sh_add(&e->sh, col, v);
+	else {
+		s = (struct shent *)prev;
+		dv_free(&s->v);
+		if (dv_dup(&s->v, v) == -1)
+			s = NULL;
+	}
+	if (s == NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	s->phlc = s->hlc;
+	memcpy(s->pnode, s->node, sizeof(s->pnode));
+	s->hlc = h;
+	snprintf(s->node, sizeof(s->node), "%s", e->self);
 	e->st->harvested++;
 	return 0;
 }
@@ -1067,13 +1312,14 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 	const struct capture_table *t = &e->t[ti];
 	struct shent *alive, *s;
 	struct dv v;
-	int j, need_alive = 0, nchg = 0, *chg = NULL, ret = -1;
+	int j, need_alive = 0, nchg = 0, *chg = NULL, ret = -1, known;
 	uint64_t h;
 	int64_t sid;
 
 	if (sh_load(e, &e->sh, t->name, pk) == -1)
 		return -1;
 	alive = sh_find(&e->sh, "");
+	known = alive != NULL;
 	if (row != NULL) {
 		need_alive = !sh_alive(alive);
 		if ((chg = calloc((size_t)t->ncol, sizeof(*chg))) == NULL) {
@@ -1101,6 +1347,7 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 	h = e->hlc = hlc_tick(e->hlc, e->now_ms);
 	if ((sid = schema_id(e, t->name, t->hash)) == -1)
 		goto fail;
+	/* emit_local may grow e->sh: no shadow pointer lives across it. */
 	if (row == NULL || need_alive) {
 		dv_int(&v, row != NULL);
 		if (emit_local(e, ti, pk, "", &v, h, sid, alive) == -1)
@@ -1112,10 +1359,10 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 		dv_col(&v, row, j);
 		s = sh_find(&e->sh, t->cols[j]);
 		if (emit_local(e, ti, pk, t->cols[j], &v, s == NULL &&
-		    alive != NULL ? DBSYNC_HLC_INITIAL : h, sid, s) == -1)
+		    known ? DBSYNC_HLC_INITIAL : h, sid, s) == -1)
 			goto fail;
 	}
-	ret = 0;
+	ret = sh_store(e, t->name, pk, &e->sh);
 fail:
 	free(chg);
 	return ret;
@@ -1339,28 +1586,20 @@ fail:
 }
 
 /*
- * Write the merged row (e->mr) back: its changed shadow columns, then the
- * app row.  Every write operation calls this before it discards its own
- * captures and commits.  Returns 0 or -1.
+ * Write the merged row (e->mr) back: its shadow, then the app row.  Every
+ * write operation calls this before it discards its own captures and
+ * commits.  Returns 0 or -1.
  */
 static int
 merge_flush(struct eng *e)
 {
-	const char *tbl;
-	struct shent *s;
-	int i, ret = -1;
+	int ret = -1;
 
 	if (e->mr_pk == NULL)
 		return 0;
 	if (e->mr_dirty) {
-		tbl = e->t[e->mr_ti].name;
-		for (i = 0; i < e->mr.n; i++) {
-			s = &e->mr.e[i];
-			if (s->dirty && sh_put(e, tbl, e->mr_pk, s->col, &s->v,
-			    s->hlc, s->node, s->phlc, s->pnode) == -1)
-				goto out;
-		}
-		if (materialize_row(e, e->mr_ti, e->mr_pk, &e->mr) == -1)
+		if (sh_store(e, e->t[e->mr_ti].name, e->mr_pk, &e->mr) == -1 ||
+		    materialize_row(e, e->mr_ti, e->mr_pk, &e->mr) == -1)
 			goto out;
 	}
 	ret = 0;
@@ -1380,7 +1619,6 @@ merge_mark(struct eng *e, struct shent *s, const struct ent *x)
 	snprintf(s->node, sizeof(s->node), "%s", x->o);
 	s->phlc = x->ph;
 	snprintf(s->pnode, sizeof(s->pnode), "%s", x->pn);
-	s->dirty = 1;
 	e->mr_dirty = 1;
 }
 
@@ -1456,6 +1694,8 @@ unpark_locked(struct eng *e)
 	char (*pend)[2][CAPTURE_HASH_LEN + 1] = NULL;
 	int npend = 0, i, rc, ret = -1;
 
+	if (log_flush(e) == -1)
+		return -1;
 	if (sqlite3_prepare_v2(e->db, "SELECT DISTINCT tbl, hash FROM "
 	    "_meshsync_parked", -1, &q, NULL) != SQLITE_OK)
 		goto dberr;
@@ -1482,36 +1722,50 @@ unpark_locked(struct eng *e)
 	for (i = 0; i < npend; i++) {
 		int64_t n = 0;
 
-		if (sqlite3_prepare_v2(e->db, "SELECT c.origin, c.seq, c.hlc, "
-		    "c.pk, c.col, c.val, c.phlc, c.pnode FROM _meshsync_parked "
-		    "p JOIN _meshsync_changes c ON c.origin = p.origin AND "
-		    "c.seq = p.seq WHERE p.tbl = ?1 AND p.hash = ?2", -1, &r,
-		    NULL) != SQLITE_OK)
+		/* A parked row names the first entry of its record. */
+		if (sqlite3_prepare_v2(e->db, "SELECT c.origin, c.seq, c.n, "
+		    "c.hlc, c.pk, c.body FROM _meshsync_parked p JOIN "
+		    "_meshsync_log c ON c.origin = p.origin AND c.seq = p.seq "
+		    "WHERE p.tbl = ?1 AND p.hash = ?2", -1, &r, NULL) !=
+		    SQLITE_OK)
 			goto dberr;
 		sqlite3_bind_text(r, 1, pend[i][0], -1, SQLITE_STATIC);
 		sqlite3_bind_text(r, 2, pend[i][1], -1, SQLITE_STATIC);
 		while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
+			char preg[PACK_NODE_MAX + 1] = "";
+			struct pack_r rd;
+			struct lent l;
 			struct ent x;
-			int j;
+			int j, k, nrec = sqlite3_column_int(r, 2);
 
 			memset(&x, 0, sizeof(x));
 			x.ti = table_find(e, pend[i][0]);
 			x.t = e->t[x.ti].name;
 			x.o = (const char *)sqlite3_column_text(r, 0);
-			x.s = sqlite3_column_int64(r, 1);
-			x.h = (uint64_t)sqlite3_column_int64(r, 2);
-			x.pk = (char *)sqlite3_column_text(r, 3);
-			x.c = (const char *)sqlite3_column_text(r, 4);
-			dv_col(&x.v, r, 5);
-			x.ph = (uint64_t)sqlite3_column_int64(r, 6);
-			x.pn = (const char *)sqlite3_column_text(r, 7);
-			j = col_find(&e->t[x.ti], x.c);
-			if (x.c[0] != '\0' && (j < 0 ||
-			    col_is_pk(&e->t[x.ti], j)))
-				continue;	/* cannot happen with equal hashes */
-			if (merge_entry(e, &x) == -1)
-				goto fail;
-			n++;
+			x.h = (uint64_t)sqlite3_column_int64(r, 3);
+			x.pk = (char *)sqlite3_column_text(r, 4);
+			pack_r_init(&rd, sqlite3_column_blob(r, 5),
+			    (size_t)sqlite3_column_bytes(r, 5));
+			for (k = 0; k < nrec; k++) {
+				if (log_next(&rd, &l, preg) == -1) {
+					snprintf(e->err, e->errsz, "unpark: "
+					    "damaged change-log record");
+					goto fail;
+				}
+				x.s = sqlite3_column_int64(r, 1) + k;
+				x.c = l.col;
+				x.v = l.v;
+				x.ph = l.ph;
+				x.pn = l.pn;
+				j = col_find(&e->t[x.ti], x.c);
+				if (x.c[0] != '\0' && (j < 0 ||
+				    col_is_pk(&e->t[x.ti], j)))
+					continue;	/* cannot happen with
+							   equal hashes */
+				if (merge_entry(e, &x) == -1)
+					goto fail;
+				n++;
+			}
 		}
 		if (rc != SQLITE_DONE)
 			goto dberr;
@@ -1564,6 +1818,124 @@ eng_prologue(struct eng *e)
 /* Every table and index dbsync_ddl and capture_ddl create. */
 #define DBSYNC_SCHEMA_OBJECTS	10
 
+/*
+ * Until this release the change log and the shadow held one row per
+ * column (_meshsync_changes, _meshsync_shadow).  Move them into packed
+ * records, in the caller's transaction, and drop the old tables: a node
+ * updated in place keeps its history, its clocks and its cursor.
+ */
+static int
+migrate_columns(sqlite3 *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *q = NULL;
+	struct eng e;
+	char *tbl = NULL, *pk = NULL;
+	long long old;
+	int64_t nlog = 0, nsh = 0;
+	int rc, ret = -1;
+
+	if ((old = store_scalar(db, "SELECT count(*) FROM sqlite_schema "
+	    "WHERE type = 'table' AND name IN ('_meshsync_changes', "
+	    "'_meshsync_shadow')")) != 2)
+		return old == -1 ? -1 : 0;
+	memset(&e, 0, sizeof(e));
+	e.db = db;
+	e.err = err;
+	e.errsz = errsz;
+	e.st = &e.stbuf;
+	if (sqlite3_prepare_v2(db, "SELECT tbl, pk, col, val, hlc, node, "
+	    "phlc, pnode FROM _meshsync_shadow ORDER BY tbl, pk", -1, &q,
+	    NULL) != SQLITE_OK)
+		goto dberr;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(q, 0);
+		const char *k = (const char *)sqlite3_column_text(q, 1);
+		struct shent *sh;
+		struct dv v;
+
+		if (tbl == NULL || strcmp(tbl, t) != 0 || strcmp(pk, k) != 0) {
+			if (tbl != NULL && sh_store(&e, tbl, pk, &e.sh) == -1)
+				goto fail;
+			sh_clear(&e.sh);
+			free(tbl);
+			free(pk);
+			tbl = strdup(t);
+			pk = strdup(k);
+			if (tbl == NULL || pk == NULL)
+				goto oom;
+		}
+		dv_col(&v, q, 3);
+		if ((sh = sh_add(&e.sh, (const char *)sqlite3_column_text(q,
+		    2), &v)) == NULL)
+			goto oom;
+		sh->hlc = (uint64_t)sqlite3_column_int64(q, 4);
+		snprintf(sh->node, sizeof(sh->node), "%s",
+		    (const char *)sqlite3_column_text(q, 5));
+		sh->phlc = (uint64_t)sqlite3_column_int64(q, 6);
+		snprintf(sh->pnode, sizeof(sh->pnode), "%s",
+		    (const char *)sqlite3_column_text(q, 7));
+		nsh++;
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	if (tbl != NULL && sh_store(&e, tbl, pk, &e.sh) == -1)
+		goto fail;
+	sqlite3_finalize(q);
+	if (sqlite3_prepare_v2(db, "SELECT origin, seq, hlc, tbl, pk, col, "
+	    "val, phlc, pnode, sid FROM _meshsync_changes ORDER BY origin, "
+	    "seq", -1, &q, NULL) != SQLITE_OK)
+		goto dberr;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct ent x;
+
+		memset(&x, 0, sizeof(x));
+		x.o = (const char *)sqlite3_column_text(q, 0);
+		x.s = sqlite3_column_int64(q, 1);
+		x.h = (uint64_t)sqlite3_column_int64(q, 2);
+		x.t = (const char *)sqlite3_column_text(q, 3);
+		x.pk = (char *)sqlite3_column_text(q, 4);
+		x.c = (const char *)sqlite3_column_text(q, 5);
+		dv_col(&x.v, q, 6);
+		x.ph = (uint64_t)sqlite3_column_int64(q, 7);
+		x.pn = (const char *)sqlite3_column_text(q, 8);
+		if (log_add(&e, &x, sqlite3_column_int64(q, 9)) == -1)
+			goto fail;
+		nlog++;
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	if (log_flush(&e) == -1)
+		goto fail;
+	/* A parked row now names the first entry of its record. */
+	if (store_exec(db, "CREATE TEMP TABLE _meshsync_parked_old AS "
+	    "SELECT p.origin, (SELECT max(c.seq) FROM _meshsync_log c WHERE "
+	    "c.origin = p.origin AND c.seq <= p.seq) AS seq, p.tbl, p.hash, "
+	    "p.reason FROM _meshsync_parked p;"
+	    "DELETE FROM _meshsync_parked;"
+	    "INSERT OR IGNORE INTO _meshsync_parked(origin, seq, tbl, hash, "
+	    "reason) SELECT origin, seq, tbl, hash, reason FROM "
+	    "temp._meshsync_parked_old WHERE seq IS NOT NULL;"
+	    "DROP TABLE temp._meshsync_parked_old;"
+	    "DROP TABLE _meshsync_changes;"
+	    "DROP TABLE _meshsync_shadow", err, errsz) == -1)
+		goto fail;
+	log_info("moved %lld change-log entries and %lld shadow values into "
+	    "packed records", (long long)nlog, (long long)nsh);
+	ret = 0;
+	goto fail;
+oom:
+	snprintf(err, errsz, "out of memory");
+	goto fail;
+dberr:
+	snprintf(err, errsz, "migrate: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(q);
+	free(tbl);
+	free(pk);
+	eng_release(&e);
+	return ret;
+}
+
 int
 dbsync_init(sqlite3 *db, char *err, size_t errsz)
 {
@@ -1573,14 +1945,15 @@ dbsync_init(sqlite3 *db, char *err, size_t errsz)
 	if (own && store_scalar(db, "SELECT count(*) FROM sqlite_schema "
 	    "WHERE name IN ('_meshsync_tracked', '_meshsync_capture', "
 	    "'_meshsync_meta', '_meshsync_vv', '_meshsync_schemas', "
-	    "'_meshsync_changes', '_meshsync_shadow', '_meshsync_parked', "
+	    "'_meshsync_log', '_meshsync_rows', '_meshsync_parked', "
 	    "'_meshsync_parked_tbl', '_meshsync_conflicts')") ==
 	    DBSYNC_SCHEMA_OBJECTS)
 		return 0;
 	if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_init(db, err, errsz) == -1 ||
-	    store_exec(db, dbsync_ddl, err, errsz) == -1) {
+	    store_exec(db, dbsync_ddl, err, errsz) == -1 ||
+	    migrate_columns(db, err, errsz) == -1) {
 		if (own)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
@@ -2123,11 +2496,13 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 		    (const char *)sqlite3_column_text(sq, 1)));
 	if (src != SQLITE_DONE)
 		goto dberr;
-	if (sqlite3_prepare_v2(db, "SELECT c.seq, c.hlc, c.tbl, c.pk, c.col, "
-	    "c.val, c.phlc, c.pnode, s.hash FROM _meshsync_changes c "
+	/* From the record holding entry since + 1, when there is one. */
+	if (sqlite3_prepare_v2(db, "SELECT c.seq, c.n, c.hlc, c.tbl, c.pk, "
+	    "c.body, s.hash FROM _meshsync_log c "
 	    "LEFT JOIN _meshsync_schemas s ON s.sid = c.sid "
-	    "WHERE c.origin = ?1 AND c.seq > ?2 ORDER BY c.seq LIMIT ?3",
-	    -1, &q, NULL) != SQLITE_OK)
+	    "WHERE c.origin = ?1 AND c.seq >= coalesce((SELECT max(seq) FROM "
+	    "_meshsync_log WHERE origin = ?1 AND seq <= ?2 + 1), ?2 + 1) "
+	    "ORDER BY c.seq LIMIT ?3", -1, &q, NULL) != SQLITE_OK)
 		goto dberr;
 
 	json_object_object_foreach(vv, origin, maxv) {
@@ -2147,22 +2522,20 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 		sqlite3_bind_int64(q, 2, from);
 		sqlite3_bind_int(q, 3, qlimit);
 		while ((src = sqlite3_step(q)) == SQLITE_ROW) {
-			int64_t seq = sqlite3_column_int64(q, 0);
-			uint64_t h = (uint64_t)sqlite3_column_int64(q, 1);
+			int64_t seq0 = sqlite3_column_int64(q, 0), seq;
+			int k, n = sqlite3_column_int(q, 1);
+			uint64_t h = (uint64_t)sqlite3_column_int64(q, 2);
 			const char *tbl = (const char *)
-			    sqlite3_column_text(q, 2);
-			const char *pk = (const char *)
 			    sqlite3_column_text(q, 3);
-			const char *col = (const char *)
+			const char *pk = (const char *)
 			    sqlite3_column_text(q, 4);
-			const char *pn = (const char *)
-			    sqlite3_column_text(q, 7);
 			const char *hash = (const char *)
-			    sqlite3_column_text(q, 8);
-			int64_t ph = sqlite3_column_int64(q, 6);
-			struct dv v;
+			    sqlite3_column_text(q, 6);
+			char preg[PACK_NODE_MAX + 1] = "";
+			struct pack_r rd;
+			struct lent l;
 
-			if (seq != last + 1) {
+			if (seq0 > last + 1) {
 				snprintf(err, errsz, "changes of %s after %lld "
 				    "were compacted", origin,
 				    (long long)last);
@@ -2171,17 +2544,29 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 			}
 			if (count >= limit && h != lasth)
 				break;
-			dv_col(&v, q, 5);
-			if (dv_to_json(&v, &j) == -1)
-				goto oom;
-			if ((w.wire == 1 ? feedw_entry1(&w, origin, seq, h,
-			    tbl, pk, col, j, ph, pn, hash, schemas) :
-			    feedw_entry2(&w, origin, seq, h, tbl, pk, col, j,
-			    ph, pn, hash)) == -1)
-				goto oom;
-			count++;
+			pack_r_init(&rd, sqlite3_column_blob(q, 5),
+			    (size_t)sqlite3_column_bytes(q, 5));
+			for (k = 0; k < n; k++) {
+				if (log_next(&rd, &l, preg) == -1) {
+					snprintf(err, errsz, "feed: damaged "
+					    "change-log record %s/%lld",
+					    origin, (long long)seq0);
+					goto fail;
+				}
+				if ((seq = seq0 + k) <= last)
+					continue;	/* the peer has it */
+				if (dv_to_json(&l.v, &j) == -1)
+					goto oom;
+				if ((w.wire == 1 ? feedw_entry1(&w, origin,
+				    seq, h, tbl, pk, l.col, j, (int64_t)l.ph,
+				    l.pn, hash, schemas) : feedw_entry2(&w,
+				    origin, seq, h, tbl, pk, l.col, j,
+				    (int64_t)l.ph, l.pn, hash)) == -1)
+					goto oom;
+				count++;
+				last = seq;
+			}
 			fetched++;
-			last = seq;
 			lasth = h;
 		}
 		if (src != SQLITE_ROW && src != SQLITE_DONE)
@@ -2776,8 +3161,10 @@ park(struct eng *e, const struct ent *x)
 	    "_meshsync_parked(origin, seq, tbl, hash, reason) "
 	    "VALUES(?1, ?2, ?3, ?4, ?5)")) == NULL)
 		return -1;
+	/* One row per change-log record (log_add has just added x to the
+	 * one being built): its entries share table and schema. */
 	sqlite3_bind_text(st, 1, x->o, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, x->s);
+	sqlite3_bind_int64(st, 2, e->rec.seq0);
 	sqlite3_bind_text(st, 3, x->t, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, x->hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
@@ -2934,7 +3321,7 @@ dbsync_apply_parsed(sqlite3 *db, const char *self_node_id,
 			goto out;
 		}
 		if ((sid = schema_id(&e, x[i].t, x[i].hash)) == -1 ||
-		    ch_put(&e, &x[i], sid) == -1)
+		    log_add(&e, &x[i], sid) == -1)
 			goto out;
 		if (x[i].park) {
 			if (park(&e, &x[i]) == -1)
@@ -3405,18 +3792,24 @@ dbsync_compact(sqlite3 *db, json_object *acked_vv, int64_t *removed,
 	if (store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return DBSYNC_EINTERNAL;
 	/* Parked entries are still needed locally: keep them. */
-	if (sqlite3_prepare_v2(db, "DELETE FROM _meshsync_changes WHERE "
-	    "origin = ?1 AND seq <= ?2 AND NOT EXISTS (SELECT 1 FROM "
-	    "_meshsync_parked p WHERE p.origin = ?1 AND "
-	    "p.seq = _meshsync_changes.seq)", -1, &st, NULL) != SQLITE_OK)
+	/* A record goes when all of its entries may; RETURNING counts
+	 * entries, not records. */
+	if (sqlite3_prepare_v2(db, "DELETE FROM _meshsync_log WHERE "
+	    "origin = ?1 AND seq <= ?2 AND seq + n - 1 <= ?2 AND NOT EXISTS "
+	    "(SELECT 1 FROM _meshsync_parked p WHERE p.origin = ?1 AND "
+	    "p.seq = _meshsync_log.seq) RETURNING n", -1, &st, NULL) !=
+	    SQLITE_OK)
 		goto dberr;
 	json_object_object_foreach(acked_vv, origin, seq) {
+		int src;
+
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, json_object_get_int64(seq));
-		if (sqlite3_step(st) != SQLITE_DONE)
+		while ((src = sqlite3_step(st)) == SQLITE_ROW)
+			total += sqlite3_column_int64(st, 0);
+		if (src != SQLITE_DONE)
 			goto dberr;
-		total += sqlite3_changes(db);
 	}
 	sqlite3_finalize(st);
 	st = NULL;
@@ -3679,9 +4072,11 @@ dbsync_parked(sqlite3 *db, json_object **out, char *err, size_t errsz)
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	if (sqlite3_prepare_v2(db, "SELECT tbl, hash, reason, count(*) FROM "
-	    "_meshsync_parked GROUP BY tbl, hash, reason ORDER BY tbl", -1,
-	    &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT p.tbl, p.hash, p.reason, "
+	    "sum(coalesce(c.n, 1)) FROM _meshsync_parked p LEFT JOIN "
+	    "_meshsync_log c ON c.origin = p.origin AND c.seq = p.seq "
+	    "GROUP BY p.tbl, p.hash, p.reason ORDER BY p.tbl", -1, &st, NULL)
+	    != SQLITE_OK)
 		goto dberr;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((o = json_object_new_object()) == NULL)

@@ -17,9 +17,18 @@
  * ----------
  * Capture triggers (capture.h) log (table, key, op).  dbsync_harvest()
  * turns them into change-log entries by diffing the current row against
- * the shadow, a per-(table, pk, column) copy of the last known value with
+ * the shadow, a copy of each (table, pk, column)'s last known value with
  * its clock.  One harvested row gets one fresh HLC tick; each changed
- * column becomes one entry.
+ * column becomes one entry, with its own seq.
+ *
+ * Storage: one table row per row change, not per column.  A row's shadow
+ * is one _meshsync_rows row whose body packs every column (pack.h); a run
+ * of entries of one row change (same origin, clock, table, key, schema,
+ * consecutive seqs) is one _meshsync_log record whose body packs each
+ * entry's column, value and previous clock and node.  A harvest or an
+ * apply thus writes two B-tree rows per row change, whatever the number
+ * of columns.  dbsync_init moves a database of the per-column layout
+ * (_meshsync_changes, _meshsync_shadow) into this one.
  *
  * A primary key travels as a JSON array of encoded values (below), e.g.
  * [42] or ["eu", 7]; its canonical text (json-c plain serialisation) is
@@ -109,12 +118,15 @@
  *   _meshsync_vv(origin TEXT PRIMARY KEY, seq INTEGER)      version vector;
  *                                    survives compaction, so seqs never repeat
  *   _meshsync_schemas(sid INTEGER PRIMARY KEY, tbl, hash, UNIQUE(tbl, hash))
- *   _meshsync_changes(origin, seq, hlc, tbl, pk, col, val, phlc, pnode, sid,
- *                     PRIMARY KEY(origin, seq))             the change log
- *   _meshsync_shadow(tbl, pk, col, val, hlc, node, phlc, pnode,
- *                    PRIMARY KEY(tbl, pk, col))             winning values
+ *   _meshsync_log(origin, seq, n, hlc, tbl, pk, sid, body,
+ *                 PRIMARY KEY(origin, seq))  the change log: entries
+ *                                    seq .. seq + n - 1 of origin
+ *   _meshsync_rows(tbl, pk, alive, body, PRIMARY KEY(tbl, pk))
+ *                                    winning values (the shadow); alive
+ *                                    is the row marker's value
  *   _meshsync_parked(origin, seq, tbl, hash, reason,
- *                    PRIMARY KEY(origin, seq))  received but not applied yet
+ *                    PRIMARY KEY(origin, seq))  records received but not
+ *                                    applied yet (seq: a record's first)
  *   _meshsync_conflicts(id INTEGER PRIMARY KEY, at, tbl, pk, col, lose_val,
  *                    win_val, lose_hlc, lose_node, win_hlc, win_node)
  */

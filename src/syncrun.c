@@ -1057,9 +1057,10 @@ queue_db(const char *name, void *arg)
 	}
 	/* Everything in our log the peer's vector does not cover, plus
 	 * writes not harvested yet. */
-	if (sqlite3_prepare_v2(app, "SELECT tbl, count(*), min(hlc) FROM "
-	    "_meshsync_changes WHERE seq > coalesce(json_extract(?1, '$.\"' "
-	    "|| origin || '\"'), 0) GROUP BY tbl UNION ALL SELECT t.tbl || "
+	if (sqlite3_prepare_v2(app, "SELECT tbl, sum(min(n, seq + n - 1 - v)), "
+	    "min(hlc) FROM (SELECT *, coalesce(json_extract(?1, '$.\"' || "
+	    "origin || '\"'), 0) AS v FROM _meshsync_log) WHERE "
+	    "seq + n - 1 > v GROUP BY tbl UNION ALL SELECT t.tbl || "
 	    "' (not harvested yet)', count(*), NULL FROM _meshsync_capture c "
 	    "JOIN _meshsync_tracked t ON t.tid = c.tid GROUP BY t.tbl", -1,
 	    &st, NULL) == SQLITE_OK) {

@@ -118,8 +118,9 @@ state(struct tnode *n, char *out, size_t outsz)
 	for (i = 0; i < 3; i++)
 		dbt_digest(n->db, tables[i], d[i]);
 	snprintf(out, outsz, "%.8s%.8s%.8s/%lld/%lld/%lld/%s", d[0], d[1],
-	    d[2], dbt_int(n->db, "SELECT count(*) FROM _meshsync_changes"),
-	    dbt_int(n->db, "SELECT count(*) FROM _meshsync_shadow"),
+	    d[2], dbt_int(n->db, "SELECT coalesce(sum(n), 0) FROM "
+	    "_meshsync_log"),
+	    dbt_int(n->db, "SELECT count(*) FROM _meshsync_rows"),
 	    dbt_int(n->db, "SELECT count(*) FROM _meshsync_parked"),
 	    dbt_str(n->db, buf, sizeof(buf), "SELECT group_concat(origin || "
 	    "'=' || seq) FROM _meshsync_vv"));
@@ -161,7 +162,7 @@ test_write_kinds(void)
 	    "delete arrived");
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_capture"), 0,
 	    "apply's own writes are not left in the capture table");
-	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_changes WHERE "
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_log WHERE "
 	    "origin = 'wk-b'"), 0, "apply's writes are not logged as B's");
 	dbt_node_close(&a);
 	dbt_node_close(&b);
@@ -252,14 +253,16 @@ test_relay(void)
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM tags"), 1,
 	    "C's row reached A through B");
 	tap_ok(same(&a, &c) && same(&a, &b), "A, B, C identical");
-	before = dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes");
+	before = dbt_int(a.db, "SELECT sum(n) FROM _meshsync_log");
 	dbt_sync(&b, &a, 1000, &st, NULL, 0, NULL);
 	tap_is_int(st.applied + st.skipped, 0, "nothing echoes back to A");
-	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes"),
+	tap_is_int(dbt_int(a.db, "SELECT sum(n) FROM _meshsync_log"),
 	    before, "A's log did not grow");
-	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes "
+	tap_is_int(dbt_int(a.db, "SELECT sum(n) FROM _meshsync_log "
 	    "WHERE origin = 'rl-a'"), 5, "A's own entries: alive + 4 columns "
 	    "(NULLs too), nothing from elsewhere");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_log "
+	    "WHERE origin = 'rl-a'"), 1, "  in one record: one row change");
 	dbt_node_close(&a);
 	dbt_node_close(&b);
 	dbt_node_close(&c);
@@ -838,7 +841,7 @@ test_compact_snapshot(void)
 	    DBSYNC_OK, "compact with B's acknowledged vv");
 	json_object_put(vv);
 	tap_ok(removed > 0, "removed %lld entries", (long long)removed);
-	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes"), 0,
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_log"), 0,
 	    "all acknowledged entries gone");
 	vv = json_tokener_parse("{\"cs-a\": 1}");
 	dbt_exec(a.app, "UPDATE notes SET title = 'z' WHERE id = 1");
@@ -846,7 +849,7 @@ test_compact_snapshot(void)
 	dbsync_compact(a.db, vv, &removed, err, sizeof(err));
 	json_object_put(vv);
 	tap_is_int(removed, 0, "unacknowledged entries are never compacted");
-	tap_is_int(dbt_int(a.db, "SELECT min(seq) FROM _meshsync_changes"),
+	tap_is_int(dbt_int(a.db, "SELECT min(seq) FROM _meshsync_log"),
 	    11, "sequence continues after compaction");
 	sync1(&a, &b);
 	tap_ok(same(&a, &b), "sync continues after compaction");
@@ -938,7 +941,11 @@ test_client(void)
 
 	mknode(&a, "cl-a");
 	mknode(&b, "cl-b");
-	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'server')");
+	/* Row 1's body was written in 1999 (a harvest with that clock on a
+	 * fresh node), its title now. */
+	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'old')");
+	harvest_at(&a, 928195200000LL);
+	dbt_exec(a.app, "UPDATE notes SET title = 'server' WHERE id = 1");
 	harvest_at(&a, dbt_now());
 	state(&a, s1, sizeof(s1));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -961,15 +968,13 @@ test_client(void)
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title || score || "
 	    "hex(data) FROM notes WHERE id = 5"), "offline2.5000102",
 	    "client row written with typed values");
-	tap_ok(dbt_int(a.db, "SELECT count(*) FROM _meshsync_changes WHERE "
+	tap_ok(dbt_int(a.db, "SELECT count(*) FROM _meshsync_log WHERE "
 	    "pk = '[5]'") > 0, "client write harvested in the same request");
 
 	/* Stale edit: the server's value is newer than the client's ts. */
 	snprintf(json, sizeof(json), "{\"changes\":[{\"table\":\"notes\","
 	    "\"op\":\"upsert\",\"pk\":{\"id\":1},\"values\":{\"title\":"
 	    "\"stale\",\"body\":\"fresh\"},\"ts\":\"2000-01-01T00:00:00Z\"}]}");
-	dbt_exec(a.db, "UPDATE _meshsync_shadow SET hlc = 1 WHERE pk = '[1]' "
-	    "AND col = 'body'");	/* body: never really written */
 	tap_is_int(client_str(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
 	    "stale client edit accepted");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title || '|' || "
@@ -992,6 +997,129 @@ test_client(void)
 	dbt_node_close(&b);
 }
 
+
+/*
+ * A database of the per-column layout (the releases before packed
+ * records): its change log, shadow, vector and parked entries move into
+ * the new tables when the engine opens it, and sync goes on as if nothing
+ * happened.  The old tables are written here as the old engine wrote them.
+ */
+static void
+test_migrate(void)
+{
+	struct tnode a, b;
+	struct dbsync_stats st;
+	json_object *parked = NULL;
+	char hash[65], err[512], sql[8192], buf[256];
+	long long h1 = (long long)hlc_pack(dbt_now() - 60000, 0);
+	long long h2 = h1 + 1, h3 = h1 + 2, h4 = h1 + 3;
+
+	mknode(&a, "mg-a");
+	mknode(&b, "mg-b");
+	capture_schema_hash(a.db, "notes", hash, err, sizeof(err));
+	/* The app rows (their captures belong to the old history). */
+	dbt_exec(a.app, "INSERT INTO notes(id, title, body) VALUES"
+	    "(1, 'one v2', 'b1'), (2, 'two', NULL), (3, 'three', 'x');"
+	    "DELETE FROM _meshsync_capture;");
+	snprintf(sql, sizeof(sql),
+	    "DROP TABLE _meshsync_log; DROP TABLE _meshsync_rows;"
+	    "CREATE TABLE _meshsync_changes(origin TEXT NOT NULL, seq INTEGER "
+	    "NOT NULL, hlc INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT "
+	    "NULL, col TEXT NOT NULL, val, phlc INTEGER NOT NULL, pnode TEXT "
+	    "NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY(origin, seq)) "
+	    "WITHOUT ROWID;"
+	    "CREATE TABLE _meshsync_shadow(tbl TEXT NOT NULL, pk TEXT NOT NULL,"
+	    " col TEXT NOT NULL, val, hlc INTEGER NOT NULL, node TEXT NOT NULL,"
+	    " phlc INTEGER NOT NULL, pnode TEXT NOT NULL, PRIMARY KEY(tbl, pk,"
+	    " col)) WITHOUT ROWID;"
+	    "INSERT INTO _meshsync_schemas(sid, tbl, hash) VALUES"
+	    "(1, 'notes', '%s'), (2, 'tags', '%064d');"
+	    /* Rows 1 and 2 inserted on a, row 1's title updated, row 3
+	     * relayed from x, two entries of y parked (another schema). */
+	    "INSERT INTO _meshsync_changes VALUES"
+	    "('mg-a', 1, %lld, 'notes', '[1]', '', 1, 0, '', 1),"
+	    "('mg-a', 2, %lld, 'notes', '[1]', 'title', 'one', 0, '', 1),"
+	    "('mg-a', 3, %lld, 'notes', '[1]', 'body', 'b1', 0, '', 1),"
+	    "('mg-a', 4, %lld, 'notes', '[1]', 'score', NULL, 0, '', 1),"
+	    "('mg-a', 5, %lld, 'notes', '[1]', 'data', NULL, 0, '', 1),"
+	    "('mg-a', 6, %lld, 'notes', '[2]', '', 1, 0, '', 1),"
+	    "('mg-a', 7, %lld, 'notes', '[2]', 'title', 'two', 0, '', 1),"
+	    "('mg-a', 8, %lld, 'notes', '[2]', 'body', NULL, 0, '', 1),"
+	    "('mg-a', 9, %lld, 'notes', '[2]', 'score', NULL, 0, '', 1),"
+	    "('mg-a', 10, %lld, 'notes', '[2]', 'data', NULL, 0, '', 1),"
+	    "('mg-a', 11, %lld, 'notes', '[1]', 'title', 'one v2', %lld, "
+	    "'mg-a', 1),"
+	    "('mg-x', 1, %lld, 'notes', '[3]', '', 1, 0, '', 1),"
+	    "('mg-x', 2, %lld, 'notes', '[3]', 'title', 'three', 0, '', 1),"
+	    "('mg-x', 3, %lld, 'notes', '[3]', 'body', 'x', 0, '', 1),"
+	    "('mg-x', 4, %lld, 'notes', '[3]', 'score', NULL, 0, '', 1),"
+	    "('mg-x', 5, %lld, 'notes', '[3]', 'data', NULL, 0, '', 1),"
+	    "('mg-y', 1, %lld, 'tags', '[\"t\"]', '', 1, 0, '', 2),"
+	    "('mg-y', 2, %lld, 'tags', '[\"t\"]', 'label', 'L', 0, '', 2);"
+	    "INSERT INTO _meshsync_shadow SELECT tbl, pk, col, val, hlc, "
+	    "origin, phlc, pnode FROM _meshsync_changes c WHERE tbl = 'notes' "
+	    "AND seq = (SELECT max(seq) FROM _meshsync_changes d WHERE "
+	    "d.tbl = c.tbl AND d.pk = c.pk AND d.col = c.col);"
+	    "INSERT INTO _meshsync_parked VALUES"
+	    "('mg-y', 1, 'tags', '%064d', 'schema differs'),"
+	    "('mg-y', 2, 'tags', '%064d', 'schema differs');"
+	    "INSERT OR REPLACE INTO _meshsync_vv VALUES"
+	    "('mg-a', 11), ('mg-x', 5), ('mg-y', 2);",
+	    hash, 1, h1, h1, h1, h1, h1, h2, h2, h2, h2, h2, h3, h1, h4, h4, h4,
+	    h4, h4, h4, h4, 1, 1);
+	tap_is_int(dbt_exec(a.db, "%s", sql), 0, "migrate: a database in the "
+	    "per-column layout");
+	dbt_node_close(&a);
+	if (dbsync_open(a.path, &a.db, err, sizeof(err)) == -1 ||
+	    sqlite3_open(a.path, &a.app) != SQLITE_OK) {
+		tap_ok(0, "migrate: open: %s", err);
+		return;
+	}
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM sqlite_schema WHERE "
+	    "name IN ('_meshsync_changes', '_meshsync_shadow')"), 0,
+	    "migrate: the old tables are gone");
+	tap_is_int(dbt_int(a.db, "SELECT sum(n) FROM _meshsync_log"), 18,
+	    "migrate: every entry is in the log");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(origin "
+	    "|| '/' || seq || '+' || n, ' ') FROM _meshsync_log"),
+	    "mg-a/1+5 mg-a/6+5 mg-a/11+1 mg-x/1+5 mg-y/1+2",
+	    "migrate: one record per row change");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_rows WHERE "
+	    "tbl = 'notes' AND alive = 1"), 3, "migrate: three shadow rows, "
+	    "alive");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT origin || '/' || "
+	    "seq FROM _meshsync_parked"), "mg-y/1",
+	    "migrate: the parked entries name their record");
+	if (dbsync_parked(a.db, &parked, err, sizeof(err)) == 0)
+		tap_is_int(json_object_get_int(json_object_object_get(
+		    json_object_array_get_idx(parked, 0), "count")), 2,
+		    "migrate: still two parked entries");
+	json_object_put(parked);
+	/* The migrated log feeds a fresh node. */
+	tap_is_int(sync1(&a, &b), DBSYNC_OK, "migrate: sync to a fresh node");
+	tap_ok(same(&a, &b), "migrate: the fresh node has the same rows");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat("
+	    "origin || '=' || seq, ' ') FROM _meshsync_vv WHERE origin LIKE "
+	    "'mg-_' AND origin != 'mg-b' ORDER BY origin"),
+	    "mg-a=11 mg-x=5 mg-y=2", "migrate: and the same vector");
+	/* The migrated shadow: a write changes one column, which is logged
+	 * over the old clock. */
+	dbt_exec(a.app, "UPDATE notes SET body = 'b1 new' WHERE id = 1");
+	dbsync_harvest(a.db, a.id, dbt_now(), &st, err, sizeof(err));
+	tap_is_int(st.harvested, 1, "migrate: an update after it logs only the "
+	    "column it changed");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM _meshsync_log WHERE "
+	    "origin = 'mg-a' AND seq = 12 AND n = 1");
+	tap_is_int(dbt_int(a.db, "%s", sql), 1, "migrate: as seq 12");
+	tap_is_int(sync1(&a, &b), DBSYNC_OK, "migrate: and it syncs");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT body FROM notes "
+	    "WHERE id = 1"), "b1 new", "migrate: the peer has the new value");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts"), 0,
+	    "migrate: as a sequential write, not a conflict");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 int
 main(void)
 {
@@ -1009,6 +1137,7 @@ main(void)
 	test_schema_park();
 	test_compact_snapshot();
 	test_client();
+	test_migrate();
 	dbt_cleanup();
 	return tap_done();
 }
