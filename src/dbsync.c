@@ -2249,6 +2249,13 @@ share_key(struct shared *s, const char *text)
 	return share_set(s, text, 1);
 }
 
+/* The parts of a wire 2 row; a row ends after R_VALS when every column
+ * of its table entry is there in order and it overwrote nothing (a new
+ * row), after R_COLS when it overwrote nothing. */
+enum { R_TAB, R_ORIGIN, R_SEQ, R_HLC, R_KEY, R_VALS, R_COLS, R_PH, R_PN,
+    R_LEN };
+#define R_LISTS		(R_LEN - R_VALS)
+
 /* Wire 2: one (table, schema) of a batch and its "c" column list. */
 struct wtab {
 	char		*tbl;
@@ -2269,12 +2276,36 @@ struct feedw {
 	struct wtab	*tab;
 	int		 ntab;
 	json_object	*row;		/* wire 2: the row change being written */
+	json_object	*rl[R_LISTS];	/* its lists, added by feedw_row_end */
+	int		 rdense;	/* columns so far 0, 1, 2, ... */
+	int		 rplain;	/* prev clocks 0, prev nodes "" so far */
 	int		 rtab, rorigin;
 	int64_t		 rnext;		/* its next entry's seq */
 	uint64_t	 rh;
 	char		*rpk;
 	struct shared	 o, t, pn, k;	/* wire 1 */
 };
+
+/* Add the row being written its lists, the ones it needs. */
+static int
+feedw_row_end(struct feedw *w)
+{
+	int i, keep = R_LISTS, ret = 0;
+
+	if (w->row == NULL)
+		return 0;
+	if (w->rplain)
+		keep = w->rdense ? 1 : 2;
+	for (i = 0; i < R_LISTS; i++) {
+		if (i < keep && json_object_array_add(w->row, w->rl[i]) != 0)
+			ret = -1;
+		else if (i >= keep)
+			json_object_put(w->rl[i]);
+		w->rl[i] = NULL;
+	}
+	w->row = NULL;
+	return ret;
+}
 
 static void
 feedw_free(struct feedw *w)
@@ -2285,6 +2316,8 @@ feedw_free(struct feedw *w)
 		free(w->tab[i].tbl);
 		free(w->tab[i].hash);
 	}
+	for (i = 0; i < R_LISTS; i++)
+		json_object_put(w->rl[i]);
 	free(w->tab);
 	free(w->rpk);
 	share_free(&w->o);
@@ -2420,10 +2453,13 @@ feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 	}
 	if (w->row == NULL || seq != w->rnext || h != w->rh ||
 	    ti != w->rtab || oi != w->rorigin || strcmp(pk, w->rpk) != 0) {
+		if (feedw_row_end(w) == -1) {
+			json_object_put(val);
+			return -1;
+		}
 		free(w->rpk);
-		w->row = NULL;
 		if ((w->rpk = strdup(pk)) == NULL ||
-		    (r = json_object_new_array_ext(9)) == NULL) {
+		    (r = json_object_new_array_ext(R_LEN)) == NULL) {
 			json_object_put(val);
 			return -1;
 		}
@@ -2437,9 +2473,12 @@ feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 		json_object_array_add(r, json_object_new_int64(seq));
 		json_object_array_add(r, json_object_new_int64((int64_t)h));
 		json_object_array_add(r, key);
-		for (i = 0; i < 4; i++)
-			json_object_array_add(r, json_object_new_array());
-		if (json_object_array_length(r) != 9) {
+		for (i = 0; i < R_LISTS; i++)
+			if ((w->rl[i] = json_object_new_array()) == NULL) {
+				json_object_put(val);
+				return -1;
+			}
+		if (json_object_array_length(r) != R_VALS) {
 			json_object_put(val);
 			return -1;
 		}
@@ -2447,16 +2486,15 @@ feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 		w->rtab = ti;
 		w->rorigin = oi;
 		w->rh = h;
+		w->rdense = w->rplain = 1;
 	}
-	r = w->row;
+	w->rdense &= ci == (int)json_object_array_length(w->rl[0]);
+	w->rplain &= ph == 0 && pn[0] == '\0';
 	w->rnext = seq + 1;
-	json_object_array_add(json_object_array_get_idx(r, 5),
-	    json_object_new_int(ci));
-	json_object_array_add(json_object_array_get_idx(r, 6), val);
-	json_object_array_add(json_object_array_get_idx(r, 7),
-	    json_object_new_int64(ph));
-	json_object_array_add(json_object_array_get_idx(r, 8),
-	    json_object_new_int(pi));
+	json_object_array_add(w->rl[R_VALS - R_VALS], val);
+	json_object_array_add(w->rl[R_COLS - R_VALS], json_object_new_int(ci));
+	json_object_array_add(w->rl[R_PH - R_VALS], json_object_new_int64(ph));
+	json_object_array_add(w->rl[R_PN - R_VALS], json_object_new_int(pi));
 	return 0;
 }
 
@@ -2582,6 +2620,8 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 		if (last < upto)
 			more = 1;
 	}
+	if (feedw_row_end(&w) == -1)
+		goto oom;
 	json_object_object_add(w.batch, "more", json_object_new_boolean(more));
 	*batch_out = w.batch;
 	w.batch = NULL;
@@ -2633,7 +2673,7 @@ dbsync_batch_len(json_object *batch)
 		return 0;
 	n = arr_len(a);
 	for (i = 0; i < n; i++)
-		len += arr_len(arr_at(arr_at(a, i), 5));
+		len += arr_len(arr_at(arr_at(a, i), R_VALS));
 	return len;
 }
 
@@ -2675,7 +2715,7 @@ dbsync_batch_tops(json_object *batch)
 		o = json_object_get_string(arr_at(nodes, (size_t)
 		    json_object_get_int(arr_at(r, 1))));
 		seq = json_object_get_int64(arr_at(r, 2));
-		nc = arr_len(arr_at(r, 5));
+		nc = arr_len(arr_at(r, R_VALS));
 		if (o != NULL && nc > 0 && seq > 0 &&
 		    seq <= INT64_MAX - (int64_t)nc)
 			tops_raise(tops, o, seq + (int64_t)nc - 1);
@@ -2929,29 +2969,26 @@ parse_dicts(json_object *batch, const char ***nodes, size_t *nn,
 	return 0;
 }
 
-/* The parts of a wire 2 row. */
-enum { R_TAB, R_ORIGIN, R_SEQ, R_HLC, R_KEY, R_COLS, R_VALS, R_PH, R_PN,
-    R_LEN };
-
-/* Row r's shape: a row array whose four lists have one element per
- * column, 1..DBSYNC_ROW_MAX.  The column count, or 0 (*why). */
+/* Row r's shape: a row array of 6, 7 or 9 whose lists have one element
+ * per column, 1..DBSYNC_ROW_MAX.  The column count, or 0 (*why). */
 static size_t
 row_shape(json_object *r, const char **why)
 {
-	size_t n, k;
+	size_t n, k, len;
 
 	if (!json_object_is_type(r, json_type_array) ||
-	    json_object_array_length(r) != R_LEN) {
-		*why = "not an array of 9";
+	    ((len = json_object_array_length(r)) != R_COLS &&
+	    len != R_PH && len != R_LEN)) {
+		*why = "not an array of 6, 7 or 9";
 		return 0;
 	}
-	n = json_object_array_length(json_object_array_get_idx(r, R_COLS));
-	for (k = R_COLS; k <= R_PN; k++) {
+	n = json_object_array_length(json_object_array_get_idx(r, R_VALS));
+	for (k = R_VALS; k < len; k++) {
 		json_object *l = json_object_array_get_idx(r, k);
 
 		if (!json_object_is_type(l, json_type_array) ||
 		    json_object_array_length(l) != n) {
-			*why = "columns, values, prev clocks and prev nodes "
+			*why = "values, columns, prev clocks and prev nodes "
 			    "must be arrays of one length";
 			return 0;
 		}
@@ -2999,7 +3036,7 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 
 		r = json_object_array_get_idx(rows, i);
 		nc = json_object_array_length(json_object_array_get_idx(r,
-		    R_COLS));
+		    R_VALS));
 		if (jval_range(json_object_array_get_idx(r, R_TAB), 0,
 		    (int64_t)nt - 1, &ti) == -1)
 			why = "bad table number";
@@ -3014,10 +3051,11 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 			why = "bad clock";
 		if (why != NULL)
 			goto bad;
-		cols = json_object_array_get_idx(r, R_COLS);
+		/* Absent lists: columns 0, 1, 2, ...; nothing overwritten. */
 		vals = json_object_array_get_idx(r, R_VALS);
-		phs = json_object_array_get_idx(r, R_PH);
-		pns = json_object_array_get_idx(r, R_PN);
+		cols = arr_at(r, R_COLS);
+		phs = arr_at(r, R_PH);
+		pns = arr_at(r, R_PN);
 		for (j = 0; j < nc; j++, k++) {
 			e = &x[k];
 			e->v.t = SQLITE_NULL;
@@ -3026,22 +3064,27 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 			e->h = (uint64_t)h;
 			e->t = tabs[ti].t;
 			e->hash = tabs[ti].sh;
-			if (jval_range(json_object_array_get_idx(cols, j), 0,
-			    (int64_t)tabs[ti].nc - 1, &ci) == -1) {
+			ci = (int64_t)j;
+			if ((cols != NULL ? jval_range(json_object_array_get_idx(
+			    cols, j), 0, (int64_t)tabs[ti].nc - 1, &ci) :
+			    (j < tabs[ti].nc ? 0 : -1)) == -1) {
 				why = "bad column number";
 				goto bad;
 			}
 			e->c = json_object_get_string(
 			    json_object_array_get_idx(tabs[ti].c, (size_t)ci));
-			if (jval_range(json_object_array_get_idx(phs, j), 0,
-			    INT64_MAX, &ph) == -1 ||
+			ph = 0;
+			e->pn = "";
+			if (phs != NULL && (jval_range(json_object_array_get_idx(
+			    phs, j), 0, INT64_MAX, &ph) == -1 ||
 			    jval_range(json_object_array_get_idx(pns, j), 0,
-			    (int64_t)nn - 1, &pi) == -1) {
+			    (int64_t)nn - 1, &pi) == -1)) {
 				why = "bad prev clock or node";
 				goto bad;
 			}
 			e->ph = (uint64_t)ph;
-			e->pn = nodes[pi];
+			if (phs != NULL)
+				e->pn = nodes[pi];
 			if (j == 0) {
 				if (ent_key(e, json_object_array_get_idx(r,
 				    R_KEY), &why) == -1)

@@ -99,9 +99,12 @@
  *    "tables": [{"t": "<table>", "sh": "<schema hash>",
  *                "c": ["<column>"|"", ...]}, ...],
  *    "rows":   [[<table #>, <origin #>, <first seq>, <hlc>, [pk values],
- *                [<column #>, ...], [<value>, ...], [<prev hlc>, ...],
+ *                [<value>, ...], [<column #>, ...], [<prev hlc>, ...],
  *                [<prev node #>, ...]], ...]}
- * The i-th column of a row is the entry with seq first + i.  A batch with
+ * The i-th value of a row is the entry with seq first + i.  The lists
+ * after the values are left out when they say nothing: a row of 6 has
+ * columns 0, 1, 2, ... of its table entry, and a row of 6 or 7 overwrote
+ * nothing (prev clocks 0, prev nodes "") -- a new row is 6.  A batch with
  * "rows" is wire 2, else wire 1; dbsync_apply takes both, dbsync_feed
  * writes the one asked for, so a peer still on wire 1 keeps syncing.
  *
