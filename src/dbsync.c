@@ -519,6 +519,7 @@ struct eng {
 	struct shrow		 mr;
 	int			 mr_ti;
 	char			*mr_pk;
+	const struct dv		*mr_kv;	/* its key's values, or NULL */
 	int			 mr_dirty;
 	struct {
 		char	 tbl[CAPTURE_NAME_MAX + 1];
@@ -980,6 +981,8 @@ struct ent {
 	uint64_t	 h;
 	const char	*t;
 	char		*pk;		/* canonical key text, owned */
+	struct dv	*kv;		/* the key's values (npk), or NULL */
+	int		 kvown;		/* kv is this entry's to free */
 	const char	*c;
 	struct dv	 v;
 	uint64_t	 ph;
@@ -1517,25 +1520,32 @@ capture_discard(struct eng *e)
 /* ------------------------------------------------------------------ */
 /* Merge and materialise                                                */
 
-/* Make the app table's row (ti, pk) match its shadow, row. */
+/* Make the app table's row (ti, pk) match its shadow, row.  kv: the
+ * key's values when the caller has them decoded, else NULL. */
 static int
-materialize_row(struct eng *e, int ti, const char *pk, struct shrow *row)
+materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
+    struct shrow *row)
 {
 	const struct capture_table *t = &e->t[ti];
-	struct dv pkv[CAPTURE_MAX_PK];
+	struct dv own[CAPTURE_MAX_PK];
+	const struct dv *pkv = kv;
 	json_object *keyj = NULL;
 	sqlite3_stmt *st = NULL, *adhoc = NULL;
 	struct shent *s;
 	const char *why = NULL;
-	int *use = NULL, j, k, npk = 0, all = 1, ret = -1;
+	int *use = NULL, j, k, npk = t->npk, nown = 0, all = 1, ret = -1;
 
-	keyj = json_tokener_parse(pk);
-	if ((npk = pk_from_json(keyj, pkv, 0, &why)) != t->npk) {
-		snprintf(e->err, e->errsz, "%s: bad stored key", t->name);
-		if (npk > 0)
-			pk_free(pkv, npk);
-		npk = 0;
-		goto fail;
+	if (kv == NULL) {
+		keyj = json_tokener_parse(pk);
+		if ((nown = pk_from_json(keyj, own, 0, &why)) != t->npk) {
+			snprintf(e->err, e->errsz, "%s: bad stored key",
+			    t->name);
+			if (nown > 0)
+				pk_free(own, nown);
+			nown = 0;
+			goto fail;
+		}
+		pkv = own;
 	}
 	if (!sh_alive(sh_find(row, ""))) {
 		if ((st = t_del(e, ti)) == NULL)
@@ -1579,7 +1589,7 @@ fail:
 	if (st != NULL && st != adhoc)
 		sqlite3_reset(st);
 	sqlite3_finalize(adhoc);
-	pk_free(pkv, npk);
+	pk_free(own, nown);
 	json_object_put(keyj);
 	free(use);
 	return ret;
@@ -1599,7 +1609,8 @@ merge_flush(struct eng *e)
 		return 0;
 	if (e->mr_dirty) {
 		if (sh_store(e, e->t[e->mr_ti].name, e->mr_pk, &e->mr) == -1 ||
-		    materialize_row(e, e->mr_ti, e->mr_pk, &e->mr) == -1)
+		    materialize_row(e, e->mr_ti, e->mr_pk, e->mr_kv, &e->mr) ==
+		    -1)
 			goto out;
 	}
 	ret = 0;
@@ -1607,6 +1618,7 @@ out:
 	sh_clear(&e->mr);
 	free(e->mr_pk);
 	e->mr_pk = NULL;
+	e->mr_kv = NULL;
 	e->mr_dirty = 0;
 	return ret;
 }
@@ -1652,6 +1664,7 @@ merge_entry(struct eng *e, const struct ent *x)
 	    strcmp(e->mr_pk, x->pk) != 0) {
 		if (merge_flush(e) == -1)
 			return -1;
+		e->mr_kv = x->npk == e->t[x->ti].npk ? x->kv : NULL;
 		if ((e->mr_pk = strdup(x->pk)) == NULL) {
 			snprintf(e->err, e->errsz, "out of memory");
 			return -1;
@@ -2734,6 +2747,10 @@ ents_free(struct ent *x, size_t n)
 	for (i = 0; i < n; i++) {
 		free(x[i].pk);
 		dv_free(&x[i].v);
+		if (x[i].kvown) {
+			pk_free(x[i].kv, x[i].npk);
+			free(x[i].kv);
+		}
 	}
 	free(x);
 }
@@ -2785,9 +2802,25 @@ ent_key(struct ent *e, json_object *k, const char **why)
 	if ((npk = pk_from_json(k, pkv, 0, why)) < 0)
 		return -1;
 	e->npk = npk;
-	e->pk = pk_encode(pkv, npk);
-	pk_free(pkv, npk);
-	if (e->pk == NULL) {
+	/* The values stay decoded for the write of the app row. */
+	if ((e->pk = pk_encode(pkv, npk)) == NULL ||
+	    (e->kv = malloc((size_t)npk * sizeof(*e->kv))) == NULL) {
+		pk_free(pkv, npk);
+		*why = "out of memory";
+		return -1;
+	}
+	memcpy(e->kv, pkv, (size_t)npk * sizeof(*e->kv));
+	e->kvown = 1;
+	return 0;
+}
+
+/* e has the key of the entry before it, p. */
+static int
+ent_key_same(struct ent *e, const struct ent *p, const char **why)
+{
+	e->npk = p->npk;
+	e->kv = p->kv;
+	if ((e->pk = strdup(p->pk)) == NULL) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -2873,11 +2906,8 @@ parse_changes(json_object *batch, json_object *changes, int64_t now_ms,
 		/* The entries of one row change carry equal keys: decode and
 		 * re-encode the key once per row, not once per column. */
 		if (prevk != NULL && json_object_equal(k, prevk)) {
-			e->npk = x[i - 1].npk;
-			if ((e->pk = strdup(x[i - 1].pk)) == NULL) {
-				why = "out of memory";
+			if (ent_key_same(e, &x[i - 1], &why) == -1)
 				goto bad;
-			}
 		} else if (ent_key(e, k, &why) == -1)
 			goto bad;
 		prevk = k;
@@ -3089,13 +3119,8 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 				if (ent_key(e, json_object_array_get_idx(r,
 				    R_KEY), &why) == -1)
 					goto bad;
-			} else {
-				e->npk = e[-1].npk;
-				if ((e->pk = strdup(e[-1].pk)) == NULL) {
-					why = "out of memory";
-					goto bad;
-				}
-			}
+			} else if (ent_key_same(e, &e[-1], &why) == -1)
+				goto bad;
 			if (dv_from_json(json_object_array_get_idx(vals, j),
 			    &e->v, 0, &why) == -1)
 				goto bad;

@@ -29,7 +29,24 @@ struct peer {
 	int		 maxflight;	/* most receives running at once */
 	int		 flight;
 	int		 first_pending;	/* a's captures when batch 1 came */
+	int		 faulted;	/* the fault happened (once) */
 };
+
+/*
+ * Is batch (wire 2) the push's first, the one from seq 1?  Two batches
+ * are in flight on threads of their own, so the order they reach the
+ * peer in is the scheduler's: the faults go by content, not arrival.
+ */
+static int
+first_batch(json_object *batch)
+{
+	json_object *rows;
+
+	return json_object_object_get_ex(batch, "rows", &rows) &&
+	    json_object_array_length(rows) > 0 &&
+	    json_object_get_int64(json_object_array_get_idx(
+	    json_object_array_get_idx(rows, 0), 2)) == 1;
+}
 
 static int
 t_vv(void *arg, const char *db, json_object **vv, int *wire, char *err,
@@ -86,26 +103,30 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 	struct dbsync_batch *pb = NULL;
 	json_object *vv = NULL;
 	sqlite3 *c = NULL;
-	int call, ret = -1;
+	int first = first_batch(batch), fault, ret = -1;
 
 	(void)db;
 	pthread_mutex_lock(&p->mu);
-	call = ++p->calls;
+	p->calls++;
 	if (++p->flight > p->maxflight)
 		p->maxflight = p->flight;
+	/* The fault strikes its batch once: a batch sent again goes. */
+	fault = !p->faulted && (p->fault == FAIL_SECOND ? !first : first);
+	if (fault && (p->fault == FAIL_SECOND || p->fault == DROP_FIRST))
+		p->faulted = 1;
 	pthread_mutex_unlock(&p->mu);
 	memset(&st, 0, sizeof(st));
-	if (p->fault == SLOW_FIRST && call == 1) {
+	if (p->fault == SLOW_FIRST && fault) {
 		/* The second batch applies first: its entries come after a
 		 * gap and are deferred. */
 		struct timespec ts = { 0, 300 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	if (p->fault == FAIL_SECOND && call == 2) {
+	if (p->fault == FAIL_SECOND && fault) {
 		snprintf(err, errsz, "peer went away");
 		goto out;
 	}
-	if (call == 1) {
+	if (first && p->first_pending == 0) {
 		sqlite3 *ca = NULL;
 
 		if (dbsync_open(p->a->path, &ca, err, errsz) == 0)
@@ -125,7 +146,7 @@ t_receive(void *arg, const char *db, json_object *batch, json_object **res,
 		}
 		dbsync_batch_free(pb);
 	}
-	if (!(p->fault == DROP_FIRST && call == 1) && p->fault != DROP_ALL &&
+	if (!(p->fault == DROP_FIRST && fault) && p->fault != DROP_ALL &&
 	    dbsync_apply(c, p->b->id, batch, dbt_now(), HLC_MAX_FUTURE_MS,
 	    &st, err, errsz) != DBSYNC_OK)
 		goto out;
