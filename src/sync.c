@@ -1,6 +1,7 @@
 /* sync.c - the one-shot bidirectional database sync, over any transport. */
 #include "sync.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,11 +164,16 @@ pull_ask(sqlite3 *app, const struct sync_transport *t, const char *db_name,
 }
 
 /*
- * A big backlog of local writes is harvested a chunk at a time between
- * pushed batches: the peer applies what is harvested while we harvest the
- * rest.  left bounds the chunks to the backlog found at the start, so an
- * application writing all the time cannot keep a push going; what it
- * wrote meanwhile is harvested at the end, as it was before.
+ * A big backlog of local writes (a bulk import, a stopped worker) is
+ * harvested a chunk at a time on a thread of its own, with a connection
+ * of its own, while the push feeds and sends what is harvested: the
+ * harvest, the feed and the peer's apply overlap instead of taking turns
+ * (WAL lets the feed read while the harvest writes; in rollback mode they
+ * wait for each other's short transactions).  left bounds the chunks to
+ * the backlog found at the start, so an application writing all the time
+ * cannot keep a push going; what it wrote meanwhile is harvested at the
+ * end, on the sync's connection, with the parked-entry pass.  Without a
+ * thread the chunks are harvested in turn with the sends, as before.
  */
 struct harvest {
 	sqlite3		*app;
@@ -175,6 +181,17 @@ struct harvest {
 	const char	*db;
 	int		 left;		/* chunks before the final harvest */
 	int		 done;
+	/* The harvesting thread, when there is one. */
+	pthread_t	 th;
+	int		 running;	/* started, not joined */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	int		 chunks;	/* committed so far (mu) */
+	int		 seen;		/* chunks the push has fed from */
+	int		 finished;	/* the thread is done (mu) */
+	int		 stop;		/* asked to stop early (mu) */
+	int		 failed;
+	char		 why[512];
 };
 
 static int
@@ -184,17 +201,110 @@ harvest_fail(struct harvest *h, const char *why, char *err, size_t errsz)
 	return -1;
 }
 
-/* The next chunk, or the final harvest (every capture, parked entries)
- * once the backlog is done.  0, or -1 with err. */
+static void *
+harvest_main(void *arg)
+{
+	struct harvest *h = arg;
+	const char *path = sqlite3_db_filename(h->app, "main");
+	sqlite3 *db = NULL;
+	char why[512];
+	int more = 1, left = h->left, stop = 0;
+
+	why[0] = '\0';
+	if (path == NULL || path[0] == '\0' ||
+	    dbsync_open(path, &db, why, sizeof(why)) == -1) {
+		if (why[0] == '\0')
+			util_fmt(why, sizeof(why), "no database file");
+		more = 0;
+		h->failed = 1;
+	}
+	while (more && left-- > 0 && !stop) {
+		if (dbsync_harvest_some(db, h->self, hlc_now_ms(),
+		    DBSYNC_HARVEST_STEP, &more, NULL, why, sizeof(why)) !=
+		    DBSYNC_OK) {
+			h->failed = 1;
+			break;
+		}
+		pthread_mutex_lock(&h->mu);
+		h->chunks++;
+		stop = h->stop;
+		pthread_cond_signal(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+	}
+	sqlite3_close(db);
+	pthread_mutex_lock(&h->mu);
+	if (h->failed)
+		util_fmt(h->why, sizeof(h->why), "%s", why);
+	h->finished = 1;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Start harvesting the backlog (h->left chunks) on a thread. */
+static void
+harvest_start(struct harvest *h)
+{
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	h->running = pthread_create(&h->th, NULL, harvest_main, h) == 0;
+	if (!h->running) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cv);
+	}
+}
+
+/* Join the thread (asking it to stop after its chunk when stop is set);
+ * -1 with err when it failed. */
 static int
-harvest_step(struct harvest *h, char *err, size_t errsz)
+harvest_join(struct harvest *h, int stop, char *err, size_t errsz)
+{
+	if (!h->running)
+		return 0;
+	pthread_mutex_lock(&h->mu);
+	h->stop |= stop;
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->th, NULL);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	h->running = 0;
+	h->left = 0;
+	if (h->failed)
+		return harvest_fail(h, h->why, err, errsz);
+	return 0;
+}
+
+/*
+ * More to feed from: with a thread, the chunks it committed since the
+ * last call (waited for only when wait is set -- nothing is in flight),
+ * else the next chunk harvested here; once the backlog is done, the
+ * final harvest (every capture, parked entries).  1 when there may be
+ * more to feed, 0 when not yet, -1 with err.
+ */
+static int
+harvest_step(struct harvest *h, int wait, char *err, size_t errsz)
 {
 	struct dbsync_stats st;
 	char why[512];
-	int more = 0;
+	int more = 0, fresh, finished;
 
 	if (h->done)
 		return 0;
+	if (h->running) {
+		pthread_mutex_lock(&h->mu);
+		while (wait && h->chunks == h->seen && !h->finished)
+			pthread_cond_wait(&h->cv, &h->mu);
+		fresh = h->chunks != h->seen;
+		finished = h->finished;
+		h->seen = h->chunks;
+		pthread_mutex_unlock(&h->mu);
+		if (fresh)
+			return 1;
+		if (!finished)
+			return 0;
+		if (harvest_join(h, 0, err, errsz) == -1)
+			return -1;
+	}
 	if (h->left > 0) {
 		if (dbsync_harvest_some(h->app, h->self, hlc_now_ms(),
 		    DBSYNC_HARVEST_STEP, &more, &st, why, sizeof(why)) !=
@@ -202,20 +312,23 @@ harvest_step(struct harvest *h, char *err, size_t errsz)
 			return harvest_fail(h, why, err, errsz);
 		h->left--;
 		if (more && h->left > 0)
-			return 0;
+			return 1;
 	}
 	if (dbsync_harvest(h->app, h->self, hlc_now_ms(), &st, why,
 	    sizeof(why)) != DBSYNC_OK)
 		return harvest_fail(h, why, err, errsz);
 	h->done = 1;
-	return 0;
+	return 1;
 }
 
+/* Everything now: the thread's chunks, then the final harvest. */
 static int
 harvest_all(struct harvest *h, char *err, size_t errsz)
 {
+	if (harvest_join(h, 0, err, errsz) == -1)
+		return -1;
 	h->left = 0;
-	return harvest_step(h, err, errsz);
+	return harvest_step(h, 1, err, errsz) == -1 ? -1 : 0;
 }
 
 /* Batches sent and not yet answered, at most: the peer parses the next
@@ -332,11 +445,11 @@ push(sqlite3 *app, const char *db_name, const struct sync_transport *t,
 			rounds++;
 		}
 		if (starved) {
-			/* Everything harvested is sent: harvest more while the
-			 * peer applies what is in flight. */
-			if (harvest_step(h, err, errsz) == -1)
+			/* Everything harvested is sent: more comes from the
+			 * harvest while the peer applies what is in flight. */
+			if ((i = harvest_step(h, n == 0, err, errsz)) == -1)
 				goto done;
-			if (n < PUSH_WINDOW)
+			if (n == 0 || (i == 1 && n < PUSH_WINDOW))
 				continue;
 		}
 		if (n == 0)
@@ -432,6 +545,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		    DBSYNC_HARVEST_STEP;
 	if (hv.left == 0 && harvest_all(&hv, err, errsz) == -1)
 		return -1;
+	if (hv.left > 0)
+		harvest_start(&hv);
 
 	/*
 	 * Pull: everything the peer has after our version vector.  The next
@@ -524,6 +639,8 @@ sync_db(sqlite3 *app, const char *db_name, const char *self_id,
 		*peer_vv = json_object_get(pvv);
 	ret = 0;
 done:
+	/* A failed sync stops the backlog's thread after its chunk. */
+	harvest_join(&hv, 1, why, sizeof(why));
 	json_object_put(vv);
 	pulled_free(&cur);
 	json_object_put(pvv);

@@ -292,9 +292,20 @@ main(void)
 	tap_ok(same(&a, &b), "b holds exactly a's rows");
 	tap_is_int(p.calls, 4, "in four batches");
 	tap_is_int(p.maxflight, 2, "two of them in flight at once");
-	tap_ok(p.first_pending > 0, "the first batch went out before the "
-	    "6000-row backlog was harvested (%d captures left then)",
-	    p.first_pending);
+	tap_is_int(dbsync_pending(a.db), 0, "and the backlog was harvested "
+	    "whole by the end");
+	done_with(&a, &b, &p);
+
+	/* Eight chunks of backlog: the harvest goes on, on its own thread,
+	 * while the first batches travel. */
+	rc = push_rows(8 * DBSYNC_HARVEST_STEP, NONE, &a, &b, &p, &n, err,
+	    sizeof(err));
+	tap_is_int(rc, 0, "a push of an 8-chunk backlog succeeds");
+	tap_ok(p.first_pending > 0, "its first batch went out before the "
+	    "backlog was harvested (%d captures left then)", p.first_pending);
+	tap_is_int(n.sent, 3 * 8 * DBSYNC_HARVEST_STEP, "every entry applied "
+	    "once");
+	tap_ok(same(&a, &b), "b holds exactly a's rows");
 	tap_is_int(dbsync_pending(a.db), 0, "and the backlog was harvested "
 	    "whole by the end");
 	done_with(&a, &b, &p);
