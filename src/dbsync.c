@@ -1061,7 +1061,8 @@ log_add(struct eng *e, const struct ent *x, int64_t sid)
 		e->rec.h = x->h;
 		e->rec.sid = sid;
 	}
-	pack_str(&e->rec.body, x->c, strlen(x->c));
+	/* With its NUL: log_next hands out the name where it lies. */
+	pack_str(&e->rec.body, x->c, strlen(x->c) + 1);
 	pack_dv(&e->rec.body, &x->v);
 	pack_u64(&e->rec.body, x->ph);
 	pack_node(&e->rec.body, x->pn, e->rec.preg);
@@ -1070,10 +1071,10 @@ log_add(struct eng *e, const struct ent *x, int64_t sid)
 	return 0;
 }
 
-/* One entry of a record, decoded: strings NUL-terminated, the value
- * borrowed from the record's blob. */
+/* One entry of a record, decoded: the column and the value borrowed
+ * from the record's blob (valid until its statement steps again). */
 struct lent {
-	char		 col[4097];
+	const char	*col;
 	struct dv	 v;
 	uint64_t	 ph;
 	char		 pn[PACK_NODE_MAX + 1];
@@ -1088,10 +1089,10 @@ log_next(struct pack_r *r, struct lent *l, char preg[PACK_NODE_MAX + 1])
 	size_t n;
 
 	c = unpack_str(r, &n);
-	if (r->bad || n >= sizeof(l->col) || memchr(c, '\0', n) != NULL)
+	if (r->bad || n == 0 || c[n - 1] != '\0' ||
+	    memchr(c, '\0', n - 1) != NULL)
 		return -1;
-	memcpy(l->col, c, n);
-	l->col[n] = '\0';
+	l->col = c;
 	unpack_dv(r, &l->v);
 	l->ph = unpack_u64(r);
 	unpack_node(r, l->pn, preg);
@@ -2423,15 +2424,17 @@ feedw_entry1(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 {
 	json_object *o, *cur;
 
-	if ((o = json_object_new_object()) == NULL)
-		return -1;
-	json_object_array_add(w->out, o);
 	/* Entries of one row change repeat origin, table, key and mostly
 	 * the previous node: one shared (counted) object each, parsed or
 	 * made once per row. */
-	if (share(&w->o, origin) == -1 || share(&w->t, tbl) == -1 ||
-	    share(&w->pn, pn) == -1 || share_key(&w->k, pk) == -1)
+	if ((o = json_object_new_object()) == NULL ||
+	    share(&w->o, origin) == -1 || share(&w->t, tbl) == -1 ||
+	    share(&w->pn, pn) == -1 || share_key(&w->k, pk) == -1) {
+		json_object_put(o);
+		json_object_put(val);
 		return -1;
+	}
+	json_object_array_add(w->out, o);
 	json_object_object_add(o, "o", json_object_get(w->o.j));
 	json_object_object_add(o, "s", json_object_new_int64(seq));
 	json_object_object_add(o, "h", json_object_new_int64((int64_t)h));
