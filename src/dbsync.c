@@ -1834,71 +1834,95 @@ eng_prologue(struct eng *e)
 
 /*
  * Until this release the change log and the shadow held one row per
- * column (_meshsync_changes, _meshsync_shadow).  Move them into packed
- * records, in the caller's transaction, and drop the old tables: a node
- * updated in place keeps its history, its clocks and its cursor.
+ * column (_meshsync_changes, _meshsync_shadow).  migrate_step moves the
+ * next DBSYNC_MIGRATE_CHUNK shadow rows or log entries into packed
+ * records and deletes them from the old tables, in the caller's
+ * transaction; the step that finds both empty rewrites the parked rows
+ * and drops the old tables.  A node updated in place keeps its history,
+ * its clocks and its cursor, and an application writer waits for one
+ * step at a time, not for the whole move (about 3.5 s per million
+ * values here).  A row change split between two steps is two records,
+ * which is as valid as one.
  */
-static int
-migrate_columns(sqlite3 *db, char *err, size_t errsz)
-{
-	sqlite3_stmt *q = NULL;
-	struct eng e;
-	char *tbl = NULL, *pk = NULL;
-	long long old;
-	int64_t nlog = 0, nsh = 0;
-	int rc, ret = -1;
+#define DBSYNC_MIGRATE_CHUNK	20000
 
-	if ((old = store_scalar(db, "SELECT count(*) FROM sqlite_schema "
-	    "WHERE type = 'table' AND name IN ('_meshsync_changes', "
-	    "'_meshsync_shadow')")) != 2)
-		return old == -1 ? -1 : 0;
+/* One step: 1 when more remain, 0 when the move is done, -1 (err). */
+static int
+migrate_step(sqlite3 *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *q = NULL, *d = NULL;
+	struct eng e;
+	char *tbl = NULL, *pk = NULL, *org = NULL;
+	int64_t seq = 0, n = 0, groups = 0;
+	int rc, ret = -1, shadow;
+
 	memset(&e, 0, sizeof(e));
 	e.db = db;
 	e.err = err;
 	e.errsz = errsz;
 	e.st = &e.stbuf;
-	if (sqlite3_prepare_v2(db, "SELECT tbl, pk, col, val, hlc, node, "
-	    "phlc, pnode FROM _meshsync_shadow ORDER BY tbl, pk", -1, &q,
-	    NULL) != SQLITE_OK)
-		goto dberr;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(q, 0);
-		const char *k = (const char *)sqlite3_column_text(q, 1);
-		struct shent *sh;
-		struct dv v;
+	shadow = store_scalar(db, "SELECT EXISTS (SELECT 1 FROM "
+	    "_meshsync_shadow)") == 1;
+	if (shadow) {
+		/* Whole rows: the scan stops at the first row past the
+		 * chunk, before reading any of it. */
+		if (sqlite3_prepare_v2(db, "SELECT tbl, pk, col, val, hlc, "
+		    "node, phlc, pnode FROM _meshsync_shadow ORDER BY tbl, pk",
+		    -1, &q, NULL) != SQLITE_OK)
+			goto dberr;
+		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+			const char *t = (const char *)sqlite3_column_text(q, 0);
+			const char *k = (const char *)sqlite3_column_text(q, 1);
+			struct shent *sh;
+			struct dv v;
 
-		if (tbl == NULL || strcmp(tbl, t) != 0 || strcmp(pk, k) != 0) {
-			if (tbl != NULL && sh_store(&e, tbl, pk, &e.sh) == -1)
-				goto fail;
-			sh_clear(&e.sh);
-			free(tbl);
-			free(pk);
-			tbl = strdup(t);
-			pk = strdup(k);
-			if (tbl == NULL || pk == NULL)
+			if (tbl == NULL || strcmp(tbl, t) != 0 ||
+			    strcmp(pk, k) != 0) {
+				if (tbl != NULL && sh_store(&e, tbl, pk,
+				    &e.sh) == -1)
+					goto fail;
+				if (++groups > DBSYNC_MIGRATE_CHUNK)
+					break;
+				sh_clear(&e.sh);
+				free(tbl);
+				free(pk);
+				tbl = strdup(t);
+				pk = strdup(k);
+				if (tbl == NULL || pk == NULL)
+					goto oom;
+			}
+			dv_col(&v, q, 3);
+			if ((sh = sh_add(&e.sh, (const char *)
+			    sqlite3_column_text(q, 2), &v)) == NULL)
 				goto oom;
+			sh->hlc = (uint64_t)sqlite3_column_int64(q, 4);
+			snprintf(sh->node, sizeof(sh->node), "%s",
+			    (const char *)sqlite3_column_text(q, 5));
+			sh->phlc = (uint64_t)sqlite3_column_int64(q, 6);
+			snprintf(sh->pnode, sizeof(sh->pnode), "%s",
+			    (const char *)sqlite3_column_text(q, 7));
 		}
-		dv_col(&v, q, 3);
-		if ((sh = sh_add(&e.sh, (const char *)sqlite3_column_text(q,
-		    2), &v)) == NULL)
-			goto oom;
-		sh->hlc = (uint64_t)sqlite3_column_int64(q, 4);
-		snprintf(sh->node, sizeof(sh->node), "%s",
-		    (const char *)sqlite3_column_text(q, 5));
-		sh->phlc = (uint64_t)sqlite3_column_int64(q, 6);
-		snprintf(sh->pnode, sizeof(sh->pnode), "%s",
-		    (const char *)sqlite3_column_text(q, 7));
-		nsh++;
-	}
-	if (rc != SQLITE_DONE)
-		goto dberr;
-	if (tbl != NULL && sh_store(&e, tbl, pk, &e.sh) == -1)
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			goto dberr;
+		if (rc == SQLITE_DONE && tbl != NULL &&
+		    sh_store(&e, tbl, pk, &e.sh) == -1)
+			goto fail;
+		/* Delete what was moved: every row up to the last one. */
+		if (sqlite3_prepare_v2(db, "DELETE FROM _meshsync_shadow "
+		    "WHERE (tbl, pk) <= (?1, ?2)", -1, &d, NULL) != SQLITE_OK)
+			goto dberr;
+		sqlite3_bind_text(d, 1, tbl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(d, 2, pk, -1, SQLITE_STATIC);
+		if (sqlite3_step(d) != SQLITE_DONE)
+			goto dberr;
+		ret = 1;
 		goto fail;
-	sqlite3_finalize(q);
+	}
 	if (sqlite3_prepare_v2(db, "SELECT origin, seq, hlc, tbl, pk, col, "
 	    "val, phlc, pnode, sid FROM _meshsync_changes ORDER BY origin, "
-	    "seq", -1, &q, NULL) != SQLITE_OK)
+	    "seq LIMIT ?1", -1, &q, NULL) != SQLITE_OK)
 		goto dberr;
+	sqlite3_bind_int(q, 1, DBSYNC_MIGRATE_CHUNK);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct ent x;
 
@@ -1914,13 +1938,30 @@ migrate_columns(sqlite3 *db, char *err, size_t errsz)
 		x.pn = (const char *)sqlite3_column_text(q, 8);
 		if (log_add(&e, &x, sqlite3_column_int64(q, 9)) == -1)
 			goto fail;
-		nlog++;
+		free(org);
+		if ((org = strdup(x.o)) == NULL)
+			goto oom;
+		seq = x.s;
+		n++;
 	}
 	if (rc != SQLITE_DONE)
 		goto dberr;
 	if (log_flush(&e) == -1)
 		goto fail;
-	/* A parked row now names the first entry of its record. */
+	if (n > 0) {
+		if (sqlite3_prepare_v2(db, "DELETE FROM _meshsync_changes "
+		    "WHERE (origin, seq) <= (?1, ?2)", -1, &d, NULL) !=
+		    SQLITE_OK)
+			goto dberr;
+		sqlite3_bind_text(d, 1, org, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(d, 2, seq);
+		if (sqlite3_step(d) != SQLITE_DONE)
+			goto dberr;
+		ret = 1;
+		goto fail;
+	}
+	/* Both empty: a parked row now names the first entry of its
+	 * record. */
 	if (store_exec(db, "CREATE TEMP TABLE _meshsync_parked_old AS "
 	    "SELECT p.origin, (SELECT max(c.seq) FROM _meshsync_log c WHERE "
 	    "c.origin = p.origin AND c.seq <= p.seq) AS seq, p.tbl, p.hash, "
@@ -1933,8 +1974,7 @@ migrate_columns(sqlite3 *db, char *err, size_t errsz)
 	    "DROP TABLE _meshsync_changes;"
 	    "DROP TABLE _meshsync_shadow", err, errsz) == -1)
 		goto fail;
-	log_info("moved %lld change-log entries and %lld shadow values into "
-	    "packed records", (long long)nlog, (long long)nsh);
+	log_info("moved the change log and the shadow into packed records");
 	ret = 0;
 	goto fail;
 oom:
@@ -1944,10 +1984,47 @@ dberr:
 	snprintf(err, errsz, "migrate: %s", sqlite3_errmsg(db));
 fail:
 	sqlite3_finalize(q);
+	sqlite3_finalize(d);
 	free(tbl);
 	free(pk);
+	free(org);
 	eng_release(&e);
 	return ret;
+}
+
+/* 1 when the old per-column tables are there, 0 when not, -1. */
+static int
+migrate_pending(sqlite3 *db)
+{
+	long long n = store_scalar(db, "SELECT count(*) FROM sqlite_schema "
+	    "WHERE type = 'table' AND name IN ('_meshsync_changes', "
+	    "'_meshsync_shadow')");
+
+	return n < 0 ? -1 : n == 2;
+}
+
+/* Every step of the move, each in a transaction of its own when own
+ * (else all in the caller's). */
+static int
+migrate_columns(sqlite3 *db, int own, char *err, size_t errsz)
+{
+	int rc;
+
+	do {
+		if ((rc = migrate_pending(db)) != 1)
+			return rc;
+		if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
+			return -1;
+		/* Another process may have finished the move meanwhile. */
+		if ((rc = migrate_pending(db)) == 1)
+			rc = migrate_step(db, err, errsz);
+		if (own && rc != -1 && store_exec(db, "COMMIT", err, errsz) ==
+		    -1)
+			rc = -1;
+		if (own && rc == -1)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	} while (rc == 1);
+	return rc;
 }
 
 int
@@ -1955,19 +2032,19 @@ dbsync_init(sqlite3 *db, char *err, size_t errsz)
 {
 	int own = sqlite3_get_autocommit(db);
 
-	/* Opened for every request: skip the write lock when all is there. */
+	/* Opened for every request: skip the write lock when all is there
+	 * (and no half-done move of the old layout is left). */
 	if (own && store_scalar(db, "SELECT count(*) FROM sqlite_schema "
 	    "WHERE name IN ('_meshsync_tracked', '_meshsync_capture', "
 	    "'_meshsync_meta', '_meshsync_vv', '_meshsync_schemas', "
 	    "'_meshsync_log', '_meshsync_rows', '_meshsync_parked', "
 	    "'_meshsync_parked_tbl', '_meshsync_conflicts')") ==
-	    DBSYNC_SCHEMA_OBJECTS)
+	    DBSYNC_SCHEMA_OBJECTS && migrate_pending(db) == 0)
 		return 0;
 	if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_init(db, err, errsz) == -1 ||
-	    store_exec(db, dbsync_ddl, err, errsz) == -1 ||
-	    migrate_columns(db, err, errsz) == -1) {
+	    store_exec(db, dbsync_ddl, err, errsz) == -1) {
 		if (own)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
@@ -1976,7 +2053,7 @@ dbsync_init(sqlite3 *db, char *err, size_t errsz)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	return 0;
+	return migrate_columns(db, own, err, errsz) == -1 ? -1 : 0;
 }
 
 int
