@@ -409,8 +409,20 @@ static char *
 pk_encode(const struct dv *v, int n)
 {
 	json_object *a, *j;
-	char *s = NULL;
+	char *s = NULL, buf[24 * CAPTURE_MAX_PK + 2];
+	size_t off = 0;
 	int i;
+
+	/* Integer keys, the usual kind, are written as json-c would write
+	 * them ("[7]", "[1,-2]") without building a JSON tree per row. */
+	for (i = 0; i < n && v[i].t == SQLITE_INTEGER; i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%c%lld",
+		    i == 0 ? '[' : ',', (long long)v[i].i);
+	if (i == n && n > 0 && off + 2 <= sizeof(buf)) {
+		buf[off++] = ']';
+		buf[off] = '\0';
+		return strdup(buf);
+	}
 
 	if ((a = json_object_new_array_ext(n)) == NULL)
 		return NULL;
