@@ -160,6 +160,23 @@ test_write_kinds(void)
 	sync1(&a, &b);
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM notes WHERE id = 2"), 0,
 	    "delete arrived");
+
+	/* A loop updating one row, then another row, then the first again:
+	 * the harvest logs each row's last state once. */
+	for (int i = 0; i < 50; i++)
+		dbt_exec(a.app, "UPDATE notes SET score = %d WHERE id = 1", i);
+	dbt_exec(a.app, "UPDATE tags SET label = 'james' WHERE code = '007';"
+	    "UPDATE notes SET title = 'looped' WHERE id = 1");
+	{
+		struct dbsync_stats st;
+		char err[256];
+
+		dbsync_harvest(a.db, a.id, dbt_now(), &st, err, sizeof(err));
+		tap_is_int(st.harvested, 3, "52 captures of two rows: 3 "
+		    "entries (score and title of one, label of the other)");
+	}
+	sync1(&a, &b);
+	tap_ok(same(&a, &b), "and B has the last state");
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_capture"), 0,
 	    "apply's own writes are not left in the capture table");
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_log WHERE "
