@@ -994,7 +994,8 @@ struct ent {
 	const char	*t;
 	char		*pk;		/* canonical key text, owned */
 	struct dv	*kv;		/* the key's values (npk), or NULL */
-	int		 kvown;		/* kv is this entry's to free */
+	int		 kvown;		/* kv and pk are this entry's to free
+					   (else the first of its row's) */
 	const char	*c;
 	struct dv	 v;
 	uint64_t	 ph;
@@ -1313,7 +1314,7 @@ emit_local(struct eng *e, int ti, const char *pk, const char *col,
 	s->phlc = s->hlc;
 	memcpy(s->pnode, s->node, sizeof(s->pnode));
 	s->hlc = h;
-	snprintf(s->node, sizeof(s->node), "%s", e->self);
+	util_strlcpy(s->node, e->self, sizeof(s->node));
 	e->st->harvested++;
 	return 0;
 }
@@ -1656,9 +1657,9 @@ static void
 merge_mark(struct eng *e, struct shent *s, const struct ent *x)
 {
 	s->hlc = x->h;
-	snprintf(s->node, sizeof(s->node), "%s", x->o);
+	util_strlcpy(s->node, x->o, sizeof(s->node));
 	s->phlc = x->ph;
-	snprintf(s->pnode, sizeof(s->pnode), "%s", x->pn);
+	util_strlcpy(s->pnode, x->pn, sizeof(s->pnode));
 	e->mr_dirty = 1;
 }
 
@@ -2852,9 +2853,9 @@ ents_free(struct ent *x, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		free(x[i].pk);
 		dv_free(&x[i].v);
 		if (x[i].kvown) {
+			free(x[i].pk);
 			pk_free(x[i].kv, x[i].npk);
 			free(x[i].kv);
 		}
@@ -2866,7 +2867,8 @@ static int
 ent_cmp(const void *a, const void *b)
 {
 	const struct ent *x = a, *y = b;
-	int c = strcmp(x->o, y->o);
+	/* A wire 2 batch's entries share their origin's string. */
+	int c = x->o == y->o ? 0 : strcmp(x->o, y->o);
 
 	if (c != 0)
 		return c;
@@ -2910,8 +2912,10 @@ ent_key(struct ent *e, json_object *k, const char **why)
 		return -1;
 	e->npk = npk;
 	/* The values stay decoded for the write of the app row. */
-	if ((e->pk = pk_encode(pkv, npk)) == NULL ||
-	    (e->kv = malloc((size_t)npk * sizeof(*e->kv))) == NULL) {
+	if ((e->kv = malloc((size_t)npk * sizeof(*e->kv))) == NULL ||
+	    (e->pk = pk_encode(pkv, npk)) == NULL) {
+		free(e->kv);
+		e->kv = NULL;
 		pk_free(pkv, npk);
 		*why = "out of memory";
 		return -1;
@@ -2921,17 +2925,14 @@ ent_key(struct ent *e, json_object *k, const char **why)
 	return 0;
 }
 
-/* e has the key of the entry before it, p. */
-static int
-ent_key_same(struct ent *e, const struct ent *p, const char **why)
+/* e has the key of the entry before it, p (shared: the entries of a
+ * batch are freed together). */
+static void
+ent_key_same(struct ent *e, const struct ent *p)
 {
 	e->npk = p->npk;
 	e->kv = p->kv;
-	if ((e->pk = strdup(p->pk)) == NULL) {
-		*why = "out of memory";
-		return -1;
-	}
-	return 0;
+	e->pk = p->pk;
 }
 
 /* Wire 1: "changes", one object per entry. */
@@ -3012,10 +3013,9 @@ parse_changes(json_object *batch, json_object *changes, int64_t now_ms,
 		}
 		/* The entries of one row change carry equal keys: decode and
 		 * re-encode the key once per row, not once per column. */
-		if (prevk != NULL && json_object_equal(k, prevk)) {
-			if (ent_key_same(e, &x[i - 1], &why) == -1)
-				goto bad;
-		} else if (ent_key(e, k, &why) == -1)
+		if (prevk != NULL && json_object_equal(k, prevk))
+			ent_key_same(e, &x[i - 1]);
+		else if (ent_key(e, k, &why) == -1)
 			goto bad;
 		prevk = k;
 		if (dv_from_json(v, &e->v, 0, &why) == -1)
@@ -3226,8 +3226,8 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 				if (ent_key(e, json_object_array_get_idx(r,
 				    R_KEY), &why) == -1)
 					goto bad;
-			} else if (ent_key_same(e, &e[-1], &why) == -1)
-				goto bad;
+			} else
+				ent_key_same(e, &e[-1]);
 			if (dv_from_json(json_object_array_get_idx(vals, j),
 			    &e->v, 0, &why) == -1)
 				goto bad;
@@ -3377,7 +3377,13 @@ dbsync_batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 		return DBSYNC_EINPUT;
 	}
 	if (b->n > 1)
-		qsort(b->x, b->n, sizeof(*b->x), ent_cmp);
+		for (size_t i = 1; i < b->n; i++)
+			if (ent_cmp(&b->x[i - 1], &b->x[i]) > 0) {
+				/* A feed sends each origin's entries in
+				 * order: sort only what came otherwise. */
+				qsort(b->x, b->n, sizeof(*b->x), ent_cmp);
+				break;
+			}
 	*out = b;
 	return DBSYNC_OK;
 }

@@ -1,10 +1,13 @@
 /* main.c - the meshsync executable: a table of subcommands, like git. */
+#include <sys/resource.h>
+
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+
+#include <sqlite3.h>
 
 #include "cmd.h"
 #include "keys.h"
@@ -177,6 +180,13 @@ main(int argc, char **argv)
 	 */
 	mallopt(M_MXFAST, 0);
 #endif
+	/*
+	 * SQLite counts every allocation for sqlite3_memory_used(), which
+	 * nothing here reads, under a global mutex: 4% of a sync's
+	 * instructions.  Before any connection exists, so it cannot fail
+	 * for being late; if it did, the counting would simply go on.
+	 */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	if (argc < 2)
 		return usage(stderr);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -43,17 +43,15 @@ pack_bytes(struct pack_w *w, const void *p, size_t n)
 void
 pack_u64(struct pack_w *w, uint64_t v)
 {
-	unsigned char b[10];
-	size_t n = 0;
-
+	if (grow(w, 10) == -1)
+		return;
 	do {
-		b[n] = (unsigned char)(v & 0x7f);
+		w->p[w->len] = (unsigned char)(v & 0x7f);
 		v >>= 7;
 		if (v != 0)
-			b[n] |= 0x80;
-		n++;
+			w->p[w->len] |= 0x80;
+		w->len++;
 	} while (v != 0);
-	pack_bytes(w, b, n);
 }
 
 void
