@@ -3119,7 +3119,7 @@ row_shape(json_object *r, const char **why)
 		*why = "not an array of 6, 7 or 9";
 		return 0;
 	}
-	n = json_object_array_length(json_object_array_get_idx(r, R_VALS));
+	n = arr_len(json_object_array_get_idx(r, R_VALS));
 	for (k = R_VALS; k < len; k++) {
 		json_object *l = json_object_array_get_idx(r, k);
 
