@@ -2403,7 +2403,26 @@ struct feedw {
 	uint64_t	 rh;
 	char		*rpk;
 	struct shared	 o, t, pn, k;	/* wire 1 */
+	char		*lasttbl;	/* the last record's table and key */
+	char		*lastpk;
 };
+
+/* Remember the table and key of the record just written. */
+static int
+feedw_last(struct feedw *w, const char *tbl, const char *pk)
+{
+	if (w->lasttbl == NULL || strcmp(w->lasttbl, tbl) != 0) {
+		free(w->lasttbl);
+		if ((w->lasttbl = strdup(tbl)) == NULL)
+			return -1;
+	}
+	if (w->lastpk == NULL || strcmp(w->lastpk, pk) != 0) {
+		free(w->lastpk);
+		if ((w->lastpk = strdup(pk)) == NULL)
+			return -1;
+	}
+	return 0;
+}
 
 /* Add the row being written its lists, the ones it needs. */
 static int
@@ -2439,6 +2458,8 @@ feedw_free(struct feedw *w)
 		json_object_put(w->rl[i]);
 	free(w->tab);
 	free(w->rpk);
+	free(w->lasttbl);
+	free(w->lastpk);
 	share_free(&w->o);
 	share_free(&w->t);
 	share_free(&w->pn);
@@ -2565,7 +2586,7 @@ feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 	json_object *r, *key;
 	int ti, oi, ci, pi, i;
 
-	if ((ti = feedw_table(w, tbl, hash != NULL ? hash : "")) == -1 ||
+	if ((ti = feedw_table(w, tbl, hash)) == -1 ||
 	    (oi = intern(w->nodes, origin)) == -1 ||
 	    (pi = intern(w->nodes, pn)) == -1 ||
 	    (ci = intern(w->tab[ti].cols, col)) == -1) {
@@ -2701,8 +2722,29 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 				rc = DBSYNC_ECOMPACTED;
 				goto fail;
 			}
-			if (count >= limit && h != lasth)
+			/*
+			 * Past the limit, only the rest of the row change
+			 * being sent may follow (its next record: the same
+			 * clock, table and key); hlc 1 is no write but the
+			 * initial value of a new column, shared by every row
+			 * of a re-track.  Never more than a peer accepts.
+			 */
+			if (count > 0 && (count + n > DBSYNC_MAX_APPLY ||
+			    (count >= limit && (h != lasth ||
+			    h == DBSYNC_HLC_INITIAL || seq0 != last + 1 ||
+			    strcmp(tbl, w.lasttbl) != 0 ||
+			    strcmp(pk, w.lastpk) != 0))))
 				break;
+			/* A record whose schema row is gone (a damaged
+			 * file) goes as made under the tracked schema, as
+			 * wire 1 always sent it. */
+			if (hash == NULL &&
+			    (hash = jget_str(schemas, tbl, NULL)) == NULL) {
+				snprintf(err, errsz, "feed: change-log record "
+				    "%s/%lld names no known schema", origin,
+				    (long long)seq0);
+				goto fail;
+			}
 			pack_r_init(&rd, sqlite3_column_blob(q, 5),
 			    (size_t)sqlite3_column_bytes(q, 5));
 			for (k = 0; k < n; k++) {
@@ -2727,6 +2769,8 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 			}
 			fetched++;
 			lasth = h;
+			if (feedw_last(&w, tbl, pk) == -1)
+				goto oom;
 		}
 		if (src != SQLITE_ROW && src != SQLITE_DONE)
 			goto dberr;

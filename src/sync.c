@@ -192,6 +192,7 @@ struct harvest {
 	int		 stop;		/* asked to stop early (mu) */
 	int		 failed;
 	char		 why[512];
+	char		 path[4096];	/* the database file */
 };
 
 static int
@@ -205,16 +206,11 @@ static void *
 harvest_main(void *arg)
 {
 	struct harvest *h = arg;
-	const char *path = sqlite3_db_filename(h->app, "main");
 	sqlite3 *db = NULL;
 	char why[512];
 	int more = 1, left = h->left, stop = 0;
 
-	why[0] = '\0';
-	if (path == NULL || path[0] == '\0' ||
-	    dbsync_open(path, &db, why, sizeof(why)) == -1) {
-		if (why[0] == '\0')
-			util_fmt(why, sizeof(why), "no database file");
+	if (dbsync_open(h->path, &db, why, sizeof(why)) == -1) {
 		more = 0;
 		h->failed = 1;
 	}
@@ -245,6 +241,13 @@ harvest_main(void *arg)
 static void
 harvest_start(struct harvest *h)
 {
+	const char *path = sqlite3_db_filename(h->app, "main");
+
+	/* A database without a file of its own (in memory, temporary) is
+	 * harvested in turn, on the sync's connection. */
+	if (path == NULL || path[0] == '\0' ||
+	    util_strlcpy(h->path, path, sizeof(h->path)) == -1)
+		return;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	h->running = pthread_create(&h->th, NULL, harvest_main, h) == 0;

@@ -785,6 +785,59 @@ test_bad_input(void)
 	dbt_node_close(&b);
 }
 
+
+/*
+ * A re-track after the app added columns logs every row's new columns at
+ * hlc 1 (the initial value, no write): 16,000 such entries share one
+ * clock, yet each batch stays within what a peer accepts and the sync
+ * goes through.
+ */
+static void
+test_retrack_batches(void)
+{
+	struct tnode a, b;
+	json_object *keep[64];
+	struct dbsync_stats st;
+	int nkeep = 0, i, over = 0, w;
+	enum dbsync_rc rc;
+
+	for (w = 1; w <= DBSYNC_WIRE; w++) {
+		char na[16], nb[16];
+
+		snprintf(na, sizeof(na), "rt%d-a", w);
+		snprintf(nb, sizeof(nb), "rt%d-b", w);
+		mknode(&a, na);
+		mknode(&b, nb);
+		dbt_exec(a.app, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL "
+		    "SELECT i + 1 FROM c WHERE i < 8000) INSERT INTO notes(id, "
+		    "title) SELECT i, 't' || i FROM c");
+		sync1(&a, &b);
+		dbt_exec(a.app, "ALTER TABLE notes ADD COLUMN c1 TEXT DEFAULT "
+		    "'x'; ALTER TABLE notes ADD COLUMN c2 INTEGER DEFAULT 7");
+		dbt_exec(b.app, "ALTER TABLE notes ADD COLUMN c1 TEXT DEFAULT "
+		    "'x'; ALTER TABLE notes ADD COLUMN c2 INTEGER DEFAULT 7");
+		dbt_track(&a, "notes");
+		dbt_track(&b, "notes");
+		dbt_wire = w;
+		nkeep = 0;
+		rc = dbt_sync(&a, &b, DBSYNC_MAX_BATCH, &st, keep, 64, &nkeep);
+		dbt_wire = DBSYNC_WIRE;
+		for (i = 0, over = 0; i < nkeep; i++) {
+			if (dbsync_batch_len(keep[i]) > DBSYNC_MAX_APPLY)
+				over++;
+			json_object_put(keep[i]);
+		}
+		tap_is_int(rc, DBSYNC_OK, w == 1 ? "re-track of 8000 rows: "
+		    "the initial values sync (wire 1)" : "re-track of 8000 "
+		    "rows: the initial values sync (wire 2)");
+		tap_is_int(over, 0, "  no batch larger than a peer accepts");
+		tap_ok(nkeep >= 3, "  in %d batches", nkeep);
+		tap_ok(same(&a, &b), "  both hold the same rows");
+		dbt_node_close(&a);
+		dbt_node_close(&b);
+	}
+}
+
 static void
 test_schema_park(void)
 {
@@ -1179,6 +1232,7 @@ main(void)
 	test_replay(DBSYNC_WIRE);
 	test_bad_input();
 	test_schema_park();
+	test_retrack_batches();
 	test_compact_snapshot();
 	test_client();
 	test_migrate();
