@@ -89,7 +89,9 @@
  *                                           schemas[t])}, ... ],
  *    "more": true|false}
  * Entries of one origin are in seq order; a batch never splits the entries
- * of one row change (same origin and hlc).
+ * of one row change (same origin, hlc, table and key), except the initial
+ * values a re-track logs at hlc 1, which are no write; and never holds
+ * more than DBSYNC_MAX_APPLY entries.
  *
  * Wire 2 carries the same entries, one array per row change, with node
  * ids, tables and column names said once per batch (a fifth of wire 1's
@@ -232,7 +234,8 @@ int	 dbsync_vv(sqlite3 *db, json_object **out, char *err, size_t errsz);
 /*
  * Build the next batch for a peer whose vv is since_vv (NULL = nothing):
  * entries with seq > since_vv[origin], at most `limit` (clamped to
- * [1, DBSYNC_MAX_BATCH]) except that a row change is never split, in
+ * [1, DBSYNC_MAX_BATCH]) except that a row change is not split (see
+ * above; never past DBSYNC_MAX_APPLY), in
  * batch format `wire` (1 or DBSYNC_WIRE; anything else is 1).  The
  * caller puts *batch_out.  Does not harvest (call dbsync_harvest first).
  * Returns DBSYNC_OK; DBSYNC_EINPUT when since_vv is malformed;
