@@ -1329,7 +1329,7 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 	const struct capture_table *t = &e->t[ti];
 	struct shent *alive, *s;
 	struct dv v;
-	int j, need_alive = 0, nchg = 0, *chg = NULL, ret = -1, known;
+	int j, need_alive = 0, nchg = 0, *chg = NULL, ret = -1, known, pass;
 	uint64_t h;
 	int64_t sid;
 
@@ -1370,15 +1370,21 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 		if (emit_local(e, ti, pk, "", &v, h, sid, alive) == -1)
 			goto fail;
 	}
-	for (j = 0; row != NULL && j < t->ncol; j++) {
-		if (!chg[j])
-			continue;
-		dv_col(&v, row, j);
-		s = sh_find(&e->sh, t->cols[j]);
-		if (emit_local(e, ti, pk, t->cols[j], &v, s == NULL &&
-		    known ? DBSYNC_HLC_INITIAL : h, sid, s) == -1)
-			goto fail;
-	}
+	/* The written columns first, then the new columns' initial values
+	 * (hlc 1): the written ones stay one record, which a batch keeps
+	 * whole; the initial values may follow in the next batch. */
+	for (pass = 0; row != NULL && pass < 2; pass++)
+		for (j = 0; j < t->ncol; j++) {
+			if (!chg[j])
+				continue;
+			s = sh_find(&e->sh, t->cols[j]);
+			if ((s == NULL && known) != pass)
+				continue;
+			dv_col(&v, row, j);
+			if (emit_local(e, ti, pk, t->cols[j], &v, pass ?
+			    DBSYNC_HLC_INITIAL : h, sid, s) == -1)
+				goto fail;
+		}
 	ret = sh_store(e, t->name, pk, &e->sh);
 fail:
 	free(chg);
