@@ -2404,10 +2404,7 @@ struct feedw {
 	json_object	*rl[R_LISTS];	/* its lists, added by feedw_row_end */
 	int		 rdense;	/* columns so far 0, 1, 2, ... */
 	int		 rplain;	/* prev clocks 0, prev nodes "" so far */
-	int		 rtab, rorigin;
-	int64_t		 rnext;		/* its next entry's seq */
-	uint64_t	 rh;
-	char		*rpk;
+	int		 rtab;		/* its table entry */
 	struct shared	 o, t, pn, k;	/* wire 1 */
 	char		*lasttbl;	/* the last record's table and key */
 	char		*lastpk;
@@ -2463,7 +2460,6 @@ feedw_free(struct feedw *w)
 	for (i = 0; i < R_LISTS; i++)
 		json_object_put(w->rl[i]);
 	free(w->tab);
-	free(w->rpk);
 	free(w->lasttbl);
 	free(w->lastpk);
 	share_free(&w->o);
@@ -2582,12 +2578,13 @@ feedw_entry1(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 	return 0;
 }
 
-/* Wire 2: the entry into its row change's array, a new one when it is
- * the first entry of its row change. */
+/* Wire 2: the entry into its row change's array, a new one unless it
+ * joins the row being written (the feed says so) under the same table
+ * entry. */
 static int
-feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
-    const char *tbl, const char *pk, const char *col, json_object *val,
-    int64_t ph, const char *pn, const char *hash)
+feedw_entry2(struct feedw *w, int joins, const char *origin, int64_t seq,
+    uint64_t h, const char *tbl, const char *pk, const char *col,
+    json_object *val, int64_t ph, const char *pn, const char *hash)
 {
 	json_object *r, *key;
 	int ti, oi, ci, pi, i;
@@ -2599,14 +2596,8 @@ feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 		json_object_put(val);
 		return -1;
 	}
-	if (w->row == NULL || seq != w->rnext || h != w->rh ||
-	    ti != w->rtab || oi != w->rorigin || strcmp(pk, w->rpk) != 0) {
-		if (feedw_row_end(w) == -1) {
-			json_object_put(val);
-			return -1;
-		}
-		free(w->rpk);
-		if ((w->rpk = strdup(pk)) == NULL ||
+	if (w->row == NULL || !joins || ti != w->rtab) {
+		if (feedw_row_end(w) == -1 ||
 		    (r = json_object_new_array_ext(R_LEN)) == NULL) {
 			json_object_put(val);
 			return -1;
@@ -2632,13 +2623,10 @@ feedw_entry2(struct feedw *w, const char *origin, int64_t seq, uint64_t h,
 		}
 		w->row = r;
 		w->rtab = ti;
-		w->rorigin = oi;
-		w->rh = h;
 		w->rdense = w->rplain = 1;
 	}
 	w->rdense &= ci == (int)json_object_array_length(w->rl[0]);
 	w->rplain &= ph == 0 && pn[0] == '\0';
-	w->rnext = seq + 1;
 	json_object_array_add(w->rl[R_VALS - R_VALS], val);
 	json_object_array_add(w->rl[R_COLS - R_VALS], json_object_new_int(ci));
 	json_object_array_add(w->rl[R_PH - R_VALS], json_object_new_int64(ph));
@@ -2720,6 +2708,7 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 			char preg[PACK_NODE_MAX + 1] = "";
 			struct pack_r rd;
 			struct lent l;
+			int first = 1, cont;
 
 			if (seq0 > last + 1) {
 				snprintf(err, errsz, "changes of %s after %lld "
@@ -2728,18 +2717,20 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 				rc = DBSYNC_ECOMPACTED;
 				goto fail;
 			}
+			/* This record continues the row change of the one
+			 * before it (of this origin: lasth starts at 0). */
+			cont = lasth != 0 && h == lasth && seq0 == last + 1 &&
+			    strcmp(tbl, w.lasttbl) == 0 &&
+			    strcmp(pk, w.lastpk) == 0;
 			/*
 			 * Past the limit, only the rest of the row change
-			 * being sent may follow (its next record: the same
-			 * clock, table and key); hlc 1 is no write but the
+			 * being sent may follow; hlc 1 is no write but the
 			 * initial value of a new column, shared by every row
 			 * of a re-track.  Never more than a peer accepts.
 			 */
 			if (count > 0 && (count + n > DBSYNC_MAX_APPLY ||
-			    (count >= limit && (h != lasth ||
-			    h == DBSYNC_HLC_INITIAL || seq0 != last + 1 ||
-			    strcmp(tbl, w.lasttbl) != 0 ||
-			    strcmp(pk, w.lastpk) != 0))))
+			    (count >= limit && (!cont ||
+			    h == DBSYNC_HLC_INITIAL))))
 				break;
 			/* A record whose schema row is gone (a damaged
 			 * file) goes as made under the tracked schema, as
@@ -2767,9 +2758,10 @@ dbsync_feed(sqlite3 *db, json_object *since_vv, int limit, int wire,
 				if ((w.wire == 1 ? feedw_entry1(&w, origin,
 				    seq, h, tbl, pk, l.col, j, (int64_t)l.ph,
 				    l.pn, hash, schemas) : feedw_entry2(&w,
-				    origin, seq, h, tbl, pk, l.col, j,
-				    (int64_t)l.ph, l.pn, hash)) == -1)
+				    !first || cont, origin, seq, h, tbl, pk,
+				    l.col, j, (int64_t)l.ph, l.pn, hash)) == -1)
 					goto oom;
+				first = 0;
 				count++;
 				last = seq;
 			}
@@ -3426,14 +3418,13 @@ dbsync_batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 		free(b);
 		return DBSYNC_EINPUT;
 	}
-	if (b->n > 1)
-		for (size_t i = 1; i < b->n; i++)
-			if (ent_cmp(&b->x[i - 1], &b->x[i]) > 0) {
-				/* A feed sends each origin's entries in
-				 * order: sort only what came otherwise. */
-				qsort(b->x, b->n, sizeof(*b->x), ent_cmp);
-				break;
-			}
+	/* A feed sends each origin's entries in order: sort only what came
+	 * otherwise. */
+	for (size_t i = 1; i < b->n; i++)
+		if (ent_cmp(&b->x[i - 1], &b->x[i]) > 0) {
+			qsort(b->x, b->n, sizeof(*b->x), ent_cmp);
+			break;
+		}
 	*out = b;
 	return DBSYNC_OK;
 }

@@ -94,8 +94,8 @@
  * more than DBSYNC_MAX_APPLY entries.
  *
  * Wire 2 carries the same entries, one array per row change, with node
- * ids, tables and column names said once per batch (a fifth of wire 1's
- * bytes for 3-column rows, and much less for json-c to build and parse):
+ * ids, tables and column names said once per batch (a sixth of wire 1's
+ * bytes for new 3-column rows, and much less for json-c to build and parse):
  *   {"vv": ..., "schemas": ..., "more": ...,
  *    "nodes":  ["<node id>", ...],          origins and previous nodes
  *    "tables": [{"t": "<table>", "sh": "<schema hash>",
