@@ -2192,7 +2192,8 @@ dbsync_stats_add(struct dbsync_stats *to, const struct dbsync_stats *from)
 int
 dbsync_pending(sqlite3 *db)
 {
-	long long n = store_scalar(db, "SELECT count(*) FROM _meshsync_capture");
+	long long n = store_scalar(db,
+	    "SELECT count(*) FROM _meshsync_capture");
 
 	return n < 0 ? -1 : n > INT32_MAX ? INT32_MAX : (int)n;
 }
@@ -2400,10 +2401,10 @@ struct feedw {
 	json_object	*tables;
 	struct wtab	*tab;
 	int		 ntab;
-	json_object	*row;		/* wire 2: the row change being written */
+	json_object	*row;		/* wire 2: the row change written */
 	json_object	*rl[R_LISTS];	/* its lists, added by feedw_row_end */
 	int		 rdense;	/* columns so far 0, 1, 2, ... */
-	int		 rplain;	/* prev clocks 0, prev nodes "" so far */
+	int		 rplain;	/* prev clocks 0, nodes "" so far */
 	int		 rtab;		/* its table entry */
 	struct shared	 o, t, pn, k;	/* wire 1 */
 	char		*lasttbl;	/* the last record's table and key */
@@ -3244,8 +3245,9 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 			e->t = tabs[ti].t;
 			e->hash = tabs[ti].sh;
 			ci = (int64_t)j;
-			if ((cols != NULL ? jval_range(json_object_array_get_idx(
-			    cols, j), 0, (int64_t)tabs[ti].nc - 1, &ci) :
+			if ((cols != NULL ? jval_range(
+			    json_object_array_get_idx(cols, j), 0,
+			    (int64_t)tabs[ti].nc - 1, &ci) :
 			    (j < tabs[ti].nc ? 0 : -1)) == -1) {
 				why = "bad column number";
 				goto bad;
@@ -3254,8 +3256,9 @@ parse_rows(json_object *batch, json_object *rows, int64_t now_ms,
 			    json_object_array_get_idx(tabs[ti].c, (size_t)ci));
 			ph = 0;
 			e->pn = "";
-			if (phs != NULL && (jval_range(json_object_array_get_idx(
-			    phs, j), 0, INT64_MAX, &ph) == -1 ||
+			if (phs != NULL && (jval_range(
+			    json_object_array_get_idx(phs, j), 0, INT64_MAX,
+			    &ph) == -1 ||
 			    jval_range(json_object_array_get_idx(pns, j), 0,
 			    (int64_t)nn - 1, &pi) == -1)) {
 				why = "bad prev clock or node";
@@ -3818,7 +3821,8 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 		snprintf(e->err, e->errsz, "out of memory");
 		return -1;
 	}
-	if (sh_load(e, &e->sh, t->name, pk) == -1 || (sel = t_sel(e, c->ti)) == NULL)
+	if (sh_load(e, &e->sh, t->name, pk) == -1 ||
+	    (sel = t_sel(e, c->ti)) == NULL)
 		goto fail;
 	for (k = 0; k < t->npk; k++)
 		dv_bind(sel, k + 1, &c->pk[k]);
