@@ -508,6 +508,9 @@ struct eng {
 	sqlite3_stmt		*s_vvget, *s_vvput, *s_cfput, *s_scput;
 	sqlite3_stmt		*s_pkput;
 	struct shrow		 sh;	/* harvest, client writes */
+	/* When > 0, the harvest logs the pending row change at this time
+	 * (an offline client's edit) instead of at now. */
+	int64_t			 client_ms;
 	/*
 	 * The change-log record being written: entries of one row change
 	 * (same origin, clock, table, key and schema, consecutive seqs) go
@@ -1320,6 +1323,35 @@ emit_local(struct eng *e, int ti, const char *pk, const char *col,
 }
 
 /*
+ * The clock of an offline client's row change: the time the client made
+ * it, so that two clients' edits are ordered by when they were made, not
+ * by when they were uploaded.  client_one applied only what is not older
+ * than the values it replaces; the clock goes just past any of those
+ * made in the same millisecond, so that it wins here and at every peer.
+ * chg marks the changed columns of e->sh's row; alive is its existence
+ * entry when that changes too.
+ */
+static uint64_t
+client_clock(struct eng *e, const struct capture_table *t, const int *chg,
+    const struct shent *alive)
+{
+	const struct shent *s;
+	uint64_t h = hlc_pack(e->client_ms, 0);
+	int j;
+
+	if (alive != NULL && alive->hlc >= h)
+		h = alive->hlc + 1;
+	for (j = 0; chg != NULL && j < t->ncol; j++)
+		if (chg[j] && (s = sh_find(&e->sh, t->cols[j])) != NULL &&
+		    s->hlc >= h)
+			h = s->hlc + 1;
+	/* Our own later writes must still come after it. */
+	if (h > e->hlc)
+		e->hlc = h;
+	return h;
+}
+
+/*
  * Diff one row against its shadow and log what changed.  row is the
  * table's SELECT positioned on the row, or NULL when the row is gone.
  */
@@ -1361,7 +1393,11 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 	}
 	/* One tick per row change: the feed keeps entries with the same
 	 * (origin, hlc) in one batch, so a row never arrives half-written. */
-	h = e->hlc = hlc_tick(e->hlc, e->now_ms);
+	if (e->client_ms > 0)
+		h = client_clock(e, t, chg, row == NULL || need_alive ? alive :
+		    NULL);
+	else
+		h = e->hlc = hlc_tick(e->hlc, e->now_ms);
 	if ((sid = schema_id(e, t->name, t->hash)) == -1)
 		goto fail;
 	/* emit_local may grow e->sh: no shadow pointer lives across it. */
@@ -3977,7 +4013,13 @@ dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
 		goto fail;
 	}
 	for (i = 0; i < n; i++) {
-		if ((r = client_one(&e, &x[i], client)) == -2) {
+		/* Each change is logged at once, at the client's time. */
+		if ((r = client_one(&e, &x[i], client)) == 0) {
+			e.client_ms = x[i].ts_ms;
+			r = harvest_locked(&e, 0) == -1 ? -1 : 0;
+			e.client_ms = 0;
+		}
+		if (r == -2) {
 			char tmp[256];
 
 			snprintf(tmp, sizeof(tmp), "%s", err);
@@ -3988,10 +4030,6 @@ dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
 		if (r == -1)
 			goto fail;
 	}
-	/* The writes were captured like any local write; log them now so
-	 * the request and its change-log entries commit together. */
-	if (harvest_locked(&e, 0) == -1)
-		goto fail;
 	cchg_free(x, n);
 	return eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
 fail:

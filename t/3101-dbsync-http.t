@@ -80,7 +80,16 @@ test_expect_success 'an offline client posts rows with zoned timestamps' '
 		-d "{\"changes\":[{\"table\":\"teams\",\"op\":\"upsert\",\"pk\":{\"number\":5000},\"values\":{\"name\":\"field\",\"city\":\"Toronto\"},\"ts\":\"2026-11-21T23:00:00-05:00\"}]}" \
 		"$a_URL/api/sync/data?db=app.db") &&
 	test "$code" = 200 &&
-	test "$(sql a "SELECT city FROM teams WHERE number = 5000")" = Toronto
+	test "$(sql a "SELECT city FROM teams WHERE number = 5000")" = Toronto &&
+	# 23:00-05:00 is 04:00Z: an edit made at 03:30Z is older and must
+	# lose (kept in the conflicts table); read without its offset it
+	# would be 23:00Z the day before, and this edit would win.
+	code=$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "Authorization: Bearer $t" \
+		-d "{\"changes\":[{\"table\":\"teams\",\"op\":\"upsert\",\"pk\":{\"number\":5000},\"values\":{\"city\":\"Stale\"},\"ts\":\"2026-11-22T03:30:00Z\"}]}" \
+		"$a_URL/api/sync/data?db=app.db") &&
+	test "$code" = 200 &&
+	test "$(sql a "SELECT city FROM teams WHERE number = 5000")" = Toronto &&
+	test "$(sql a "SELECT count(*) FROM _meshsync_conflicts WHERE pk = '"'"'[5000]'"'"' AND lose_val = '"'"'Stale'"'"' AND win_val = '"'"'Toronto'"'"'")" = 1
 '
 
 test_expect_success 'malformed client data is 400 with a reason and changes nothing' '

@@ -1067,8 +1067,42 @@ test_client(void)
 	    "\"op\":\"delete\",\"pk\":{\"id\":5},"
 	    "\"ts\":\"2021-11-22T09:15:00-05:00\"}]}", &st, err, sizeof(err)),
 	    DBSYNC_OK, "client delete");
+
+	/* Two offline edits of one column: the one made later wins, though
+	 * the earlier one reached the server first, and both log the time
+	 * they were made (10:30Z written as 05:30-05:00). */
+	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"upsert\",\"pk\":{\"id\":9},\"values\":{\"title\":"
+	    "\"earlier\"},\"ts\":\"2021-11-22T10:00:00Z\"}]}", &st, err,
+	    sizeof(err)), DBSYNC_OK, "client edit made at 10:00 uploaded");
+	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"upsert\",\"pk\":{\"id\":9},\"values\":{\"title\":"
+	    "\"later\"},\"ts\":\"2021-11-22T05:30:00-05:00\"}]}", &st, err,
+	    sizeof(err)), DBSYNC_OK, "client edit made at 10:30 uploaded after");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes "
+	    "WHERE id = 9"), "later", "the edit made later wins");
+	tap_is_int(dbt_int(a.db, "SELECT max(hlc >> 16) FROM _meshsync_log "
+	    "WHERE pk = '[9]'"), 1637577000000LL,
+	    "its change is logged at the time it was made");
+	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"upsert\",\"pk\":{\"id\":9},\"values\":{\"title\":"
+	    "\"between\"},\"ts\":\"2021-11-22T10:15:00Z\"}]}", &st, err,
+	    sizeof(err)), DBSYNC_OK, "client edit made at 10:15 uploaded last");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes "
+	    "WHERE id = 9"), "later", "an edit made before it loses");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE lose_val = 'between' AND win_val = 'later'"), 1,
+	    "and is kept as the conflict loser");
+	/* A local write after them still comes after them. */
+	dbt_exec(a.app, "UPDATE notes SET title = 'local' WHERE id = 9");
+	harvest_at(&a, dbt_now());
+	tap_ok(dbt_int(a.db, "SELECT max(hlc >> 16) FROM _meshsync_log "
+	    "WHERE pk = '[9]'") > 1637577000000LL,
+	    "a local write later is logged after the client's edits");
 	sync2(&a, &b);
 	tap_ok(same(&a, &b), "client changes reach the peers");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT title FROM notes "
+	    "WHERE id = 9"), "local", "and the last write wins there too");
 	dbt_node_close(&a);
 	dbt_node_close(&b);
 }
