@@ -21,7 +21,8 @@ held() {
 }
 
 synced() {
-	msync "$1" --peer "$2" >"$3" &&
+	# stderr too: the progress line goes there, and must not when piped.
+	msync "$1" --peer "$2" >"$3" 2>&1 &&
 	release_worker a && release_worker b &&
 	cat "$3"
 }

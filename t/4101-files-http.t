@@ -73,20 +73,34 @@ test_expect_success 'hostile paths on download and upload are 400 and write noth
 		case "$code" in 400|404) ;; *) echo "$p -> $code"; exit 1;; esac &&
 		! grep -q secret "$SCRATCH/r" || exit 1
 	done &&
-	for e in "{\"path\":\"../evil.txt\",\"kind\":\"file\"}" "{\"path\":\"link/evil.txt\",\"kind\":\"file\",\"size\":5,\"mode\":420,\"hash\":\"00\",\"hlc\":99999999999999,\"origin\":\"$A_ID\",\"prev_hlc\":0,\"prev_origin\":\"\",\"deleted\":false,\"lseq\":1}"; do
+	# Complete, valid entries (real size, hash and clock), so that only
+	# the path can be what is refused; the benign one shows they pass.
+	echo evil >"$SCRATCH/evil" &&
+	h=$(b2sum -l 256 "$SCRATCH/evil" | cut -c1-64) &&
+	for p in "../evil.txt" "link/evil.txt" "benign/ok.txt"; do
+		e="{\"path\":\"$p\",\"kind\":\"file\",\"size\":5,\"mode\":420,\"hash\":\"$h\",\"hlc\":$(( $(now_ms) * 65536 )),\"origin\":\"$A_ID\",\"prev_hlc\":0,\"prev_origin\":\"\",\"deleted\":false,\"lseq\":1}" &&
 		enc=$(printf %s "$e" | base64 -w0 | tr "+/" "-_" | tr -d "=") &&
 		uri="/api/sync/files/upload?entry=$enc" &&
-		echo evil >"$SCRATCH/evil" &&
 		hdr=$("$MSIGN" "$b_DIR" "$A_ID" POST "$uri" "$SCRATCH/evil") &&
 		code=$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "X-Meshsync-Signature: $hdr" \
 			--data-binary @"$SCRATCH/evil" "$a_URL$uri") &&
-		case "$code" in 400|409) ;; *) echo "upload $e -> $code $(cat "$SCRATCH/r")"; exit 1;; esac || exit 1
+		case "$p:$code" in
+		benign/*:200) ;;
+		benign/*:*) echo "valid upload $p -> $code $(cat "$SCRATCH/r")"; exit 1;;
+		*:400|*:409) grep -Eq "path|symbolic" "$SCRATCH/r" ||
+			{ echo "upload $p refused for another reason: $(cat "$SCRATCH/r")"; exit 1; };;
+		*) echo "upload $p -> $code $(cat "$SCRATCH/r")"; exit 1;;
+		esac || exit 1
 	done &&
+	test "$(cat "$A/benign/ok.txt")" = evil &&
 	test "$(ls "$SCRATCH/outside")" = secret.txt && test ! -e "$a_DIR/evil.txt" &&
 	rm "$A/link"
 '
 
 test_expect_success 'a 1 GiB file syncs with bounded memory and is never seen half-written' '
+	# Workers held: the measured CLI is the only process that can bring
+	# the file to b (a live worker of a would upload it on inotify).
+	hold_worker a && hold_worker b &&
 	truncate -s 1G "$A/big.img" && printf "end" >>"$A/big.img" &&
 	{ "$MESHSYNC" sync --dir "$b_DIR" --peer a >"$SCRATCH/big.out" 2>&1 & } &&
 	pid=$! &&
@@ -100,7 +114,9 @@ test_expect_success 'a 1 GiB file syncs with bounded memory and is never seen ha
 	{ [ -n "${MESHSYNC_SANITIZED:-}" ] || test "$rss" -lt 65536; } &&
 	cmp -s "$A/big.img" "$B/big.img" &&
 	! grep -qv "^1073741827$" "$SCRATCH/sizes" &&
-	test -z "$(find "$B" -name ".meshsync-tmp-*")"
+	test -z "$(find "$B" -name ".meshsync-tmp-*")" &&
+	grep -Eq "files: [0-9]+ sent, [1-9][0-9]* received" "$SCRATCH/big.out" &&
+	release_worker a && release_worker b
 '
 
 test_done

@@ -10,8 +10,7 @@ pair a b
 # first round pass, then freeze both (a's would push a's new files to b at
 # once, on inotify).
 sleep 1.5
-hold_worker a
-hold_worker b
+hold_worker a && hold_worker b || { echo "Bail out! workers not held"; exit 1; }
 A=$a_DIR/instance B=$b_DIR/instance
 MIB300=$((300 * 1024 * 1024))
 

@@ -18,6 +18,8 @@ test_expect_success 'the worker'"'"'s first folder scan removes a temp file olde
 '
 
 test_expect_success 'a fresh temp file and an old real file stay' '
+	# notes.txt indexed: the scan has been through the root folder too.
+	wait_until "test \"\$(sqlite3 $a_DIR/meshsync.db \"SELECT count(*) FROM files_index WHERE path = '"'"'notes.txt'"'"'\")\" = 1" 5 &&
 	test -e "$a_DIR/instance/.meshsync-tmp-fedcba9876543210" &&
 	test "$(cat "$a_DIR/instance/notes.txt")" = keep
 '

@@ -235,10 +235,14 @@ msync() {
 # own requests move data.
 held_pair() {
 	local n
-	for n in a b; do init_node $n; conf_set $n sync_interval 3600; app_db $n; start_node $n; done
-	pair a b
+	for n in a b; do
+		init_node $n && conf_set $n sync_interval 3600 && app_db $n &&
+			start_node $n || { echo "Bail out! node $n did not start"; exit 1; }
+	done
+	pair a b || { echo "Bail out! pairing failed"; exit 1; }
 	sleep 0.5
-	hold_worker a && hold_worker b
+	# Every test of a held pair counts on no worker syncing behind it.
+	hold_worker a && hold_worker b || { echo "Bail out! workers not held"; exit 1; }
 }
 
 # node_id NAME: the node's id.
