@@ -15,10 +15,11 @@ test_expect_success 'the pool picks up a changed timezone on the next request' '
 '
 
 test_expect_success 'a broken meshsync.conf is logged and the running config stays' '
-	echo "sync_interval = banana" >>"$a_DIR/meshsync.conf" &&
+	# A good line in the same broken edit must not take effect either.
+	printf "timezone = UTC\nsync_interval = banana\n" >>"$a_DIR/meshsync.conf" &&
 	test "$(curl -s -H "Authorization: Bearer $(token a)" "$a_URL/api/sync/status" | jq -r .timezone.zone)" = Asia/Kolkata &&
 	grep -q "keeping the running configuration" "$a_DIR/meshsync.log" &&
-	sed -i "/banana/d" "$a_DIR/meshsync.conf"
+	sed -i "/banana/d; /^timezone = UTC$/d" "$a_DIR/meshsync.conf"
 '
 
 test_expect_success 'a database tracked while the node runs is watched at once' '

@@ -43,13 +43,17 @@ test_expect_success 'a pull waiting on a silent peer holds no lease' '
 	kill -STOP $ngx &&
 	{ msync b --peer a >"$SCRATCH/stuck" 2>&1 & } && stuck=$! &&
 	sleep 1 &&
+	# Still stuck on the silent peer while the lock is taken.
+	kill -0 $stuck &&
 	"$MESHSYNC" lock acquire --dir "$b_DIR" database_sync tester --ttl 5 >"$SCRATCH/acq" 2>&1
 	rc=$?
 	kill -CONT $ngx
 	"$MESHSYNC" lock release --dir "$b_DIR" database_sync tester >/dev/null 2>&1
 	wait $stuck
-	cat "$SCRATCH/acq" &&
+	src=$?
+	cat "$SCRATCH/acq" "$SCRATCH/stuck" &&
 	test $rc = 0 &&
+	test $src = 0 &&
 	msync b --peer a >/dev/null &&
 	test "$(sql b "SELECT name FROM teams WHERE number = 3")" = three
 '

@@ -52,7 +52,8 @@ test_expect_success_here 'killed while the node dir is inside the stage: the nex
 	wait_until "test ! -e \"$B\"" 20 0.05 &&
 	wait_until "! pgrep -f \"update apply --dir $b_DIR\" >/dev/null" 20 0.1 &&
 	test ! -e "$b_DIR" && test -f "$B.meshsync-journal" &&
-	stop_node b; start_node b &&
+	# Its node dir is gone with it, so stop may find nothing to stop.
+	{ stop_node b || :; } && start_node b &&
 	test "$(cat "$B/version.txt")" = v2 && intact &&
 	wait_until "test \"\$(state_of \"$a_DIR\" origin)\" = interrupted" 10 0.1 &&
 	"$MESHSYNC" update rollback --dir "$b_DIR" >"$SCRATCH/rb" &&

@@ -71,7 +71,11 @@ test_expect_success 'admin: dashboard and status yes; servers, users, peer chang
 	test "$(code GET /sync/servers -b "$SCRATCH/ad.jar")" = 403 &&
 	test "$(code GET /sync/users -b "$SCRATCH/ad.jar")" = 403 &&
 	test "$(code POST /api/sync/peers -b "$SCRATCH/ad.jar" -H "X-CSRF-Token: $(csrf ad.jar)" -d "{}")" = 403 &&
-	! grep -q "/sync/servers" "$SCRATCH/body"
+	# The menu offers the superadmin the servers page, and the admin not.
+	test "$(code GET /sync/dashboard -b "$SCRATCH/sa.jar")" = 200 &&
+	grep -q "href=\"/sync/servers\"" "$SCRATCH/body" &&
+	test "$(code GET /sync/dashboard -b "$SCRATCH/ad.jar")" = 200 &&
+	! grep -q "href=\"/sync/servers\"" "$SCRATCH/body"
 '
 
 test_expect_success 'session routes need no signature, peer routes refuse a session' '

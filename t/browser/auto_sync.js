@@ -3,7 +3,7 @@
 // POSTs the page makes; prints "ok - ..." lines, the .t numbers them.
 'use strict';
 
-const { env, steps, launch, newPage, shot, assert, until, sleep } = require('./common');
+const { env, steps, launch, newPage, shot, assert, until, sleep, noDialogsNoErrors } = require('./common');
 
 const T = steps();
 const listing = process.argv.includes('--list');
@@ -122,7 +122,7 @@ T.add('a node without peers: one trigger, then never again', async () => {
 });
 
 T.add('no dialogs, no page errors', async () => {
-  assert(page.dialogs.length === 0, `dialogs: ${page.dialogs}`);
+  noDialogsNoErrors();
 });
 
 T.run(async () => { if (browser) await browser.close(); }).then((rc) => process.exit(rc));

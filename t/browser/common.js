@@ -62,6 +62,9 @@ async function launch() {
   });
 }
 
+// Every page newPage opened, for the end-of-run checks.
+const opened = [];
+
 async function newPage(browser, opts) {
   const context = await browser.newContext(Object.assign({
     viewport: { width: 1280, height: 860 },
@@ -72,6 +75,11 @@ async function newPage(browser, opts) {
   // Any alert/confirm/prompt is recorded (and dismissed): the XSS checks
   // assert none ever fired.
   page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  // Uncaught exceptions in the page's scripts, which the tests assert
+  // never happen.
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  opened.push(page);
   return { context, page };
 }
 
@@ -117,4 +125,13 @@ async function login(page, url, user, password) {
   await Promise.all([page.waitForURL(/\/sync\/dashboard/), page.getByRole('button', { name: 'Log in' }).click()]);
 }
 
-module.exports = { env, steps, launch, newPage, shot, assert, until, sleep, run, login };
+// Assert that no page opened so far showed a dialog or threw.
+function noDialogsNoErrors() {
+  assert(opened.length > 0, 'no page was opened');
+  for (const p of opened) {
+    assert(p.dialogs.length === 0, `dialogs on ${p.url()}: ${p.dialogs}`);
+    assert(p.errors.length === 0, `page errors on ${p.url()}: ${p.errors}`);
+  }
+}
+
+module.exports = { env, steps, launch, newPage, shot, assert, until, sleep, run, login, noDialogsNoErrors };
