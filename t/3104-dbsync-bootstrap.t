@@ -48,7 +48,9 @@ test_expect_success_here 'compaction is refused while a peer cannot be asked' '
 
 test_expect_success 'compaction removes what every peer has acknowledged, and only that' '
 	msync a --peer b >/dev/null &&
-	# A row b has not seen yet; re-running track harvests it into the log.
+	# A row b has not seen yet (workers held, so that neither brings it
+	# over); re-running track harvests it into the log.
+	hold_worker a && hold_worker b &&
 	sql a "INSERT INTO teams VALUES (9100, '"'"'late'"'"', NULL)" &&
 	"$MESHSYNC" track --dir "$a_DIR" app.db teams >/dev/null &&
 	before=$(sql a "SELECT coalesce(sum(n), 0) FROM _meshsync_log") &&
@@ -58,6 +60,7 @@ test_expect_success 'compaction removes what every peer has acknowledged, and on
 	test "$after" -lt "$before" &&
 	grep -q "removed [1-9][0-9]* change log entries" "$SCRATCH/out" &&
 	test "$(sql a "SELECT count(*) FROM _meshsync_log WHERE pk = '"'"'[9100]'"'"'")" -gt 0 &&
+	release_worker a && release_worker b &&
 	msync a --peer b >/dev/null &&
 	test "$(sql b "SELECT name FROM teams WHERE number = 9100")" = late
 '
