@@ -108,6 +108,19 @@ client_str(struct tnode *n, const char *json, struct dbsync_stats *st,
 	return rc;
 }
 
+/* An offline client sets notes.title of row id, edited at ts. */
+static enum dbsync_rc
+client_title(struct tnode *n, int id, const char *title, const char *ts)
+{
+	struct dbsync_stats st;
+	char json[512], err[256];
+
+	snprintf(json, sizeof(json), "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"upsert\",\"pk\":{\"id\":%d},\"values\":{\"title\":"
+	    "\"%s\"},\"ts\":\"%s\"}]}", id, title, ts);
+	return client_str(n, json, &st, err, sizeof(err));
+}
+
 /* Fingerprint of everything meshsync keeps, to prove "nothing changed". */
 static void
 state(struct tnode *n, char *out, size_t outsz)
@@ -1071,23 +1084,17 @@ test_client(void)
 	/* Two offline edits of one column: the one made later wins, though
 	 * the earlier one reached the server first, and both log the time
 	 * they were made (10:30Z written as 05:30-05:00). */
-	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
-	    "\"op\":\"upsert\",\"pk\":{\"id\":9},\"values\":{\"title\":"
-	    "\"earlier\"},\"ts\":\"2021-11-22T10:00:00Z\"}]}", &st, err,
-	    sizeof(err)), DBSYNC_OK, "client edit made at 10:00 uploaded");
-	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
-	    "\"op\":\"upsert\",\"pk\":{\"id\":9},\"values\":{\"title\":"
-	    "\"later\"},\"ts\":\"2021-11-22T05:30:00-05:00\"}]}", &st, err,
-	    sizeof(err)), DBSYNC_OK, "client edit made at 10:30 uploaded after");
+	tap_is_int(client_title(&a, 9, "earlier", "2021-11-22T10:00:00Z"),
+	    DBSYNC_OK, "client edit made at 10:00 uploaded");
+	tap_is_int(client_title(&a, 9, "later", "2021-11-22T05:30:00-05:00"),
+	    DBSYNC_OK, "client edit made at 10:30 uploaded after");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes "
 	    "WHERE id = 9"), "later", "the edit made later wins");
 	tap_is_int(dbt_int(a.db, "SELECT max(hlc >> 16) FROM _meshsync_log "
 	    "WHERE pk = '[9]'"), 1637577000000LL,
 	    "its change is logged at the time it was made");
-	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
-	    "\"op\":\"upsert\",\"pk\":{\"id\":9},\"values\":{\"title\":"
-	    "\"between\"},\"ts\":\"2021-11-22T10:15:00Z\"}]}", &st, err,
-	    sizeof(err)), DBSYNC_OK, "client edit made at 10:15 uploaded last");
+	tap_is_int(client_title(&a, 9, "between", "2021-11-22T10:15:00Z"),
+	    DBSYNC_OK, "client edit made at 10:15 uploaded last");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes "
 	    "WHERE id = 9"), "later", "an edit made before it loses");
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
