@@ -381,6 +381,21 @@ drop_own(json_object *m, const char *peer_id)
 	return keep;
 }
 
+/* Whether open file fd no longer holds the version an entry of `size`
+ * bytes describes: its size differs, or it was written since `before`
+ * (its stat when opened).  *after gets its stat now. */
+static int
+written_since(int fd, const struct stat *before, int64_t size,
+    struct stat *after)
+{
+	if (fstat(fd, after) == -1)
+		return 0;
+	return after->st_size != size ||
+	    after->st_mtim.tv_sec != before->st_mtim.tv_sec ||
+	    after->st_mtim.tv_nsec != before->st_mtim.tv_nsec ||
+	    after->st_size != before->st_size;
+}
+
 /* Push: upload the content of every changed file the peer has not pulled
  * yet, then hand it the manifest page (deletes, dirs, its cursor). */
 static int
@@ -426,7 +441,8 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			const char *path;
 			char uri[24 * 1024], *b64;
 			struct peer_resp resp;
-			int fd;
+			struct stat before, after;
+			int fd, up;
 
 			json_object_object_get_ex(e, "deleted", &v);
 			if (json_object_get_boolean(v))
@@ -438,6 +454,8 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			path = json_object_get_string(v);
 			if ((fd = fpath_open(root, path, O_RDONLY, 0)) == -1)
 				continue;	/* gone since the scan: next time */
+			if (fstat(fd, &before) == -1)
+				memset(&before, 0, sizeof(before));
 			b64 = sync_b64_encode(e);
 			if (b64 == NULL || util_fmt(uri, sizeof(uri),
 			    "/api/sync/files/upload?entry=%s", b64) == -1) {
@@ -446,8 +464,24 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 				continue;
 			}
 			free(b64);
-			if (peer_upload(l->self, l->peer, uri, fd, jget_int(e,
-			    "size", 0), &resp) == -1 || resp.status != 200)
+			up = peer_upload(l->self, l->peer, uri, fd, jget_int(e,
+			    "size", 0), &resp) == 0 && resp.status == 200;
+			if (!up && written_since(fd, &before, jget_int(e,
+			    "size", 0), &after)) {
+				/*
+				 * Being written (cp, an app saving in place):
+				 * what was read is not this entry's version.
+				 * The scan gives the new one a later entry, so
+				 * this one leaves the page instead of failing
+				 * it at the peer.
+				 */
+				log_info("%s changed while it was uploaded to "
+				    "%s: the next round sends it", path,
+				    l->peer->name);
+				json_object_array_del_idx(entries, i, 1);
+				i--;
+				ne--;
+			} else if (!up)
 				log_warnx("upload of %s to %s failed: %s", path,
 				    l->peer->name, resp.err);
 			else {
