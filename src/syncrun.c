@@ -381,6 +381,18 @@ drop_own(json_object *m, const char *peer_id)
 	return keep;
 }
 
+/* Tests only: MESHSYNC_TEST_STOP_AT=upload stops this process (SIGSTOP)
+ * before each upload, so that a test can rewrite the file in between, as
+ * an application saving in place could at any time. */
+static void
+upload_stop_point(void)
+{
+	const char *want = getenv("MESHSYNC_TEST_STOP_AT");
+
+	if (want != NULL && strcmp(want, "upload") == 0)
+		raise(SIGSTOP);
+}
+
 /* Whether open file fd no longer holds the version an entry of `size`
  * bytes describes: its size differs, or it was written since `before`
  * (its stat when opened).  *after gets its stat now. */
@@ -452,6 +464,7 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 				continue;
 			json_object_object_get_ex(e, "path", &v);
 			path = json_object_get_string(v);
+			upload_stop_point();
 			if ((fd = fpath_open(root, path, O_RDONLY, 0)) == -1)
 				continue;	/* gone since the scan: next time */
 			if (fstat(fd, &before) == -1)

@@ -106,6 +106,26 @@ test_expect_success 'a same-size edit on a, mtime restored, worker frozen: re-in
 	msync b --peer a >/dev/null && test "$(cat "$B/note.txt")" = "version two"
 '
 
+# MESHSYNC_TEST_STOP_AT=upload stops the sync before each upload: the file
+# grows after the sync indexed it, as when an application is still
+# writing it (t/5101 met this with cp).
+test_expect_success 'a file rewritten just before its upload leaves the page quietly and comes next time' '
+	msync a --peer b >/dev/null &&
+	echo "version one" >"$A/saved.txt" &&
+	{ MESHSYNC_TEST_STOP_AT=upload "$MESHSYNC" sync --dir "$a_DIR" --peer b >"$SCRATCH/up.out" 2>&1 & } &&
+	pid=$! &&
+	wait_until "test \"\$(cut -d\" \" -f3 /proc/$pid/stat)\" = T" 10 0.02 &&
+	echo "version two, longer" >>"$A/saved.txt" &&
+	kill -CONT $pid && wait $pid &&
+	cat "$SCRATCH/up.out" &&
+	grep -q "^b: .* files: 0 sent" "$SCRATCH/up.out" &&
+	grep -q "info .* saved.txt changed while it was uploaded to b" "$a_DIR/meshsync.log" &&
+	! grep -q "failed" "$SCRATCH/up.out" &&
+	! grep -q "upload of saved.txt to b failed" "$a_DIR/meshsync.log" &&
+	msync a --peer b >/dev/null &&
+	cmp "$A/saved.txt" "$B/saved.txt"
+'
+
 release_worker a
 release_worker b
 test_done
