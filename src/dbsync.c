@@ -3781,6 +3781,11 @@ client_parse(struct eng *e, json_object *req, struct cchg **out, size_t *n)
 			why = "\"ts\" is in the future";
 			goto bad;
 		}
+		/* The change is logged at ts: a clock counts from 1970. */
+		if (cc->ts_ms <= 0) {
+			why = "\"ts\" is before 1970";
+			goto bad;
+		}
 		if (!json_object_object_get_ex(c, "pk", &pk) ||
 		    !json_object_is_type(pk, json_type_object) ||
 		    json_object_object_length(pk) != t->npk) {

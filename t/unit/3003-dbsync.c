@@ -1026,6 +1026,9 @@ test_client(void)
 		    "\"pk\":{\"id\":5},\"values\":{\"title\":\"x\"},"
 		    "\"ts\":\"2999-01-01T00:00:00Z\"}]}",
 		"{\"changes\":{}}",
+		"{\"changes\":[{\"table\":\"notes\",\"op\":\"upsert\","
+		    "\"pk\":{\"id\":5},\"values\":{\"title\":\"x\"},"
+		    "\"ts\":\"1969-12-31T23:59:59Z\"}]}",
 	};
 
 	mknode(&a, "cl-a");
