@@ -999,6 +999,32 @@ struct compact_job {
 	size_t				 errsz;
 };
 
+/*
+ * What peer p had of database `name` at the end of its last successful
+ * sync with us (its answers report its vector after each commit), or
+ * NULL.  It can only have grown since, so compacting up to it is safe
+ * while p is away; a laptop that is off must not stop every other node
+ * from compacting.
+ */
+static json_object *
+last_acked(sqlite3 *state, const struct peer *p, const char *name)
+{
+	char key[256], buf[16384];
+	json_object *vv;
+
+	queue_key(key, sizeof(key), "vv", p->node_id, name);
+	if (store_setting_get(state, key, buf, sizeof(buf)) != 0 ||
+	    (vv = json_tokener_parse(buf)) == NULL)
+		return NULL;
+	if (!json_object_is_type(vv, json_type_object)) {
+		json_object_put(vv);
+		return NULL;
+	}
+	log_info("%s: %s cannot be asked: compacting up to what it had at "
+	    "its last sync", name, p->name);
+	return vv;
+}
+
 /* The acknowledged vector: per origin, the minimum over every peer. */
 static int
 compact_db(const char *name, void *arg)
@@ -1026,8 +1052,10 @@ compact_db(const char *name, void *arg)
 		json_object_object_get_ex(pj, "node_id", &v);
 		if (peers_by_node(j->state, json_object_get_string(v), &p) != 0)
 			goto done;
-		if (t_vv(&l, name, &pvv, &wire, why, sizeof(why)) == -1) {
-			util_fmt(j->err, j->errsz, "%s: cannot ask %s (%s): "
+		if (t_vv(&l, name, &pvv, &wire, why, sizeof(why)) == -1 &&
+		    (pvv = last_acked(j->state, &p, name)) == NULL) {
+			util_fmt(j->err, j->errsz, "%s: cannot ask %s (%s), "
+			    "and it has not synced since this node knows it: "
 			    "nothing compacted", name, p.name, why);
 			goto done;
 		}

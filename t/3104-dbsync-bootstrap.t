@@ -37,9 +37,10 @@ test_expect_success 'bootstrap never replaces a database that exists here' '
 	test "$(sql b "SELECT name FROM teams WHERE number = 9002")" = "only b"
 '
 
-test_expect_success_here 'compaction is refused while a peer cannot be asked' '
+test_expect_success_here 'compaction is refused while a peer that never synced with us cannot be asked' '
 	before=$(sql a "SELECT coalesce(sum(n), 0) FROM _meshsync_log") &&
 	stop_node b &&
+	sqlite3 "$a_DIR/meshsync.db" "DELETE FROM settings WHERE key LIKE '"'"'queue/vv/%'"'"'" &&
 	! "$MESHSYNC" compact --dir "$a_DIR" 2>"$SCRATCH/err" &&
 	grep -q "nothing compacted" "$SCRATCH/err" &&
 	test "$(sql a "SELECT coalesce(sum(n), 0) FROM _meshsync_log")" = "$before" &&
@@ -63,6 +64,24 @@ test_expect_success 'compaction removes what every peer has acknowledged, and on
 	release_worker a && release_worker b &&
 	msync a --peer b >/dev/null &&
 	test "$(sql b "SELECT name FROM teams WHERE number = 9100")" = late
+'
+
+test_expect_success_here 'with a peer away, compaction goes up to what it had at its last sync' '
+	msync a --peer b >/dev/null &&
+	hold_worker a &&
+	sql a "INSERT INTO teams VALUES (9200, '"'"'while b is away'"'"', NULL)" &&
+	"$MESHSYNC" track --dir "$a_DIR" app.db teams >/dev/null &&
+	stop_node b &&
+	before=$(sql a "SELECT coalesce(sum(n), 0) FROM _meshsync_log") &&
+	"$MESHSYNC" compact --dir "$a_DIR" >"$SCRATCH/out" &&
+	after=$(sql a "SELECT coalesce(sum(n), 0) FROM _meshsync_log") &&
+	echo "change log: $before -> $after" &&
+	test "$after" -lt "$before" &&
+	grep -q "b cannot be asked: compacting up to what it had at its last sync" "$a_DIR/meshsync.log" &&
+	test "$(sql a "SELECT count(*) FROM _meshsync_log WHERE pk = '"'"'[9200]'"'"'")" -gt 0 &&
+	start_node b && release_worker a &&
+	msync a --peer b >/dev/null &&
+	test "$(sql b "SELECT name FROM teams WHERE number = 9200")" = "while b is away"
 '
 
 test_expect_success 'a node behind the compacted log is told to bootstrap' '
