@@ -218,6 +218,11 @@ dbt_sync(struct tnode *from, struct tnode *to, int limit,
 		rc = json_object_get_boolean(more) ? DBSYNC_EINPUT : DBSYNC_OK;
 		json_object_put(batch);
 	} while (rc != DBSYNC_OK && ++guard < 100000);
+	if (rc != DBSYNC_OK) {
+		printf("# sync %s->%s: still 'more' after %d batches\n",
+		    from->id, to->id, guard);
+		return DBSYNC_EINTERNAL;
+	}
 	return DBSYNC_OK;
 }
 
@@ -246,7 +251,9 @@ dbt_digest(sqlite3 *db, const char *table, char out[65])
 	crypto_hash_sha256_init(&h);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		printf("# digest: %s\n", sqlite3_errmsg(db));
-		snprintf(out, 65, "error");
+		/* Never equal to another database's: two tables that cannot
+		 * be read are not the same table. */
+		snprintf(out, 65, "error %p", (void *)db);
 		return;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {

@@ -355,12 +355,14 @@ test_conflicts(void)
 	json_object_put(cf);
 
 	/* Equal clocks: node id breaks the tie the same way everywhere. */
-	dbt_exec(a.app, "UPDATE notes SET score = 10 WHERE id = 1");
-	dbt_exec(b.app, "UPDATE notes SET score = 20 WHERE id = 1");
+	/* The larger id writes the smaller value: no other rule (the
+	 * larger value, the last applied) picks the same winner. */
+	dbt_exec(a.app, "UPDATE notes SET score = 20 WHERE id = 1");
+	dbt_exec(b.app, "UPDATE notes SET score = 10 WHERE id = 1");
 	harvest_at(&a, t + 60000);
 	harvest_at(&b, t + 60000);
 	sync2(&a, &b);
-	tap_is_int(dbt_int(a.db, "SELECT score FROM notes"), 20,
+	tap_is_int(dbt_int(a.db, "SELECT score FROM notes"), 10,
 	    "tie on clock: larger node id wins");
 	tap_ok(same(&a, &b), "tie resolved identically");
 
@@ -581,7 +583,9 @@ test_replay(int wire)
 	tap_ok(i == 0, "reordered batches (a gap first) apply nothing");
 	for (k = 0; k < 3; k++)
 		for (i = 0; i < nkeep; i++)
-			dbsync_apply(d.db, d.id, keep[(i * 5 + k) % nkeep],
+			/* 7 is coprime with the batch count (10): every
+			 * batch, in a new order each pass. */
+			dbsync_apply(d.db, d.id, keep[(i * 7 + k) % nkeep],
 			    dbt_now(), 60000, NULL, err, sizeof(err));
 	for (i = 0; i < nkeep; i++)
 		dbsync_apply(d.db, d.id, keep[i], dbt_now(), 60000, NULL, err,
@@ -589,9 +593,8 @@ test_replay(int wire)
 	tap_ok(same(&a, &d), "shuffled, duplicated batches converge");
 	state(&d, s1, sizeof(s1));
 	for (i = 0; i < nkeep; i++) {
-		dbsync_apply(d.db, d.id, keep[i], dbt_now(), 60000, &st, err,
-		    sizeof(err));
-		if (st.applied != 0)
+		if (dbsync_apply(d.db, d.id, keep[i], dbt_now(), 60000, &st,
+		    err, sizeof(err)) != DBSYNC_OK || st.applied != 0)
 			break;
 	}
 	state(&d, s2, sizeof(s2));
@@ -689,6 +692,11 @@ test_bad_input(void)
 		{ "wire 2: seq overflows",
 		    V2(V2T, "[0,0,9223372036854775807,%lld,[1],[1,\"t\"],[0,1],"
 		    "[0,0],[1,1]]") },
+		/* Fits alone; with its row's two values the entries need
+		 * seqs up to 2^63, one past the largest. */
+		{ "wire 2: seq overflows with the row's values",
+		    V2(V2T, "[0,0,9223372036854775806,%lld,[1],[1,\"t\"],[0,1],"
+		    "[0,0],[1,1]]") },
 		{ "wire 2: lists of different lengths",
 		    V2(V2T, "[0,0,1,%lld,[1],[1],[0,1],[0],[1]]") },
 		{ "wire 2: no columns",
@@ -744,12 +752,22 @@ test_bad_input(void)
 	tap_is_int(apply_str(&b, json, now, err, sizeof(err)), DBSYNC_EINPUT,
 	    "good entry + bad entry rejected as a whole");
 	/* Oversized. */
-	batch = json_tokener_parse("{\"schemas\":{},\"changes\":[]}");
+	/* Valid changes, so that only their number can be refused. */
+	snprintf(json, sizeof(json), "{\"schemas\":{\"notes\":\"%s\"},"
+	    "\"changes\":[]}", hash);
+	batch = json_tokener_parse(json);
 	ch = json_object_object_get(batch, "changes");
-	for (i = 0; i <= DBSYNC_MAX_APPLY; i++)
-		json_object_array_add(ch, json_object_new_int(0));
+	for (i = 0; i <= DBSYNC_MAX_APPLY; i++) {
+		snprintf(json, sizeof(json), "{\"o\":\"x\",\"s\":%zu,"
+		    "\"h\":%lld,\"t\":\"notes\",\"k\":[%zu],\"c\":\"title\","
+		    "\"v\":\"t\",\"ph\":0,\"pn\":\"\"}", i + 1,
+		    (long long)hlc_pack(now, 0), i + 1);
+		json_object_array_add(ch, json_tokener_parse(json));
+	}
+	err[0] = '\0';
 	tap_is_int(dbsync_apply(b.db, b.id, batch, now, 60000, NULL, err,
 	    sizeof(err)), DBSYNC_EINPUT, "oversized batch rejected");
+	tap_ok(strstr(err, "more than") != NULL, "  for its size: %s", err);
 	json_object_put(batch);
 	/* Oversized in wire 2: few rows, too many columns in all. */
 	snprintf(json, sizeof(json), "{\"nodes\":[\"x\"],\"tables\":["

@@ -66,10 +66,8 @@ test_check(void)
 	big[FPATH_MAX + 1] = '\0';
 	tap_is_int(fpath_check(big, err, sizeof(err)), -1,
 	    "FPATH_MAX + 1 bytes refused");
-	/* A NUL inside a JSON string ends the C string early: the engine
-	 * compares lengths; here: "a\0/../x" is just "a". */
-	tap_ok(fpath_check("a\0/../../x", err, sizeof(err)) == 0 &&
-	    strlen("a\0/../../x") == 1, "C view of an embedded NUL");
+	/* A NUL inside a JSON string would end the C string early: the
+	 * JSON reader refuses such strings (t/unit/4002, "a\u0000b"). */
 }
 
 /* fpath_ignored: globs on basename and path, temp names, DB sidecars. */

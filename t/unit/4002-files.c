@@ -1183,6 +1183,32 @@ test_bundle_unpack(void)
 		files_sink_drop(&sink[0]);
 		files_sink_drop(&sink[1]);
 	}
+	/* Whole records, the bytes all there: only the size cap can refuse
+	 * the second, and the first shows a record at the cap passes. */
+	for (i = 0; i < 2; i++) {
+		size_t n = FILES_SMALL_MAX + i, hl;
+		char *body = malloc(n + 32);
+		int rc;
+
+		if (body == NULL)
+			die("malloc");
+		hl = (size_t)snprintf(body, 32, "F %zu\n", n);
+		memset(body + hl, 'x', n);
+		memcpy(body + hl + n, "F 0\n", 4);
+		files_sink_init(&sink[0], fds[0]);
+		files_sink_init(&sink[1], fds[1]);
+		rc = files_bundle_unpack(body, hl + n + 4, 2, outs, failed, err,
+		    sizeof(err));
+		if (i == 0)
+			tap_ok(rc == 0 && !failed[0] && sink[0].written ==
+			    (int64_t)n, "bundle: a record of the largest size");
+		else
+			tap_ok(rc == -1, "bundle refused: one byte over the "
+			    "largest size (%s)", err);
+		files_sink_drop(&sink[0]);
+		files_sink_drop(&sink[1]);
+		free(body);
+	}
 	for (i = 0; i < 3; i++)
 		close(fds[i]);
 }

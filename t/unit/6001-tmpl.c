@@ -108,7 +108,8 @@ test_buf(void)
 	tmpl_buf_free(&b);
 	tap_ok(b.data == NULL && b.len == 0 && b.cap == 0, "buf: free resets");
 	tmpl_buf_free(&b);
-	tap_ok(1, "buf: double free of an empty buffer is harmless");
+	tap_ok(b.data == NULL && b.len == 0 && b.cap == 0,
+	    "buf: freeing it again leaves it empty");
 }
 
 static void
@@ -662,8 +663,7 @@ test_files(void)
 
 	s2 = tmpl_set_new("/nonexistent/t6001", errbuf, sizeof(errbuf));
 	tap_ok(s2 == NULL && errbuf[0] != '\0', "missing directory refused");
-	tmpl_set_free(NULL);
-	tap_ok(1, "tmpl_set_free(NULL) is harmless");
+	tmpl_set_free(NULL);	/* harmless: a crash would end the test */
 
 	/* A file larger than TMPL_FILE_MAX is refused, not truncated. */
 	text = malloc(TMPL_FILE_MAX + 2);

@@ -188,7 +188,14 @@ main(void)
 	json_object_array_add(arr, entry("a", "file", "abc"));
 	tap_ok(refused(arr), "a malformed hash is refused");
 	arr = json_object_new_array();
-	json_object_array_add(arr, entry("l", "link", h));
+	{
+		/* With a target, so that only the hash can be refused. */
+		json_object *l = entry("l", "link", h);
+
+		json_object_object_add(l, "target",
+		    json_object_new_string("x"));
+		json_object_array_add(arr, l);
+	}
 	tap_ok(refused(arr), "a link whose hash is not its target's is refused");
 
 	s.root = O;
