@@ -1,6 +1,7 @@
 /* dbsync.c - database sync engine: harvest, change log, feed, merge/apply, compaction. */
 #include "dbsync.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -491,6 +492,7 @@ struct shrow {			/* the shadow of one row */
 
 struct tstmt {			/* per-table statements */
 	sqlite3_stmt	*sel, *ups, *del;
+	char		 aff[CAPTURE_MAX_PK];	/* key_affinity, 0: not read */
 };
 
 struct eng {
@@ -3369,6 +3371,116 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
  * Second validation pass, against our tables: decide what is parked and
  * check that what is not parked names known columns.  -1 with err.
  */
+/* SQLite's type affinity of a declared column type ("Datatypes In
+ * SQLite", 3.1): 'i'nteger, 't'ext, 'b'lob (none), 'r'eal, 'n'umeric. */
+static char
+decl_affinity(const char *decl)
+{
+	char up[256];
+	size_t i;
+
+	for (i = 0; decl[i] != '\0' && i < sizeof(up) - 1; i++)
+		up[i] = (char)toupper((unsigned char)decl[i]);
+	up[i] = '\0';
+	if (strstr(up, "INT"))
+		return 'i';
+	if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT"))
+		return 't';
+	if (up[0] == '\0' || strstr(up, "BLOB"))
+		return 'b';
+	if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB"))
+		return 'r';
+	return 'n';
+}
+
+/* The affinity of key column k of table ti, read once per transaction.
+ * 0 on error (e->err). */
+static char
+key_affinity(struct eng *e, int ti, int k)
+{
+	const struct capture_table *t = &e->t[ti];
+	sqlite3_stmt *st = NULL;
+	char *a = &e->ts[ti].aff[k];
+
+	if (*a != 0)
+		return *a;
+	if (sqlite3_prepare_v2(e->db, "SELECT type FROM pragma_table_info(?1) "
+	    "WHERE name = ?2", -1, &st, NULL) != SQLITE_OK) {
+		eng_dberr(e, "key type");
+		return 0;
+	}
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->cols[t->pkidx[k]], -1, SQLITE_STATIC);
+	*a = decl_affinity(sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st,
+	    0) : "");
+	sqlite3_finalize(st);
+	return *a;
+}
+
+/*
+ * Key value v as SQLite stores it in key column k of table ti: with the
+ * column's affinity applied (the text "7" in an INTEGER column is the
+ * integer 7).  The shadow and the change log name a row by its stored
+ * key; a key sent in another form would name a second shadow row for
+ * the same app row, and bypass its clocks.  A value already in its
+ * column's own type is kept as is; any other goes through a TEMP table
+ * (this connection only, never the app's file) whose column has that
+ * affinity, and SQLite converts it exactly as it would in the table.
+ * *changed is set when the form differs.  Returns 0, or -1 (e->err).
+ */
+static int
+key_stored(struct eng *e, int ti, int k, struct dv *v, int *changed)
+{
+	static const char *const cols[] = { ['i'] = "i", ['r'] = "r",
+	    ['n'] = "n", ['t'] = "t" };
+	sqlite3_stmt *st = NULL;
+	char aff, sql[128];
+	struct dv out;
+	int ret = -1;
+
+	*changed = 0;
+	if ((aff = key_affinity(e, ti, k)) == 0)
+		return -1;
+	if (v->t == SQLITE_NULL || v->t == SQLITE_BLOB || aff == 'b' ||
+	    (aff == 'i' && v->t == SQLITE_INTEGER) ||
+	    (aff == 'n' && v->t == SQLITE_INTEGER) ||
+	    (aff == 't' && v->t == SQLITE_TEXT) ||
+	    (aff == 'r' && v->t == SQLITE_FLOAT))
+		return 0;
+	if (store_exec(e->db, "CREATE TEMP TABLE IF NOT EXISTS _meshsync_key("
+	    "i INTEGER, r REAL, n NUMERIC, t TEXT)", e->err, e->errsz) == -1)
+		return -1;
+	snprintf(sql, sizeof(sql), "INSERT INTO temp._meshsync_key(%s) "
+	    "VALUES(?1) RETURNING %s", cols[(unsigned char)aff],
+	    cols[(unsigned char)aff]);
+	if (sqlite3_prepare_v2(e->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		eng_dberr(e, "key form");
+		goto fail;
+	}
+	dv_bind(st, 1, v);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		eng_dberr(e, "key form");
+		goto fail;
+	}
+	dv_col(&out, st, 0);
+	if (out.t != v->t || !dv_eq(&out, v)) {
+		*changed = 1;
+		dv_free(v);
+		if (dv_dup(v, &out) == -1) {
+			snprintf(e->err, e->errsz, "out of memory");
+			goto fail;
+		}
+	}
+	ret = 0;
+fail:
+	sqlite3_finalize(st);
+	if (ret == 0 && store_exec(e->db, "DELETE FROM temp._meshsync_key",
+	    e->err, e->errsz) == -1)
+		ret = -1;
+	return ret;
+}
+
 static int
 batch_check_local(struct eng *e, struct ent *x, size_t n)
 {
@@ -3387,6 +3499,23 @@ batch_check_local(struct eng *e, struct ent *x, size_t n)
 			    "%d values, table has %d key columns", i, x[i].t,
 			    npk, e->t[x[i].ti].npk);
 			return -1;
+		}
+		/* A peer sends keys as its table stores them: one in another
+		 * form ("7" for 7) would name a second shadow row. */
+		for (j = 0; x[i].kvown && x[i].kv != NULL && j < npk; j++) {
+			struct dv v = x[i].kv[j];
+			int changed;
+
+			v.own = NULL;	/* borrowed: key_stored copies */
+			if (key_stored(e, x[i].ti, j, &v, &changed) == -1)
+				return -2;
+			dv_free(&v);
+			if (changed) {
+				snprintf(e->err, e->errsz, "change %zu: key "
+				    "value %d of %s is not in the form its "
+				    "column stores", i, j + 1, x[i].t);
+				return -1;
+			}
 		}
 		if (x[i].c[0] == '\0')
 			continue;
@@ -3531,7 +3660,7 @@ dbsync_apply_parsed(sqlite3 *db, const char *self_node_id,
 	enum dbsync_rc rc = DBSYNC_EINTERNAL;
 	const char *cur = NULL;
 	int64_t curseq = 0, curseq0 = 0, sid;
-	int stopped = 0, inited = 0;
+	int stopped = 0, inited = 0, r;
 
 	if (st != NULL)
 		memset(st, 0, sizeof(*st));
@@ -3546,8 +3675,8 @@ dbsync_apply_parsed(sqlite3 *db, const char *self_node_id,
 	 * shadow would otherwise be overwritten without ever being logged. */
 	if (eng_prologue(&e) == -1)
 		goto out;
-	if (batch_check_local(&e, x, n) == -1) {
-		rc = DBSYNC_EINPUT;
+	if ((r = batch_check_local(&e, x, n)) < 0) {
+		rc = r == -1 ? DBSYNC_EINPUT : DBSYNC_EINTERNAL;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -3723,7 +3852,8 @@ cchg_free(struct cchg *c, size_t n)
 	free(c);
 }
 
-/* Validate the whole request against our tables.  -1 with err. */
+/* Validate the whole request against our tables.  -1 with err for bad
+ * input, -2 on a database error. */
 static int
 client_parse(struct eng *e, json_object *req, struct cchg **out, size_t *n)
 {
@@ -3731,7 +3861,7 @@ client_parse(struct eng *e, json_object *req, struct cchg **out, size_t *n)
 	struct cchg *x = NULL;
 	const char *why = NULL, *tbl, *op, *ts;
 	size_t len = 0, i;
-	int j, k, got;
+	int j, k, got, conv;
 
 	*out = NULL;
 	*n = 0;
@@ -3800,6 +3930,12 @@ client_parse(struct eng *e, json_object *req, struct cchg **out, size_t *n)
 			}
 			if (dv_from_json(jv, &cc->pk[k], 1, &why) == -1)
 				goto bad;
+			/* The client's JSON may say "7" for 7: the row is
+			 * named by its key as the table stores it. */
+			if (key_stored(e, cc->ti, k, &cc->pk[k], &conv) == -1) {
+				cchg_free(x, len);
+				return -2;
+			}
 		}
 		if (cc->del)
 			continue;
@@ -4013,8 +4149,8 @@ dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
 	if (eng_prologue(&e) == -1 || merge_flush(&e) == -1 ||
 	    capture_discard(&e) == -1)
 		goto fail;
-	if (client_parse(&e, req, &x, &n) == -1) {
-		rc = DBSYNC_EINPUT;
+	if ((r = client_parse(&e, req, &x, &n)) < 0) {
+		rc = r == -1 ? DBSYNC_EINPUT : DBSYNC_EINTERNAL;
 		goto fail;
 	}
 	for (i = 0; i < n; i++) {

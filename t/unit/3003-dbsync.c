@@ -718,6 +718,10 @@ test_bad_input(void)
 		    "[1]]") },
 		{ "wire 2: key arity",
 		    V2(V2T, "[0,0,1,%lld,[1,2],[1],[0],[0],[1]]") },
+		/* Row 1 is the integer 1: "1" would name a second shadow
+		 * row for it. */
+		{ "wire 2: a key not in the form its column stores",
+		    V2(V2T, "[0,0,1,%lld,[\"1\"],[0]]") },
 		{ "wire 2: future clock",
 		    V2(V2T, "[0,0,1,%lld,[1],[1],[0],[0],[1]]") },
 #undef V2
@@ -1093,6 +1097,21 @@ test_client(void)
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
 	    "WHERE lose_val = 'stale' AND win_val = 'server'"), 1,
 	    "stale client value recorded as a conflict loser");
+	/* The same stale edit naming the row 1 as "1" and as 1.0: still
+	 * row 1, whose newer title wins. */
+	snprintf(json, sizeof(json), "{\"changes\":[{\"table\":\"notes\","
+	    "\"op\":\"upsert\",\"pk\":{\"id\":\"1\"},\"values\":{"
+	    "\"title\":\"stale as text\"},\"ts\":\"2000-01-01T00:00:00Z\"},"
+	    "{\"table\":\"notes\",\"op\":\"upsert\",\"pk\":{\"id\":1.0},"
+	    "\"values\":{\"title\":\"stale as real\"},"
+	    "\"ts\":\"2000-01-01T00:00:00Z\"}]}");
+	tap_is_int(client_str(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
+	    "stale edits naming the key as \"1\" and 1.0 accepted");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes "
+	    "WHERE id = 1"), "server", "they are row 1's, and stale");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE lose_val LIKE 'stale as %%' AND pk = '[1]'"), 2,
+	    "both kept as conflict losers of row [1]");
 	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
 	    "\"op\":\"delete\",\"pk\":{\"id\":5},"
 	    "\"ts\":\"2999-01-01T00:00:00+14:00\"}]}", &st, err, sizeof(err)),
