@@ -3153,7 +3153,8 @@ int
 files_bundle_unpack(const char *body, size_t len, size_t n,
     struct files_sink *const *outs, int *failed, char *err, size_t errsz)
 {
-	const char *p = body, *end = body + len, *nl;
+	/* An empty answer may come as NULL: no arithmetic on it. */
+	const char *p = body, *end = body != NULL ? body + len : NULL, *nl;
 	size_t i;
 
 	for (i = 0; i < n; i++) {

@@ -26,6 +26,7 @@
 
 #define UPDATE_MAX_PRESERVED	4096	/* topmost preserved paths in a tree */
 #define UPDATE_IO_CHUNK		(256 * 1024)
+#define UPDATE_RELEASE_MAX	((int64_t)1 << 40)	/* bytes, all files */
 
 void
 update_crash_point(const char *point)
@@ -421,6 +422,7 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 {
 	json_object *files;
 	const char *prev = NULL;
+	int64_t total = 0;
 	size_t n;
 
 	if (m == NULL || !json_object_is_type(m, json_type_object) ||
@@ -469,6 +471,15 @@ update_manifest_check(json_object *m, char *err, size_t errsz)
 			    "or hash", i);
 			return -1;
 		}
+		/* Bounded, so that no sum of sizes (the disk-space check)
+		 * can overflow. */
+		if (size > UPDATE_RELEASE_MAX - total) {
+			util_fmt(err, errsz, "manifest entry %zu: the release "
+			    "would be larger than %lld GiB", i,
+			    (long long)(UPDATE_RELEASE_MAX >> 30));
+			return -1;
+		}
+		total += size;
 		if (strcmp(kind, "link") == 0) {
 			const char *t = jget_str(e, "target", NULL);
 			unsigned char h[32];

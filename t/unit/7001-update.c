@@ -187,6 +187,21 @@ main(void)
 	arr = json_object_new_array();
 	json_object_array_add(arr, entry("a", "file", "abc"));
 	tap_ok(refused(arr), "a malformed hash is refused");
+	{
+		/* Two files whose sizes add up past INT64_MAX (each alone is
+		 * a valid int64): refused, not summed into an overflow. */
+		json_object *b1 = entry("a", "file", h), *b2 = entry("b",
+		    "file", h);
+
+		json_object_object_add(b1, "size",
+		    json_object_new_int64(INT64_MAX / 2 + 1));
+		json_object_object_add(b2, "size",
+		    json_object_new_int64(INT64_MAX / 2 + 1));
+		arr = json_object_new_array();
+		json_object_array_add(arr, b1);
+		json_object_array_add(arr, b2);
+		tap_ok(refused(arr), "sizes adding up past 1 TiB are refused");
+	}
 	arr = json_object_new_array();
 	{
 		/* With a target, so that only the hash can be refused. */
