@@ -15,6 +15,17 @@ browser_setup() {
 		BROWSER_SKIP="node not installed"
 		return
 	fi
+	# The browser tests run side by side (t/harness runs two at a time):
+	# one installs, the other waits for it instead of racing the same
+	# apt-get and npm install (the loser used to skip every step).
+	exec 9>"${TMPDIR:-/tmp}/meshsync-browser-install.lock"
+	flock 9
+	browser_install
+	flock -u 9
+	exec 9>&-
+}
+
+browser_install() {
 	if [ ! -x "$CHROMIUM" ]; then
 		if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 			say "installing chromium (apt-get)"
