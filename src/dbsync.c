@@ -3367,10 +3367,6 @@ batch_parse(json_object *batch, int64_t now_ms, int64_t max_future_ms,
 	    errsz);
 }
 
-/*
- * Second validation pass, against our tables: decide what is parked and
- * check that what is not parked names known columns.  -1 with err.
- */
 /* SQLite's type affinity of a declared column type ("Datatypes In
  * SQLite", 3.1): 'i'nteger, 't'ext, 'b'lob (none), 'r'eal, 'n'umeric. */
 static char
@@ -3481,6 +3477,11 @@ fail:
 	return ret;
 }
 
+/*
+ * Second validation pass, against our tables: decide what is parked and
+ * check that what is not parked names known columns and keys in their
+ * stored form.  -1 with err for bad input, -2 on a database error.
+ */
 static int
 batch_check_local(struct eng *e, struct ent *x, size_t n)
 {
