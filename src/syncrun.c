@@ -395,17 +395,18 @@ upload_stop_point(void)
 
 /* Whether open file fd no longer holds the version an entry of `size`
  * bytes describes: its size differs, or it was written since `before`
- * (its stat when opened).  *after gets its stat now. */
+ * (its stat when opened). */
 static int
-written_since(int fd, const struct stat *before, int64_t size,
-    struct stat *after)
+written_since(int fd, const struct stat *before, int64_t size)
 {
-	if (fstat(fd, after) == -1)
+	struct stat now;
+
+	if (fstat(fd, &now) == -1)
 		return 0;
-	return after->st_size != size ||
-	    after->st_mtim.tv_sec != before->st_mtim.tv_sec ||
-	    after->st_mtim.tv_nsec != before->st_mtim.tv_nsec ||
-	    after->st_size != before->st_size;
+	return now.st_size != size ||
+	    now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+	    now.st_mtim.tv_nsec != before->st_mtim.tv_nsec ||
+	    now.st_size != before->st_size;
 }
 
 /* Push: upload the content of every changed file the peer has not pulled
@@ -453,7 +454,8 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 			const char *path;
 			char uri[24 * 1024], *b64;
 			struct peer_resp resp;
-			struct stat before, after;
+			struct stat before;
+			int64_t size;
 			int fd, up;
 
 			json_object_object_get_ex(e, "deleted", &v);
@@ -464,6 +466,7 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 				continue;
 			json_object_object_get_ex(e, "path", &v);
 			path = json_object_get_string(v);
+			size = jget_int(e, "size", 0);
 			upload_stop_point();
 			if ((fd = fpath_open(root, path, O_RDONLY, 0)) == -1)
 				continue;	/* gone since the scan: next time */
@@ -477,10 +480,9 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 				continue;
 			}
 			free(b64);
-			up = peer_upload(l->self, l->peer, uri, fd, jget_int(e,
-			    "size", 0), &resp) == 0 && resp.status == 200;
-			if (!up && written_since(fd, &before, jget_int(e,
-			    "size", 0), &after)) {
+			up = peer_upload(l->self, l->peer, uri, fd, size,
+			    &resp) == 0 && resp.status == 200;
+			if (!up && written_since(fd, &before, size)) {
 				/*
 				 * Being written (cp, an app saving in place):
 				 * what was read is not this entry's version.
@@ -499,7 +501,7 @@ files_push_to(struct link *l, sqlite3 *state, const struct conf *c,
 				    l->peer->name, resp.err);
 			else {
 				n->files_sent++;
-				n->bytes += jget_int(e, "size", 0);
+				n->bytes += size;
 				t_progress(l, n);
 			}
 			peer_resp_free(&resp);
