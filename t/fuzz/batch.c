@@ -10,9 +10,9 @@
 #include <json-c/json.h>
 
 #include "dbsync.h"
+#include "fuzz.h"
 #include "log.h"
 
-#define NOW_MS		1800000000000LL
 #define INPUT_MAX	(1 << 20)
 
 int	LLVMFuzzerInitialize(int *, char ***);
@@ -30,20 +30,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct json_tokener *tok;
 	struct dbsync_batch *b = NULL;
 	json_object *j;
 	char err[512];
 
-	if (size > INPUT_MAX || (tok = json_tokener_new()) == NULL)
-		return 0;
-	j = json_tokener_parse_ex(tok, (const char *)data, (int)size);
-	json_tokener_free(tok);
-	if (j == NULL)
+	if ((j = fuzz_json(data, size, INPUT_MAX)) == NULL)
 		return 0;
 	(void)dbsync_batch_len(j);
 	json_object_put(dbsync_batch_tops(j));
-	if (dbsync_batch_parse(j, NOW_MS, 60000, &b, err, sizeof(err)) ==
+	if (dbsync_batch_parse(j, FUZZ_NOW_MS, 60000, &b, err, sizeof(err)) ==
 	    DBSYNC_OK)
 		dbsync_batch_free(b);
 	else if (b != NULL)

@@ -15,9 +15,9 @@
 
 #include "dbsync.h"
 #include "dbtest.h"
+#include "fuzz.h"
 #include "log.h"
 
-#define NOW_MS		1800000000000LL
 #define INPUT_MAX	(64 << 10)
 
 int	LLVMFuzzerInitialize(int *, char ***);
@@ -49,18 +49,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct json_tokener *tok;
 	struct dbsync_stats st;
 	json_object *j;
 	char err[512];
 
-	if (size > INPUT_MAX || (tok = json_tokener_new()) == NULL)
+	if ((j = fuzz_json(data, size, INPUT_MAX)) == NULL)
 		return 0;
-	j = json_tokener_parse_ex(tok, (const char *)data, (int)size);
-	json_tokener_free(tok);
-	if (j == NULL)
-		return 0;
-	(void)dbsync_apply_client(node.db, node.id, j, NOW_MS, &st, err,
+	(void)dbsync_apply_client(node.db, node.id, j, FUZZ_NOW_MS, &st, err,
 	    sizeof(err));
 	json_object_put(j);
 	if (dbt_int(node.db, "SELECT count(*) FROM pragma_integrity_check "
