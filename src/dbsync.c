@@ -1591,6 +1591,270 @@ capture_discard(struct eng *e)
 }
 
 /* ------------------------------------------------------------------ */
+/* UNIQUE clashes                                                       */
+
+/*
+ * Two nodes may each write a row holding the same value in a UNIQUE
+ * column other than the key: both writes were valid where they were made,
+ * and the second row to arrive anywhere cannot be written there.  A retry
+ * cannot help, so one row is kept and the other deleted, by a rule every
+ * node applies alike: the row that came to hold the value first keeps it
+ * (smaller clock of its values in the index's columns, then node, then
+ * key).  First come rather than last writer: a row that has held a name
+ * for a year must not vanish because another node has just created one
+ * with the same name.  The loser is deleted as a write of this node, with
+ * a clock past both rows', so the delete reaches every node, and its
+ * values go to the conflicts log: nothing is lost.
+ */
+#define UNIQUE_MAX_CLASH	16	/* rows one write can clash with */
+#define UNIQUE_MAX_TRIES	8	/* resolutions of one row write */
+#define UNIQUE_MAX_COLS		16	/* columns of an index we ask about */
+
+struct clash {
+	char		*pk;		/* key text, as the log has it */
+	struct dv	 kv[CAPTURE_MAX_PK];
+	char		 index[128];	/* for the log line */
+	int		 cols[UNIQUE_MAX_COLS];
+	int		 ncol;
+};
+
+/* The clock at which row r came to hold its values in cols: the latest
+ * of theirs.  No shadow column: (0, ""), the oldest claim there is. */
+static void
+claim_of(struct shrow *r, const struct capture_table *t, const int *cols,
+    int n, uint64_t *h, const char **node)
+{
+	struct shent *s;
+	int i;
+
+	*h = 0;
+	*node = "";
+	for (i = 0; i < n; i++)
+		if ((s = sh_find(r, t->cols[cols[i]])) != NULL &&
+		    hlc_cmp(s->hlc, s->node, *h, *node) > 0) {
+			*h = s->hlc;
+			*node = s->node;
+		}
+}
+
+/*
+ * Collect into c[] (up to UNIQUE_MAX_CLASH; *n updated) the rows other
+ * than the one keyed pkv that hold row's values in the columns of UNIQUE index `index`
+ * of table ti.  An index on expressions, or a partial one, cannot be
+ * asked column by column and is skipped; so is one where row has a NULL
+ * or no value, since NULLs never clash.  Returns 0 or -1 (e->err).
+ */
+static int
+clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
+    struct shrow *row, struct clash *c, int *n)
+{
+	const struct capture_table *t = &e->t[ti];
+	sqlite3_stmt *q = NULL, *sel = NULL;
+	struct sbuf b = { 0 };
+	struct shent *s;
+	const char *coll;
+	int cols[UNIQUE_MAX_COLS], ncol = 0, k, j, rc, ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "SELECT cid, coll FROM "
+	    "pragma_index_xinfo(?1) WHERE key ORDER BY seqno", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return eng_dberr(e, "unique index");
+	sqlite3_bind_text(q, 1, index, -1, SQLITE_STATIC);
+	sbuf_add(&b, "SELECT ");
+	for (k = 0; k < t->npk; k++) {
+		sbuf_add(&b, k > 0 ? ", " : "");
+		sbuf_ident(&b, t->cols[t->pkidx[k]]);
+	}
+	sbuf_add(&b, " FROM ");
+	sbuf_ident(&b, t->name);
+	sbuf_add(&b, " WHERE ");
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		j = sqlite3_column_int(q, 0);
+		coll = (const char *)sqlite3_column_text(q, 1);
+		if (j < 0 || j >= t->ncol || ncol == UNIQUE_MAX_COLS ||
+		    (s = sh_find(row, t->cols[j])) == NULL ||
+		    s->v.t == SQLITE_NULL) {
+			ret = 0;	/* expression, or no value: no clash */
+			goto out;
+		}
+		cols[ncol++] = j;
+		sbuf_ident(&b, t->cols[j]);
+		sbuf_addf(&b, " = ?%d COLLATE ", ncol);
+		sbuf_ident(&b, coll != NULL ? coll : "BINARY");
+		sbuf_add(&b, " AND ");
+	}
+	if (rc != SQLITE_DONE) {
+		eng_dberr(e, "unique index");
+		goto out;
+	}
+	if (ncol == 0) {
+		ret = 0;
+		goto out;
+	}
+	sbuf_add(&b, "NOT (");
+	for (k = 0; k < t->npk; k++) {
+		sbuf_add(&b, k > 0 ? " AND " : "");
+		sbuf_ident(&b, t->cols[t->pkidx[k]]);
+		sbuf_addf(&b, " IS ?%d", ncol + k + 1);
+	}
+	sbuf_add(&b, ")");
+	if (b.oom) {
+		snprintf(e->err, e->errsz, "out of memory");
+		goto out;
+	}
+	if ((sel = prep_sql(e, &b)) == NULL)
+		goto out;
+	for (k = 0; k < ncol; k++)
+		dv_bind(sel, k + 1, &sh_find(row, t->cols[cols[k]])->v);
+	for (k = 0; k < t->npk; k++)
+		dv_bind(sel, ncol + k + 1, &pkv[k]);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW && *n < UNIQUE_MAX_CLASH) {
+		struct clash *x = &c[*n];
+		struct dv v;
+
+		memset(x, 0, sizeof(*x));
+		for (k = 0; k < t->npk; k++) {
+			dv_col(&v, sel, k);
+			if (dv_dup(&x->kv[k], &v) == -1) {
+				pk_free(x->kv, k);
+				snprintf(e->err, e->errsz, "out of memory");
+				goto out;
+			}
+		}
+		if ((x->pk = pk_encode(x->kv, t->npk)) == NULL) {
+			pk_free(x->kv, t->npk);
+			snprintf(e->err, e->errsz, "out of memory");
+			goto out;
+		}
+		util_strlcpy(x->index, index, sizeof(x->index));
+		memcpy(x->cols, cols, sizeof(cols[0]) * (size_t)ncol);
+		x->ncol = ncol;
+		(*n)++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		eng_dberr(e, "unique clash");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(sel);
+	free(b.p);
+	return ret;
+}
+
+/*
+ * Delete row (ti, pk) that lost a UNIQUE value to row winner: from the
+ * app table, then as a local delete in the log and the shadow, and its
+ * values into the conflicts log.  Returns 0 or -1.
+ */
+static int
+unique_drop(struct eng *e, int ti, const char *pk, const struct dv *kv,
+    const char *winner, const char *index)
+{
+	const struct capture_table *t = &e->t[ti];
+	const struct dv none = { .t = SQLITE_NULL };
+	sqlite3_stmt *st;
+	struct shent *s;
+	int i, k;
+
+	if ((st = t_del(e, ti)) == NULL)
+		return -1;
+	for (k = 0; k < t->npk; k++)
+		dv_bind(st, k + 1, &kv[k]);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "unique clash delete");
+	sqlite3_reset(st);
+	/* The row is gone: harvest_row logs its tombstone, clocked past
+	 * every clock this engine has seen, and leaves its shadow in e->sh. */
+	if (harvest_row(e, ti, pk, NULL) == -1)
+		return -1;
+	for (i = 0; i < e->sh.n; i++) {
+		s = &e->sh.e[i];
+		if (s->col[0] != '\0' && conflict_put(e, t->name, pk, s->col,
+		    &s->v, s->hlc, s->node, &none, e->hlc, e->self) == -1)
+			return -1;
+	}
+	/* Publish our seq, as the harvest does: an apply later in this
+	 * transaction reads vv[self] from the table. */
+	if (e->selfseq != e->selfseq0) {
+		if (vv_put(e, e->self, e->selfseq) == -1)
+			return -1;
+		e->selfseq0 = e->selfseq;
+	}
+	log_warnx("%s: rows %s and %s hold the same value in UNIQUE index %s: "
+	    "kept %s, which held it first, and deleted %s; its values are in "
+	    "the conflicts log", t->name, winner, pk, index, winner, pk);
+	return 0;
+}
+
+/*
+ * Writing row (ti, pk, key values pkv, shadow row) broke a UNIQUE
+ * constraint: find the rows it clashes with and apply the rule above.
+ * Returns 1 when the row itself lost and was deleted, 0 when every row
+ * it clashed with was (write it again), 2 when no clashing row could be
+ * found (an index on expressions, or a partial one), -1 on error.
+ */
+static int
+unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
+    struct shrow *row)
+{
+	const struct capture_table *t = &e->t[ti];
+	struct clash c[UNIQUE_MAX_CLASH];
+	sqlite3_stmt *q = NULL;
+	const char *rn, *on;
+	uint64_t rh, oh;
+	int i, n = 0, lost = -1, ret = -1, rc;
+
+	if (sqlite3_prepare_v2(e->db, "SELECT name FROM pragma_index_list(?1) "
+	    "WHERE \"unique\" AND origin <> 'pk' AND NOT partial", -1, &q,
+	    NULL) != SQLITE_OK)
+		return eng_dberr(e, "unique index");
+	sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		if (clash_index(e, ti, (const char *)sqlite3_column_text(q, 0),
+		    pkv, row, c, &n) == -1)
+			goto out;
+	if (rc != SQLITE_DONE) {
+		eng_dberr(e, "unique index");
+		goto out;
+	}
+	if (n == 0) {
+		ret = 2;
+		goto out;
+	}
+	/* The row being written keeps its value only if it held it before
+	 * every row it clashes with. */
+	for (i = 0; i < n && lost < 0; i++) {
+		claim_of(row, t, c[i].cols, c[i].ncol, &rh, &rn);
+		if (sh_load(e, &e->sh, t->name, c[i].pk) == -1)
+			goto out;
+		claim_of(&e->sh, t, c[i].cols, c[i].ncol, &oh, &on);
+		rc = hlc_cmp(rh, rn, oh, on);
+		if (rc > 0 || (rc == 0 && strcmp(pk, c[i].pk) > 0))
+			lost = i;
+	}
+	if (lost >= 0) {
+		if (unique_drop(e, ti, pk, pkv, c[lost].pk, c[lost].index) ==
+		    -1)
+			goto out;
+		ret = 1;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (unique_drop(e, ti, c[i].pk, c[i].kv, pk, c[i].index) == -1)
+			goto out;
+	ret = 0;
+out:
+	for (i = 0; i < n; i++) {
+		free(c[i].pk);
+		pk_free(c[i].kv, t->npk);
+	}
+	sqlite3_finalize(q);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
 /* Merge and materialise                                                */
 
 /* Make the app table's row (ti, pk) match its shadow, row.  kv: the
@@ -1607,6 +1871,7 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 	struct shent *s;
 	const char *why = NULL;
 	int *use = NULL, j, k, npk = t->npk, nown = 0, all = 1, ret = -1;
+	int tries, r;
 
 	if (kv == NULL) {
 		keyj = json_tokener_parse(pk);
@@ -1652,10 +1917,17 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 			    (s = sh_find(row, t->cols[j])) != NULL)
 				dv_bind(st, j + 1, &s->v);
 	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	for (tries = 0; sqlite3_step(st) != SQLITE_DONE; tries++) {
 		snprintf(e->err, e->errsz, "writing %s %s: %s", t->name, pk,
 		    sqlite3_errmsg(e->db));
-		goto fail;
+		if (sqlite3_extended_errcode(e->db) != SQLITE_CONSTRAINT_UNIQUE ||
+		    tries == UNIQUE_MAX_TRIES)
+			goto fail;
+		sqlite3_reset(st);	/* keeps the bindings */
+		if ((r = unique_resolve(e, ti, pk, pkv, row)) == 1)
+			break;		/* this row lost: deleted */
+		if (r != 0)
+			goto fail;	/* -1: e->err; 2: the write's error */
 	}
 	ret = 0;
 fail:

@@ -109,4 +109,26 @@ test_expect_success 'client data needs a login, and names only configured databa
 	test "$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "Authorization: Bearer $(token a)" -d "{\"changes\":[]}" "$a_URL/api/sync/data?db=../meshsync.db")" = 404
 '
 
+test_expect_success 'the same UNIQUE name on two nodes: the first row keeps it everywhere, the other is a conflict' '
+	for n in a b c; do
+		sql $n "CREATE TABLE players (id INTEGER PRIMARY KEY, nick TEXT NOT NULL UNIQUE)" &&
+		eval "dir=\$${n}_DIR" && "$MESHSYNC" track --dir "$dir" app.db players >/dev/null || exit 1
+	done &&
+	hold_worker a && hold_worker b && hold_worker c &&
+	# Re-running track harvests: each row gets its clock now, a first.
+	sql a "INSERT INTO players VALUES (1, '"'"'ace'"'"')" &&
+	"$MESHSYNC" track --dir "$a_DIR" app.db players >/dev/null && sleep 0.1 &&
+	sql b "INSERT INTO players VALUES (2, '"'"'ace'"'"')" &&
+	"$MESHSYNC" track --dir "$b_DIR" app.db players >/dev/null &&
+	msync a --peer b >"$SCRATCH/out" && msync c --peer b >>"$SCRATCH/out" &&
+	msync a --peer b >>"$SCRATCH/out" &&
+	release_worker a && release_worker b && release_worker c &&
+	for n in a b c; do
+		test "$(sql $n "SELECT group_concat(id || nick) FROM players")" = 1ace ||
+			{ echo "$n: $(sql $n "SELECT * FROM players")"; exit 1; }
+	done &&
+	test "$(sql a "SELECT group_concat(col || '"'"'='"'"'|| lose_val) FROM _meshsync_conflicts WHERE pk = '"'"'[2]'"'"' AND win_val IS NULL")" = nick=ace &&
+	grep -q "players: rows \[1\] and \[2\] hold the same value in UNIQUE index .*: kept \[1\], which held it first, and deleted \[2\]" "$a_DIR/meshsync.log"
+'
+
 test_done

@@ -1,0 +1,281 @@
+/* 3007-unique.c - two nodes write rows holding the same value in a UNIQUE column: every node keeps the row that held it first, deletes the other, logs its values as conflicts, and sync never sticks. */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "dbsync.h"
+#include "hlc.h"
+#include "tap.h"
+#include "dbtest.h"
+
+static const char *schema =
+    "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE,"
+    " name TEXT NOT NULL);"
+    "CREATE TABLE teams(code TEXT PRIMARY KEY, title TEXT NOT NULL"
+    " COLLATE NOCASE UNIQUE) WITHOUT ROWID;"
+    "CREATE TABLE seats(id INTEGER PRIMARY KEY, room TEXT, seat INTEGER,"
+    " who TEXT, UNIQUE(room, seat));"
+    "CREATE TABLE tags(id INTEGER PRIMARY KEY, label TEXT);"
+    "CREATE UNIQUE INDEX tags_lower ON tags(lower(label));";
+
+static const char *tables[] = { "users", "teams", "seats", "tags" };
+
+static void
+mknode(struct tnode *n, const char *id)
+{
+	size_t i;
+
+	dbt_node(n, id, schema);
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (dbt_track(n, tables[i]) == -1)
+			abort();
+}
+
+/* 1 when every tracked table is byte-identical on a and b. */
+static int
+same(struct tnode *a, struct tnode *b)
+{
+	char d1[65], d2[65];
+	size_t i;
+
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		dbt_digest(a->db, tables[i], d1);
+		dbt_digest(b->db, tables[i], d2);
+		if (strcmp(d1, d2) != 0) {
+			tap_diag("%s differs between %s and %s", tables[i],
+			    a->id, b->id);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void
+harvest_at(struct tnode *n, int64_t now)
+{
+	char err[256];
+
+	if (dbsync_harvest(n->db, n->id, now, NULL, err, sizeof(err)) !=
+	    DBSYNC_OK)
+		tap_diag("harvest %s: %s", n->id, err);
+}
+
+static enum dbsync_rc
+sync1(struct tnode *a, struct tnode *b)
+{
+	return dbt_sync(a, b, 1000, NULL, NULL, 0, NULL);
+}
+
+/* Both ways, each must succeed. */
+static int
+sync2(struct tnode *a, struct tnode *b)
+{
+	return sync1(a, b) == DBSYNC_OK && sync1(b, a) == DBSYNC_OK;
+}
+
+static void
+test_insert_clash(void)
+{
+	struct tnode a, b;
+	char buf[256];
+	int64_t t = dbt_now();
+
+	mknode(&a, "in-a");
+	mknode(&b, "in-b");
+	/* a registers x@ first, b a second later, neither knowing. */
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@example.org', "
+	    "'Ann')");
+	harvest_at(&a, t);
+	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'x@example.org', "
+	    "'Bob')");
+	harvest_at(&b, t + 1000);
+	tap_is_int(sync1(&a, &b), DBSYNC_OK,
+	    "a's row reaches b, where b's row holds its email: applied");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id "
+	    "|| name) FROM users"), "1Ann",
+	    "b keeps a's row, which held the email first, and deletes its own");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(col "
+	    "|| '=' || lose_val, ',') FROM (SELECT * FROM _meshsync_conflicts "
+	    "WHERE pk = '[2]' ORDER BY col)"), "email=x@example.org,name=Bob",
+	    "the deleted row's values are in b's conflicts log");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE win_node = 'in-b' AND win_val IS NULL"), 2,
+	    "... lost to b's delete");
+	tap_is_int(sync1(&b, &a), DBSYNC_OK, "b's row and its delete reach a");
+	tap_ok(same(&a, &b), "a and b are identical");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM users WHERE id = 2"), 0,
+	    "b's row is gone on a too");
+	tap_ok(sync2(&a, &b), "later syncs succeed both ways");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts"),
+	    0, "a, which never had both rows, logged no conflict");
+	/* The value is free again on b: its app can write it to a new row,
+	 * and that row syncs like any other. */
+	dbt_exec(b.app, "UPDATE users SET email = 'ann@example.org' WHERE "
+	    "id = 1; INSERT INTO users VALUES(3, 'x@example.org', 'Bob')");
+	tap_ok(sync2(&a, &b), "the value moves to a new row on b");
+	tap_ok(same(&a, &b), "... on both");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email, ' ') FROM users"), "1ann@example.org 3x@example.org",
+	    "... with nothing lost or deleted");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+/* The row that arrives held the value first: the receiver's own row goes. */
+static void
+test_incoming_wins(void)
+{
+	struct tnode a, b;
+	char buf[256];
+	int64_t t = dbt_now();
+
+	mknode(&a, "iw-a");
+	mknode(&b, "iw-b");
+	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'x@example.org', "
+	    "'Bob')");
+	harvest_at(&b, t);
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@example.org', "
+	    "'Ann')");
+	harvest_at(&a, t + 1000);
+	tap_is_int(sync1(&b, &a), DBSYNC_OK, "b's earlier row reaches a");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id "
+	    "|| name) FROM users"), "2Bob",
+	    "a deletes its own later row for it");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE pk = '[1]'"), 2, "a logs its row's two values");
+	tap_ok(sync2(&a, &b), "syncs succeed both ways");
+	tap_ok(same(&a, &b), "a and b are identical");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id "
+	    "|| name) FROM users"), "2Bob", "b has only its row");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+/* An update that takes a value another node's row took earlier loses its
+ * row; the first row keeps the value. */
+static void
+test_update_clash(void)
+{
+	struct tnode a, b;
+	char buf[256];
+	int64_t t = dbt_now();
+
+	mknode(&a, "up-a");
+	mknode(&b, "up-b");
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'one@', 'Ann');"
+	    "INSERT INTO users VALUES(2, 'two@', 'Bob')");
+	harvest_at(&a, t);
+	sync2(&a, &b);
+	dbt_exec(b.app, "UPDATE users SET email = 'new@' WHERE id = 2");
+	harvest_at(&b, t + 5000);
+	dbt_exec(a.app, "UPDATE users SET email = 'new@' WHERE id = 1");
+	harvest_at(&a, t + 6000);
+	tap_ok(sync2(&a, &b), "clashing updates: syncs succeed both ways");
+	tap_ok(same(&a, &b), "a and b are identical");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email) FROM users"), "2new@",
+	    "the row that took the value first keeps it");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+/* Collations and multi-column constraints are asked as SQLite enforces
+ * them; three nodes in any order end alike. */
+static void
+test_three_nodes(void)
+{
+	struct tnode n[3];
+	char buf[256];
+	int64_t t = dbt_now();
+	int i, ok = 1;
+
+	mknode(&n[0], "tn-a");
+	mknode(&n[1], "tn-b");
+	mknode(&n[2], "tn-c");
+	dbt_exec(n[0].app, "INSERT INTO teams VALUES('r1', 'Red');"
+	    "INSERT INTO seats VALUES(1, 'hall', 7, 'ann')");
+	harvest_at(&n[0], t);
+	dbt_exec(n[1].app, "INSERT INTO teams VALUES('r2', 'RED');"
+	    "INSERT INTO seats VALUES(2, 'hall', 7, 'bob');"
+	    "INSERT INTO seats VALUES(3, 'hall', 8, 'bob')");
+	harvest_at(&n[1], t + 1000);
+	dbt_exec(n[2].app, "INSERT INTO teams VALUES('r3', 'red')");
+	harvest_at(&n[2], t + 2000);
+	/* c hears from b before a: it first keeps its own later row?  No:
+	 * b's is earlier, so c's goes; then a's, earlier still, wins. */
+	ok &= sync1(&n[1], &n[2]) == DBSYNC_OK;
+	tap_is_str(dbt_str(n[2].db, buf, sizeof(buf), "SELECT group_concat("
+	    "code) FROM teams"), "r2", "c keeps b's earlier team, 'RED' "
+	    "clashing with its 'red' under NOCASE");
+	ok &= sync1(&n[0], &n[2]) == DBSYNC_OK;
+	tap_is_str(dbt_str(n[2].db, buf, sizeof(buf), "SELECT group_concat("
+	    "code) FROM teams"), "r1", "then a's, earlier still");
+	for (i = 0; i < 2; i++) {
+		ok &= sync1(&n[2], &n[0]) == DBSYNC_OK;
+		ok &= sync1(&n[0], &n[1]) == DBSYNC_OK;
+		ok &= sync1(&n[1], &n[2]) == DBSYNC_OK;
+		ok &= sync1(&n[2], &n[1]) == DBSYNC_OK;
+		ok &= sync1(&n[1], &n[0]) == DBSYNC_OK;
+	}
+	tap_ok(ok, "every sync among the three succeeded");
+	tap_ok(same(&n[0], &n[1]) && same(&n[1], &n[2]),
+	    "the three nodes are identical");
+	tap_is_str(dbt_str(n[1].db, buf, sizeof(buf), "SELECT group_concat("
+	    "code || title) FROM teams"), "r1Red", "one team is left");
+	tap_is_str(dbt_str(n[1].db, buf, sizeof(buf), "SELECT group_concat("
+	    "id || who, ' ') FROM seats"), "1ann 3bob",
+	    "hall seat 7 went to the first booking; b's other seat stays");
+	for (i = 0; i < 3; i++)
+		dbt_node_close(&n[i]);
+}
+
+/* An index on an expression cannot be asked column by column: the batch
+ * fails as before, changing nothing, with SQLite's reason. */
+static void
+test_expression_index(void)
+{
+	struct tnode a, b;
+	char err[256], before[256], after[256];
+	json_object *batch = NULL, *vv = NULL;
+	enum dbsync_rc rc;
+	int64_t t = dbt_now();
+
+	mknode(&a, "ex-a");
+	mknode(&b, "ex-b");
+	dbt_exec(a.app, "INSERT INTO tags VALUES(1, 'Urgent')");
+	harvest_at(&a, t);
+	dbt_exec(b.app, "INSERT INTO tags VALUES(2, 'URGENT')");
+	harvest_at(&b, t + 1000);
+	dbt_str(b.db, before, sizeof(before), "SELECT group_concat(id || "
+	    "label) || (SELECT count(*) FROM _meshsync_log) FROM tags");
+	dbsync_vv(b.db, &vv, err, sizeof(err));
+	dbsync_feed(a.db, vv, 1000, DBSYNC_WIRE, &batch, err, sizeof(err));
+	rc = dbsync_apply(b.db, b.id, batch, dbt_now(), HLC_MAX_FUTURE_MS,
+	    NULL, err, sizeof(err));
+	tap_ok(rc != DBSYNC_OK && strstr(err, "UNIQUE constraint failed") !=
+	    NULL, "a clash on an expression index fails the batch with "
+	    "SQLite's reason");
+	tap_diag("%s", err);
+	dbt_str(b.db, after, sizeof(after), "SELECT group_concat(id || "
+	    "label) || (SELECT count(*) FROM _meshsync_log) FROM tags");
+	tap_is_str(after, before, "... and changes nothing");
+	json_object_put(batch);
+	json_object_put(vv);
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	test_insert_clash();
+	test_incoming_wins();
+	test_update_clash();
+	test_three_nodes();
+	test_expression_index();
+	dbt_cleanup();
+	return tap_done();
+}
