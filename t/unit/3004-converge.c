@@ -19,8 +19,11 @@ static const char *schema =
     "CREATE TABLE t1(id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB);"
     "CREATE TABLE t2(k TEXT PRIMARY KEY, v, n INTEGER NOT NULL DEFAULT 0)"
     " WITHOUT ROWID;"
-    "CREATE TABLE t3(x INTEGER, y TEXT, z, PRIMARY KEY(x, y));";
-static const char *tables[] = { "t1", "t2", "t3" };
+    "CREATE TABLE t3(x INTEGER, y TEXT, z, PRIMARY KEY(x, y));"
+    /* Nodes give different rows the same u: see "UNIQUE columns". */
+    "CREATE TABLE t4(id INTEGER PRIMARY KEY, u TEXT UNIQUE, w);";
+static const char *tables[] = { "t1", "t2", "t3", "t4" };
+#define NTABLE	(sizeof(tables) / sizeof(tables[0]))
 
 static struct tnode node[NNODE];
 static int64_t skew[NNODE];
@@ -107,6 +110,11 @@ app_write(struct tnode *n)
 	    "UPDATE t3 SET z = ?4 WHERE x = ?1",
 	    "DELETE FROM t3 WHERE x = ?1",
 	    "DELETE FROM t1 WHERE id > ?1 + 4",
+	    "INSERT OR IGNORE INTO t4 VALUES(?1, 'u' || ((?1 + "
+	    "length(?2)) % 4), ?2)",
+	    "UPDATE t4 SET u = 'u' || (length(?2) % 4) WHERE id = ?1",
+	    "UPDATE t4 SET w = ?2 WHERE id = ?1",
+	    "DELETE FROM t4 WHERE id = ?1",
 	};
 	sqlite3_stmt *st = NULL;
 	unsigned q = rnd(sizeof(sql) / sizeof(sql[0]));
@@ -302,7 +310,7 @@ run_seed(unsigned seed, int steps, int use_shell)
 	for (i = 0; i < NNODE; i++) {
 		snprintf(id, sizeof(id), "s%u-n%d", seed, i);
 		dbt_node(&node[i], id, schema);
-		for (t = 0; t < 3; t++)
+		for (t = 0; t < NTABLE; t++)
 			if (dbt_track(&node[i], tables[t]) == -1)
 				failures++;
 		/* Clocks up to 20 s apart: ordering must still converge. */
@@ -333,7 +341,7 @@ run_seed(unsigned seed, int steps, int use_shell)
 			for (j = 0; j < NNODE; j++)
 				if (i != j)
 					sync_pair(i, j, 1000);
-	for (t = 0; t < 3; t++) {
+	for (t = 0; t < NTABLE; t++) {
 		dbt_digest(node[0].db, tables[t], d0);
 		rows += dbt_int(node[0].db, "SELECT count(*) FROM %s",
 		    tables[t]);
