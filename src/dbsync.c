@@ -1637,6 +1637,21 @@ claim_of(struct shrow *r, const struct capture_table *t, const int *cols,
 		}
 }
 
+/* The value row (key values pkv, shadow row) has in column j, or NULL
+ * when its shadow has none. */
+static const struct dv *
+col_value(const struct capture_table *t, int j, const struct dv *pkv,
+    struct shrow *row)
+{
+	struct shent *s;
+	int k;
+
+	for (k = 0; k < t->npk; k++)
+		if (t->pkidx[k] == j)
+			return &pkv[k];
+	return (s = sh_find(row, t->cols[j])) != NULL ? &s->v : NULL;
+}
+
 /*
  * Collect into c[] (up to UNIQUE_MAX_CLASH; *n updated) the rows other
  * than the one keyed pkv that hold row's values in the columns of UNIQUE index `index`
@@ -1651,7 +1666,7 @@ clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
 	const struct capture_table *t = &e->t[ti];
 	sqlite3_stmt *q = NULL, *sel = NULL;
 	struct sbuf b = { 0 };
-	struct shent *s;
+	const struct dv *v[UNIQUE_MAX_COLS];
 	const char *coll;
 	int cols[UNIQUE_MAX_COLS], ncol = 0, k, j, rc, ret = -1;
 
@@ -1672,8 +1687,8 @@ clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
 		j = sqlite3_column_int(q, 0);
 		coll = (const char *)sqlite3_column_text(q, 1);
 		if (j < 0 || j >= t->ncol || ncol == UNIQUE_MAX_COLS ||
-		    (s = sh_find(row, t->cols[j])) == NULL ||
-		    s->v.t == SQLITE_NULL) {
+		    (v[ncol] = col_value(t, j, pkv, row)) == NULL ||
+		    v[ncol]->t == SQLITE_NULL) {
 			ret = 0;	/* expression, or no value: no clash */
 			goto out;
 		}
@@ -1705,17 +1720,17 @@ clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
 	if ((sel = prep_sql(e, &b)) == NULL)
 		goto out;
 	for (k = 0; k < ncol; k++)
-		dv_bind(sel, k + 1, &sh_find(row, t->cols[cols[k]])->v);
+		dv_bind(sel, k + 1, v[k]);
 	for (k = 0; k < t->npk; k++)
 		dv_bind(sel, ncol + k + 1, &pkv[k]);
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW && *n < UNIQUE_MAX_CLASH) {
 		struct clash *x = &c[*n];
-		struct dv v;
+		struct dv kv;
 
 		memset(x, 0, sizeof(*x));
 		for (k = 0; k < t->npk; k++) {
-			dv_col(&v, sel, k);
-			if (dv_dup(&x->kv[k], &v) == -1) {
+			dv_col(&kv, sel, k);
+			if (dv_dup(&x->kv[k], &kv) == -1) {
 				pk_free(x->kv, k);
 				snprintf(e->err, e->errsz, "out of memory");
 				goto out;

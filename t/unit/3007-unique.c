@@ -17,9 +17,11 @@ static const char *schema =
     "CREATE TABLE seats(id INTEGER PRIMARY KEY, room TEXT, seat INTEGER,"
     " who TEXT, UNIQUE(room, seat));"
     "CREATE TABLE tags(id INTEGER PRIMARY KEY, label TEXT);"
-    "CREATE UNIQUE INDEX tags_lower ON tags(lower(label));";
+    "CREATE UNIQUE INDEX tags_lower ON tags(lower(label));"
+    "CREATE TABLE marks(team TEXT, round INTEGER, judge TEXT, score,"
+    " PRIMARY KEY(team, round), UNIQUE(team, judge));";
 
-static const char *tables[] = { "users", "teams", "seats", "tags" };
+static const char *tables[] = { "users", "teams", "seats", "tags", "marks" };
 
 static void
 mknode(struct tnode *n, const char *id)
@@ -230,6 +232,29 @@ test_three_nodes(void)
 		dbt_node_close(&n[i]);
 }
 
+/* A UNIQUE constraint sharing a column with a composite key. */
+static void
+test_key_column(void)
+{
+	struct tnode a, b;
+	char buf[256];
+	int64_t t = dbt_now();
+
+	mknode(&a, "kc-a");
+	mknode(&b, "kc-b");
+	dbt_exec(a.app, "INSERT INTO marks VALUES('red', 1, 'jo', 7)");
+	harvest_at(&a, t);
+	dbt_exec(b.app, "INSERT INTO marks VALUES('red', 2, 'jo', 9)");
+	harvest_at(&b, t + 1000);
+	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a judge marking one team in "
+	    "two rounds on two nodes: syncs succeed");
+	tap_ok(same(&a, &b), "a and b are identical");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(round "
+	    "|| judge || score) FROM marks"), "1jo7", "the first mark stays");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 /* An index on an expression cannot be asked column by column: the batch
  * fails as before, changing nothing, with SQLite's reason. */
 static void
@@ -275,6 +300,7 @@ main(void)
 	test_incoming_wins();
 	test_update_clash();
 	test_three_nodes();
+	test_key_column();
 	test_expression_index();
 	dbt_cleanup();
 	return tap_done();
