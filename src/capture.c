@@ -23,8 +23,10 @@ static const char *const capture_ddl =
     " id INTEGER PRIMARY KEY, tid INTEGER NOT NULL, op INTEGER NOT NULL,"
     " k1, k2, k3, k4);";
 
-/* Trigger name suffixes: insert, update, key-changing update, delete. */
-static const char *const capture_trig[] = { "ai", "au", "ak", "ad" };
+/* Trigger name suffixes: insert, update, key-changing update, delete,
+ * and, on tables with UNIQUE constraints, before insert and update. */
+static const char *const capture_trig[] = { "ai", "au", "ak", "ad", "bi",
+    "bu" };
 
 
 
@@ -246,6 +248,76 @@ fail:
 	return ret;
 }
 
+int
+capture_uniques(sqlite3 *db, const char *table, struct capture_unique **out,
+    int *n, char *err, size_t errsz)
+{
+	sqlite3_stmt *q = NULL, *x = NULL;
+	struct capture_unique *u = NULL, *nu, *c;
+	const char *name, *coll;
+	int cnt = 0, rc, ok, ret = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_index_list(?1) "
+	    "WHERE \"unique\" AND origin <> 'pk' AND NOT partial ORDER BY "
+	    "name", -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT cid, name, coll FROM "
+	    "pragma_index_xinfo(?1) WHERE key ORDER BY seqno", -1, &x, NULL) !=
+	    SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if ((nu = realloc(u, (size_t)(cnt + 1) * sizeof(*u))) ==
+		    NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		u = nu;
+		c = &u[cnt];
+		memset(c, 0, sizeof(*c));
+		name = (const char *)sqlite3_column_text(q, 0);
+		ok = name != NULL && (size_t)snprintf(c->index,
+		    sizeof(c->index), "%s", name) < sizeof(c->index);
+		sqlite3_reset(x);
+		sqlite3_bind_text(x, 1, name, -1, SQLITE_TRANSIENT);
+		while (ok && (rc = sqlite3_step(x)) == SQLITE_ROW) {
+			name = (const char *)sqlite3_column_text(x, 1);
+			coll = (const char *)sqlite3_column_text(x, 2);
+			/* cid -2: an expression. */
+			ok = sqlite3_column_int(x, 0) >= 0 && name != NULL &&
+			    c->ncol < CAPTURE_UNIQUE_COLS &&
+			    (size_t)snprintf(c->col[c->ncol],
+			    sizeof(c->col[0]), "%s", name) <
+			    sizeof(c->col[0]) &&
+			    (size_t)snprintf(c->coll[c->ncol],
+			    sizeof(c->coll[0]), "%s", coll != NULL ? coll :
+			    "BINARY") < sizeof(c->coll[0]);
+			c->ncol++;
+		}
+		if (ok && rc != SQLITE_DONE)
+			goto dberr;
+		if (ok && c->ncol > 0)
+			cnt++;
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	*out = cnt > 0 ? u : NULL;
+	*n = cnt;
+	if (cnt > 0)
+		u = NULL;
+	ret = 0;
+	goto fail;
+dberr:
+	snprintf(err, errsz, "table %s: UNIQUE constraints: %s", table,
+	    sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(q);
+	sqlite3_finalize(x);
+	free(u);
+	return ret;
+}
+
 /* Drop this table's capture triggers (if any).  Returns 0 or -1. */
 static int
 drop_triggers(sqlite3 *db, const char *table, char *err, size_t errsz)
@@ -285,7 +357,113 @@ sb_capture_insert(struct sbuf *b, int64_t tid, int op, struct col *pk[],
 	sbuf_add(b, ");");
 }
 
-/* Install the four triggers for `table` (tid) keyed on pk[0..npk). */
+/*
+ * Append, for each UNIQUE constraint u[0..nu), an INSERT capturing the
+ * rows that hold NEW's values in it ("NOT the row itself" when self is
+ * "OLD", for an update).
+ */
+static void
+sb_capture_holders(struct sbuf *b, const char *table, int64_t tid,
+    struct col *pk[], int npk, const struct capture_unique *u, int nu,
+    const char *self)
+{
+	int i, k, c;
+
+	for (i = 0; i < nu; i++) {
+		sbuf_add(b, "INSERT INTO _meshsync_capture(tid, op");
+		for (k = 0; k < npk; k++)
+			sbuf_addf(b, ", k%d", k + 1);
+		sbuf_addf(b, ") SELECT %lld, %d", (long long)tid,
+		    CAPTURE_OP_DELETE);
+		for (k = 0; k < npk; k++) {
+			sbuf_add(b, ", ");
+			sbuf_ident(b, pk[k]->name);
+		}
+		sbuf_add(b, " FROM ");
+		sbuf_ident(b, table);
+		sbuf_add(b, " WHERE ");
+		for (c = 0; c < u[i].ncol; c++) {
+			sbuf_add(b, c > 0 ? " AND " : "");
+			sbuf_ident(b, u[i].col[c]);
+			sbuf_add(b, " = NEW.");
+			sbuf_ident(b, u[i].col[c]);
+			sbuf_add(b, " COLLATE ");
+			sbuf_ident(b, u[i].coll[c]);
+		}
+		if (self != NULL) {
+			sbuf_add(b, " AND NOT (");
+			for (k = 0; k < npk; k++) {
+				sbuf_add(b, k > 0 ? " AND " : "");
+				sbuf_ident(b, pk[k]->name);
+				sbuf_addf(b, " IS %s.", self);
+				sbuf_ident(b, pk[k]->name);
+			}
+			sbuf_add(b, ")");
+		}
+		sbuf_add(b, ";");
+	}
+}
+
+/*
+ * INSERT OR REPLACE (or UPDATE OR REPLACE) deletes the rows holding the
+ * new row's values in a UNIQUE column, and fires no delete trigger for
+ * them unless the writer turned recursive_triggers on, which no writer
+ * can be made to.  Those rows would then live on at every peer.  On a
+ * table with UNIQUE constraints, BEFORE triggers capture the rows that
+ * hold the values about to be written: the harvest finds a row gone and
+ * logs its delete, or finds it unchanged (the write failed, was ignored
+ * or replaced nothing) and logs nothing.  The cost, an index lookup per
+ * constraint and one more trigger per write, falls only on such tables.
+ */
+static int
+create_holder_triggers(sqlite3 *db, const char *table, int64_t tid,
+    struct col *pk[], int npk, char *err, size_t errsz)
+{
+	struct capture_unique *u = NULL;
+	struct sbuf b = { 0 };
+	const char *seen[CAPTURE_UNIQUE_COLS * 4];
+	int nu = 0, i, c, k, nseen = 0, many = 0, ret = -1;
+
+	if (capture_uniques(db, table, &u, &nu, err, errsz) == -1)
+		return -1;
+	if (nu == 0)
+		return 0;
+	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_bi_%s\" BEFORE INSERT ON "
+	    "\"%s\" BEGIN ", table, table);
+	sb_capture_holders(&b, table, tid, pk, npk, u, nu, NULL);
+	sbuf_add(&b, " END;");
+	/* Fired by updates of those columns only, each named once; by
+	 * every update when they are too many to name. */
+	for (i = 0; i < nu; i++)
+		for (c = 0; c < u[i].ncol; c++) {
+			for (k = 0; k < nseen; k++)
+				if (strcmp(seen[k], u[i].col[c]) == 0)
+					break;
+			if (k == nseen && nseen < (int)(sizeof(seen) /
+			    sizeof(seen[0])))
+				seen[nseen++] = u[i].col[c];
+			else if (k == nseen)
+				many = 1;
+		}
+	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_bu_%s\" BEFORE UPDATE ",
+	    table);
+	for (k = 0; k < nseen && !many; k++) {
+		sbuf_add(&b, k > 0 ? ", " : "OF ");
+		sbuf_ident(&b, seen[k]);
+	}
+	sbuf_addf(&b, " ON \"%s\" BEGIN ", table);
+	sb_capture_holders(&b, table, tid, pk, npk, u, nu, "OLD");
+	sbuf_add(&b, " END;");
+	if (b.oom)
+		snprintf(err, errsz, "out of memory");
+	else if (store_exec(db, b.p, err, errsz) == 0)
+		ret = 0;
+	free(b.p);
+	free(u);
+	return ret;
+}
+
+/* Install the capture triggers for `table` (tid) keyed on pk[0..npk). */
 static int
 create_triggers(sqlite3 *db, const char *table, int64_t tid,
     struct col *pk[], int npk, char *err, size_t errsz)
@@ -496,7 +674,8 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 	st = NULL;
 
 	if (drop_triggers(app, canon, err, errsz) == -1 ||
-	    create_triggers(app, canon, tid, pk, npk, err, errsz) == -1)
+	    create_triggers(app, canon, tid, pk, npk, err, errsz) == -1 ||
+	    create_holder_triggers(app, canon, tid, pk, npk, err, errsz) == -1)
 		goto fail;
 	if ((isnew || strcmp(oldhash, hash) != 0) &&
 	    enqueue_all(app, canon, tid, pk, npk, err, errsz) == -1)
@@ -521,6 +700,51 @@ fail:
 	cols_free(c, ncol);
 	free(pkj);
 	free(colsj);
+	return ret;
+}
+
+int
+capture_refresh(sqlite3 *app, char *err, size_t errsz)
+{
+	struct capture_table *t = NULL;
+	struct col *c = NULL, *pk[CAPTURE_MAX_PK];
+	char why[256];
+	int nt = 0, ncol = 0, npk, i, j, ret = -1;
+
+	if (capture_load(app, &t, &nt, err, errsz) == -1)
+		return -1;
+	for (i = 0; i < nt; i++) {
+		cols_free(c, ncol);
+		c = NULL;
+		ncol = 0;
+		if (table_cols(app, t[i].name, 0, &c, &ncol, why,
+		    sizeof(why)) == -1) {
+			/* Dropped by the app: its triggers went with it. */
+			log_warnx("capture triggers of %s not refreshed: %s",
+			    t[i].name, why);
+			continue;
+		}
+		for (j = 0, npk = 0; j < ncol; j++)
+			if (c[j].pk >= 1 && c[j].pk <= CAPTURE_MAX_PK) {
+				pk[c[j].pk - 1] = &c[j];
+				npk++;
+			}
+		if (npk != t[i].npk) {
+			log_warnx("capture triggers of %s not refreshed: its "
+			    "key changed; run meshsync track", t[i].name);
+			continue;
+		}
+		if (drop_triggers(app, t[i].name, err, errsz) == -1 ||
+		    create_triggers(app, t[i].name, t[i].tid, pk, npk, err,
+		    errsz) == -1 ||
+		    create_holder_triggers(app, t[i].name, t[i].tid, pk, npk,
+		    err, errsz) == -1)
+			goto fail;
+	}
+	ret = 0;
+fail:
+	cols_free(c, ncol);
+	capture_free(t, nt);
 	return ret;
 }
 

@@ -51,6 +51,29 @@ struct capture_table {
 	int	 pkidx[CAPTURE_MAX_PK];
 };
 
+#define CAPTURE_UNIQUE_COLS	16	/* columns of a UNIQUE constraint */
+
+/*
+ * A UNIQUE constraint of a tracked table other than its primary key, on
+ * plain columns and not partial: SQLite can be asked which row holds a
+ * value in it, column by column, with the index's collations.
+ */
+struct capture_unique {
+	char	 index[2 * CAPTURE_NAME_MAX + 1];
+	int	 ncol;
+	char	 col[CAPTURE_UNIQUE_COLS][CAPTURE_NAME_MAX + 1];
+	char	 coll[CAPTURE_UNIQUE_COLS][CAPTURE_NAME_MAX + 1];
+};
+
+/*
+ * The UNIQUE constraints of `table` as above, as a new array *out of *n
+ * (NULL and 0 when there are none).  Constraints on expressions, partial
+ * ones and ones with names too long for the struct are left out: the
+ * callers cannot ask about them.  Returns 0, or -1 with err filled.
+ */
+int	 capture_uniques(sqlite3 *db, const char *table,
+	    struct capture_unique **out, int *n, char *err, size_t errsz);
+
 /*
  * Create the capture tables if missing.  Safe inside or outside a
  * transaction.  Returns 0, or -1 with err filled.
@@ -80,6 +103,15 @@ int	 capture_name_ok(const char *name);
  */
 int	 capture_track(sqlite3 *app, const char *table, char *err,
 	    size_t errsz);
+
+/*
+ * Re-install the capture triggers of every tracked table as this release
+ * makes them, in the caller's transaction, leaving the tracked schemas
+ * and captures alone.  A table the application dropped, or whose key
+ * changed, is skipped with a warning (`meshsync track` deals with it).
+ * Returns 0, or -1 with err filled.
+ */
+int	 capture_refresh(sqlite3 *app, char *err, size_t errsz);
 
 /*
  * Stop tracking: drop the triggers, forget the table and its pending

@@ -1608,14 +1608,13 @@ capture_discard(struct eng *e)
  */
 #define UNIQUE_MAX_CLASH	16	/* rows one write can clash with */
 #define UNIQUE_MAX_TRIES	8	/* resolutions of one row write */
-#define UNIQUE_MAX_COLS		16	/* columns of an index we ask about */
 
 struct clash {
-	char		*pk;		/* key text, as the log has it */
-	struct dv	 kv[CAPTURE_MAX_PK];
-	char		 index[128];	/* for the log line */
-	int		 cols[UNIQUE_MAX_COLS];
-	int		 ncol;
+	char				*pk;	/* key text, as the log has it */
+	struct dv			 kv[CAPTURE_MAX_PK];
+	const struct capture_unique	*u;	/* the constraint */
+	int				 cols[CAPTURE_UNIQUE_COLS];
+	int				 ncol;
 };
 
 /* The clock at which row r came to hold its values in cols: the latest
@@ -1654,27 +1653,27 @@ col_value(const struct capture_table *t, int j, const struct dv *pkv,
 
 /*
  * Collect into c[] (up to UNIQUE_MAX_CLASH; *n updated) the rows other
- * than the one keyed pkv that hold row's values in the columns of UNIQUE index `index`
- * of table ti.  An index on expressions, or a partial one, cannot be
- * asked column by column and is skipped; so is one where row has a NULL
- * or no value, since NULLs never clash.  Returns 0 or -1 (e->err).
+ * than the one keyed pkv that hold row's values in UNIQUE constraint u
+ * of table ti.  None when row has a NULL or no value in it: NULLs never
+ * clash.  Returns 0 or -1 (e->err).
  */
 static int
-clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
-    struct shrow *row, struct clash *c, int *n)
+clash_index(struct eng *e, int ti, const struct capture_unique *u,
+    const struct dv *pkv, struct shrow *row, struct clash *c, int *n)
 {
 	const struct capture_table *t = &e->t[ti];
-	sqlite3_stmt *q = NULL, *sel = NULL;
+	sqlite3_stmt *sel = NULL;
 	struct sbuf b = { 0 };
-	const struct dv *v[UNIQUE_MAX_COLS];
-	const char *coll;
-	int cols[UNIQUE_MAX_COLS], ncol = 0, k, j, rc, ret = -1;
+	const struct dv *v[CAPTURE_UNIQUE_COLS];
+	int cols[CAPTURE_UNIQUE_COLS], ncol, k, j, rc, ret = -1;
 
-	if (sqlite3_prepare_v2(e->db, "SELECT cid, coll FROM "
-	    "pragma_index_xinfo(?1) WHERE key ORDER BY seqno", -1, &q, NULL) !=
-	    SQLITE_OK)
-		return eng_dberr(e, "unique index");
-	sqlite3_bind_text(q, 1, index, -1, SQLITE_STATIC);
+	for (ncol = 0; ncol < u->ncol; ncol++)
+		if ((j = col_find(t, u->col[ncol])) < 0 ||
+		    (v[ncol] = col_value(t, j, pkv, row)) == NULL ||
+		    v[ncol]->t == SQLITE_NULL)
+			return 0;	/* no value here: no clash */
+		else
+			cols[ncol] = j;
 	sbuf_add(&b, "SELECT ");
 	for (k = 0; k < t->npk; k++) {
 		sbuf_add(&b, k > 0 ? ", " : "");
@@ -1683,28 +1682,11 @@ clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
 	sbuf_add(&b, " FROM ");
 	sbuf_ident(&b, t->name);
 	sbuf_add(&b, " WHERE ");
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		j = sqlite3_column_int(q, 0);
-		coll = (const char *)sqlite3_column_text(q, 1);
-		if (j < 0 || j >= t->ncol || ncol == UNIQUE_MAX_COLS ||
-		    (v[ncol] = col_value(t, j, pkv, row)) == NULL ||
-		    v[ncol]->t == SQLITE_NULL) {
-			ret = 0;	/* expression, or no value: no clash */
-			goto out;
-		}
-		cols[ncol++] = j;
-		sbuf_ident(&b, t->cols[j]);
-		sbuf_addf(&b, " = ?%d COLLATE ", ncol);
-		sbuf_ident(&b, coll != NULL ? coll : "BINARY");
+	for (k = 0; k < ncol; k++) {
+		sbuf_ident(&b, u->col[k]);
+		sbuf_addf(&b, " = ?%d COLLATE ", k + 1);
+		sbuf_ident(&b, u->coll[k]);
 		sbuf_add(&b, " AND ");
-	}
-	if (rc != SQLITE_DONE) {
-		eng_dberr(e, "unique index");
-		goto out;
-	}
-	if (ncol == 0) {
-		ret = 0;
-		goto out;
 	}
 	sbuf_add(&b, "NOT (");
 	for (k = 0; k < t->npk; k++) {
@@ -1741,7 +1723,7 @@ clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
 			snprintf(e->err, e->errsz, "out of memory");
 			goto out;
 		}
-		util_strlcpy(x->index, index, sizeof(x->index));
+		x->u = u;
 		memcpy(x->cols, cols, sizeof(cols[0]) * (size_t)ncol);
 		x->ncol = ncol;
 		(*n)++;
@@ -1752,7 +1734,6 @@ clash_index(struct eng *e, int ti, const char *index, const struct dv *pkv,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(q);
 	sqlite3_finalize(sel);
 	free(b.p);
 	return ret;
@@ -1816,24 +1797,16 @@ unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
 {
 	const struct capture_table *t = &e->t[ti];
 	struct clash c[UNIQUE_MAX_CLASH];
-	sqlite3_stmt *q = NULL;
+	struct capture_unique *u = NULL;
 	const char *rn, *on;
 	uint64_t rh, oh;
-	int i, n = 0, lost = -1, ret = -1, rc;
+	int i, n = 0, nu = 0, lost = -1, ret = -1, rc;
 
-	if (sqlite3_prepare_v2(e->db, "SELECT name FROM pragma_index_list(?1) "
-	    "WHERE \"unique\" AND origin <> 'pk' AND NOT partial", -1, &q,
-	    NULL) != SQLITE_OK)
-		return eng_dberr(e, "unique index");
-	sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-		if (clash_index(e, ti, (const char *)sqlite3_column_text(q, 0),
-		    pkv, row, c, &n) == -1)
+	if (capture_uniques(e->db, t->name, &u, &nu, e->err, e->errsz) == -1)
+		return -1;
+	for (i = 0; i < nu; i++)
+		if (clash_index(e, ti, &u[i], pkv, row, c, &n) == -1)
 			goto out;
-	if (rc != SQLITE_DONE) {
-		eng_dberr(e, "unique index");
-		goto out;
-	}
 	if (n == 0) {
 		ret = 2;
 		goto out;
@@ -1850,14 +1823,15 @@ unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
 			lost = i;
 	}
 	if (lost >= 0) {
-		if (unique_drop(e, ti, pk, pkv, c[lost].pk, c[lost].index) ==
-		    -1)
+		if (unique_drop(e, ti, pk, pkv, c[lost].pk, c[lost].u->index)
+		    == -1)
 			goto out;
 		ret = 1;
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (unique_drop(e, ti, c[i].pk, c[i].kv, pk, c[i].index) == -1)
+		if (unique_drop(e, ti, c[i].pk, c[i].kv, pk, c[i].u->index) ==
+		    -1)
 			goto out;
 	ret = 0;
 out:
@@ -1865,7 +1839,7 @@ out:
 		free(c[i].pk);
 		pk_free(c[i].kv, t->npk);
 	}
-	sqlite3_finalize(q);
+	free(u);
 	return ret;
 }
 
@@ -2386,24 +2360,61 @@ migrate_columns(sqlite3 *db, int own, char *err, size_t errsz)
 	return rc;
 }
 
+/*
+ * Releases before this one installed no BEFORE triggers on tables with
+ * UNIQUE constraints (capture.c, create_holder_triggers): a node updated
+ * in place re-installs its triggers once, recorded in _meshsync_meta.
+ */
+#define DBSYNC_TRIGGERS		2
+#define DBSYNC_STR(x)		DBSYNC_STR_(x)
+#define DBSYNC_STR_(x)		#x
+
+static int
+triggers_current(sqlite3 *db, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (store_scalar(db, "SELECT value FROM _meshsync_meta WHERE key = "
+	    "'capture_triggers'") == DBSYNC_TRIGGERS)
+		return 0;
+	if (capture_refresh(db, err, errsz) == -1)
+		return -1;
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO _meshsync_meta"
+	    "(key, value) VALUES('capture_triggers', ?1)", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int(st, 1, DBSYNC_TRIGGERS);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			ret = 0;
+	}
+	if (ret == -1)
+		snprintf(err, errsz, "meta: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int
 dbsync_init(sqlite3 *db, char *err, size_t errsz)
 {
 	int own = sqlite3_get_autocommit(db);
 
 	/* Opened for every request: skip the write lock when all is there
-	 * (and no half-done move of the old layout is left). */
-	if (own && store_scalar(db, "SELECT count(*) FROM sqlite_schema "
-	    "WHERE name IN ('_meshsync_tracked', '_meshsync_capture', "
-	    "'_meshsync_meta', '_meshsync_vv', '_meshsync_schemas', "
-	    "'_meshsync_log', '_meshsync_rows', '_meshsync_parked', "
-	    "'_meshsync_parked_tbl', '_meshsync_conflicts')") ==
-	    DBSYNC_SCHEMA_OBJECTS && migrate_pending(db) == 0)
+	 * (and no half-done move of the old layout is left).  Before the
+	 * meta table exists the query fails, which takes the slow path. */
+	if (own && store_scalar(db, "SELECT (SELECT count(*) FROM "
+	    "sqlite_schema WHERE name IN ('_meshsync_tracked', "
+	    "'_meshsync_capture', '_meshsync_meta', '_meshsync_vv', "
+	    "'_meshsync_schemas', '_meshsync_log', '_meshsync_rows', "
+	    "'_meshsync_parked', '_meshsync_parked_tbl', "
+	    "'_meshsync_conflicts')) + ((SELECT value FROM _meshsync_meta "
+	    "WHERE key = 'capture_triggers') IS " DBSYNC_STR(DBSYNC_TRIGGERS)
+	    ")") == DBSYNC_SCHEMA_OBJECTS + 1 && migrate_pending(db) == 0)
 		return 0;
 	if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_init(db, err, errsz) == -1 ||
-	    store_exec(db, dbsync_ddl, err, errsz) == -1) {
+	    store_exec(db, dbsync_ddl, err, errsz) == -1 ||
+	    triggers_current(db, err, errsz) == -1) {
 		if (own)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;

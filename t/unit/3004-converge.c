@@ -115,6 +115,10 @@ app_write(struct tnode *n)
 	    "UPDATE t4 SET u = 'u' || (length(?2) % 4) WHERE id = ?1",
 	    "UPDATE t4 SET w = ?2 WHERE id = ?1",
 	    "DELETE FROM t4 WHERE id = ?1",
+	    "INSERT OR REPLACE INTO t4 VALUES(?1, 'u' || (length(?2) % 4), "
+	    "?3)",
+	    "UPDATE OR REPLACE t4 SET u = 'u' || (length(?2) % 4) WHERE "
+	    "id = ?1",
 	};
 	sqlite3_stmt *st = NULL;
 	unsigned q = rnd(sizeof(sql) / sizeof(sql[0]));

@@ -232,6 +232,77 @@ test_three_nodes(void)
 		dbt_node_close(&n[i]);
 }
 
+/* INSERT OR REPLACE and UPDATE OR REPLACE delete the rows holding the
+ * value, without firing delete triggers: the deletes reach peers all the
+ * same, as deletes, not as clashes. */
+static void
+test_replace(void)
+{
+	struct tnode a, b;
+	char buf[256];
+
+	mknode(&a, "rp-a");
+	mknode(&b, "rp-b");
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@', 'Ann');"
+	    "INSERT INTO users VALUES(2, 'y@', 'Bob');"
+	    "INSERT INTO teams VALUES('r1', 'Red')");
+	tap_ok(sync2(&a, &b), "rows synced");
+	tap_is_int(dbt_shell(&a, "INSERT OR REPLACE INTO users VALUES(5, "
+	    "'x@', 'Ann again'); INSERT OR REPLACE INTO teams VALUES('r9', "
+	    "'RED');"), 0, "the shell replaces rows 1 and r1 by value");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT count(*) FROM "
+	    "_meshsync_conflicts"), "0", "no conflict on b yet");
+	tap_ok(sync2(&a, &b), "syncs succeed");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email, ' ') FROM (SELECT * FROM users ORDER BY id)"), "2y@ 5x@",
+	    "b: the replaced row is deleted, the new one is there");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(code) "
+	    "FROM teams"), "r9", "... under NOCASE too");
+	dbt_exec(a.app, "UPDATE OR REPLACE users SET email = 'y@' WHERE id = 5");
+	tap_ok(sync2(&a, &b), "an UPDATE OR REPLACE syncs");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email || name, ' ') FROM users"), "5y@Ann again",
+	    "b: the row it replaced is deleted");
+	tap_ok(same(&a, &b), "a and b are identical");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts") +
+	    dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts"), 0,
+	    "no conflict anywhere: these were deletes, not clashes");
+	dbt_exec(a.app, "INSERT OR IGNORE INTO users VALUES(6, 'y@', 'x');"
+	    "UPDATE users SET name = 'Ann 3' WHERE id = 5");
+	tap_ok(sync2(&a, &b) && same(&a, &b), "a write that replaced nothing "
+	    "syncs as before");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+/* A node updated in place from a release without the BEFORE triggers
+ * gets them when the engine first opens its database. */
+static void
+test_refresh(void)
+{
+	struct tnode a;
+	char err[256];
+	sqlite3 *db = NULL;
+	const char *q = "SELECT count(*) FROM sqlite_schema WHERE type = "
+	    "'trigger' AND name GLOB '_meshsync_b*'";
+
+	mknode(&a, "rf-a");
+	tap_is_int(dbt_int(a.app, "%s", q), 8, "BEFORE insert and update "
+	    "triggers on the four tables with UNIQUE constraints");
+	dbt_exec(a.app, "DROP TRIGGER _meshsync_bi_users;"
+	    "DROP TRIGGER _meshsync_bu_users;"
+	    "DELETE FROM _meshsync_meta WHERE key = 'capture_triggers'");
+	tap_is_int(dbsync_open(a.path, &db, err, sizeof(err)), 0,
+	    "the engine opens the database of an older release");
+	tap_is_int(dbt_int(a.app, "%s", q), 8, "... and re-installs them");
+	sqlite3_close(db);
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@', 'Ann');"
+	    "INSERT OR REPLACE INTO users VALUES(2, 'x@', 'Ann')");
+	tap_is_int(dbt_int(a.app, "SELECT count(*) FROM _meshsync_capture "
+	    "WHERE op = 3 AND k1 = 1"), 1, "which capture the replaced row");
+	dbt_node_close(&a);
+}
+
 /* A UNIQUE constraint sharing a column with a composite key. */
 static void
 test_key_column(void)
@@ -301,6 +372,8 @@ main(void)
 	test_update_clash();
 	test_three_nodes();
 	test_key_column();
+	test_replace();
+	test_refresh();
 	test_expression_index();
 	dbt_cleanup();
 	return tap_done();
