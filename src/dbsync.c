@@ -59,7 +59,7 @@ static const char *const dbsync_ddl =
     " id INTEGER PRIMARY KEY, at TEXT NOT NULL, tbl TEXT NOT NULL,"
     " pk TEXT NOT NULL, col TEXT NOT NULL, lose_val, win_val,"
     " lose_hlc INTEGER NOT NULL, lose_node TEXT NOT NULL,"
-    " win_hlc INTEGER NOT NULL, win_node TEXT NOT NULL);";
+    " win_hlc INTEGER NOT NULL, win_node TEXT NOT NULL, why TEXT);";
 
 static const char *const dbsync_errs[] = {
 	[DBSYNC_OK] = "ok",
@@ -1117,18 +1117,20 @@ log_next(struct pack_r *r, struct lent *l, char preg[PACK_NODE_MAX + 1])
 	return r->bad ? -1 : 0;
 }
 
+/* Record that value lv lost to wv; why: NULL for a value overwritten
+ * by a newer one, else what happened instead (for people). */
 static int
 conflict_put(struct eng *e, const char *tbl, const char *pk, const char *col,
     const struct dv *lv, uint64_t lh, const char *ln, const struct dv *wv,
-    uint64_t wh, const char *wn)
+    uint64_t wh, const char *wn, const char *why)
 {
 	sqlite3_stmt *st;
 	char at[40];
 
 	if ((st = eng_prep(e, &e->s_cfput, "INSERT INTO _meshsync_conflicts"
 	    "(at, tbl, pk, col, lose_val, win_val, lose_hlc, lose_node, "
-	    "win_hlc, win_node) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	    "?10)")) == NULL)
+	    "win_hlc, win_node, why) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+	    "?9, ?10, ?11)")) == NULL)
 		return -1;
 	hlc_fmt_time(e->now_ms, at, sizeof(at));
 	sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
@@ -1141,6 +1143,8 @@ conflict_put(struct eng *e, const char *tbl, const char *pk, const char *col,
 	sqlite3_bind_text(st, 8, ln, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, (sqlite3_int64)wh);
 	sqlite3_bind_text(st, 10, wn, -1, SQLITE_STATIC);
+	if (why != NULL)
+		sqlite3_bind_text(st, 11, why, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return eng_dberr(e, "conflict");
 	sqlite3_reset(st);
@@ -1740,20 +1744,30 @@ out:
 }
 
 /*
- * Delete row (ti, pk) that lost a UNIQUE value to row winner: from the
- * app table, then as a local delete in the log and the shadow, and its
- * values into the conflicts log.  Returns 0 or -1.
+ * Delete row (ti, pk) that lost the values of UNIQUE constraint u to row
+ * winner: from the app table, then as a local delete in the log and the
+ * shadow, and its values into the conflicts log.  Returns 0 or -1.
  */
 static int
 unique_drop(struct eng *e, int ti, const char *pk, const struct dv *kv,
-    const char *winner, const char *index)
+    const char *winner, const struct capture_unique *u)
 {
 	const struct capture_table *t = &e->t[ti];
 	const struct dv none = { .t = SQLITE_NULL };
 	sqlite3_stmt *st;
 	struct shent *s;
+	char cols[256] = "", why[512];
+	size_t len;
 	int i, k;
 
+	for (i = 0; i < u->ncol; i++) {
+		len = strlen(cols);
+		snprintf(cols + len, sizeof(cols) - len, "%s%s", i > 0 ?
+		    ", " : "", u->col[i]);
+	}
+	snprintf(why, sizeof(why), "row deleted: row %s held the same %s%s%s "
+	    "first (UNIQUE)", winner, u->ncol > 1 ? "(" : "", cols,
+	    u->ncol > 1 ? ")" : "");
 	if ((st = t_del(e, ti)) == NULL)
 		return -1;
 	for (k = 0; k < t->npk; k++)
@@ -1768,7 +1782,7 @@ unique_drop(struct eng *e, int ti, const char *pk, const struct dv *kv,
 	for (i = 0; i < e->sh.n; i++) {
 		s = &e->sh.e[i];
 		if (s->col[0] != '\0' && conflict_put(e, t->name, pk, s->col,
-		    &s->v, s->hlc, s->node, &none, e->hlc, e->self) == -1)
+		    &s->v, s->hlc, s->node, &none, e->hlc, e->self, why) == -1)
 			return -1;
 	}
 	/* Publish our seq, as the harvest does: an apply later in this
@@ -1780,7 +1794,7 @@ unique_drop(struct eng *e, int ti, const char *pk, const struct dv *kv,
 	}
 	log_warnx("%s: rows %s and %s hold the same value in UNIQUE index %s: "
 	    "kept %s, which held it first, and deleted %s; its values are in "
-	    "the conflicts log", t->name, winner, pk, index, winner, pk);
+	    "the conflicts log", t->name, winner, pk, u->index, winner, pk);
 	return 0;
 }
 
@@ -1823,15 +1837,13 @@ unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
 			lost = i;
 	}
 	if (lost >= 0) {
-		if (unique_drop(e, ti, pk, pkv, c[lost].pk, c[lost].u->index)
-		    == -1)
+		if (unique_drop(e, ti, pk, pkv, c[lost].pk, c[lost].u) == -1)
 			goto out;
 		ret = 1;
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (unique_drop(e, ti, c[i].pk, c[i].kv, pk, c[i].u->index) ==
-		    -1)
+		if (unique_drop(e, ti, c[i].pk, c[i].kv, pk, c[i].u) == -1)
 			goto out;
 	ret = 0;
 out:
@@ -2020,14 +2032,14 @@ merge_entry(struct eng *e, const struct ent *x)
 		if (s->hlc > DBSYNC_HLC_INITIAL &&
 		    !(x->ph == s->hlc && strcmp(x->pn, s->node) == 0) &&
 		    !dv_eq(&s->v, &x->v) && conflict_put(e, x->t, x->pk, x->c,
-		    &s->v, s->hlc, s->node, &x->v, x->h, x->o) == -1)
+		    &s->v, s->hlc, s->node, &x->v, x->h, x->o, NULL) == -1)
 			return -1;
 		return merge_take(e, s, x);
 	}
 	if (c < 0 && x->h > DBSYNC_HLC_INITIAL &&
 	    !(s->phlc == x->h && strcmp(s->pnode, x->o) == 0) &&
 	    !dv_eq(&s->v, &x->v) && conflict_put(e, x->t, x->pk, x->c,
-	    &x->v, x->h, x->o, &s->v, s->hlc, s->node) == -1)
+	    &x->v, x->h, x->o, &s->v, s->hlc, s->node, NULL) == -1)
 		return -1;
 	return 0;
 }
@@ -2361,29 +2373,36 @@ migrate_columns(sqlite3 *db, int own, char *err, size_t errsz)
 }
 
 /*
- * Releases before this one installed no BEFORE triggers on tables with
- * UNIQUE constraints (capture.c, create_holder_triggers): a node updated
- * in place re-installs its triggers once, recorded in _meshsync_meta.
+ * What a node updated in place from an older release needs once, in
+ * dbsync_init's transaction; _meshsync_meta's "layout" records that it
+ * was done.  Layout 2: the capture triggers are re-installed (BEFORE
+ * triggers on tables with UNIQUE constraints, capture.c), and conflicts
+ * get a "why" column (rows deleted for a UNIQUE clash).
  */
-#define DBSYNC_TRIGGERS		2
+#define DBSYNC_LAYOUT		2
 #define DBSYNC_STR(x)		DBSYNC_STR_(x)
 #define DBSYNC_STR_(x)		#x
 
 static int
-triggers_current(sqlite3 *db, char *err, size_t errsz)
+layout_current(sqlite3 *db, char *err, size_t errsz)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = -1;
 
 	if (store_scalar(db, "SELECT value FROM _meshsync_meta WHERE key = "
-	    "'capture_triggers'") == DBSYNC_TRIGGERS)
+	    "'layout'") == DBSYNC_LAYOUT)
 		return 0;
+	if (store_scalar(db, "SELECT count(*) FROM pragma_table_info("
+	    "'_meshsync_conflicts') WHERE name = 'why'") == 0 &&
+	    store_exec(db, "ALTER TABLE _meshsync_conflicts ADD COLUMN why "
+	    "TEXT", err, errsz) == -1)
+		return -1;
 	if (capture_refresh(db, err, errsz) == -1)
 		return -1;
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO _meshsync_meta"
-	    "(key, value) VALUES('capture_triggers', ?1)", -1, &st, NULL) ==
+	    "(key, value) VALUES('layout', ?1)", -1, &st, NULL) ==
 	    SQLITE_OK) {
-		sqlite3_bind_int(st, 1, DBSYNC_TRIGGERS);
+		sqlite3_bind_int(st, 1, DBSYNC_LAYOUT);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			ret = 0;
 	}
@@ -2407,14 +2426,14 @@ dbsync_init(sqlite3 *db, char *err, size_t errsz)
 	    "'_meshsync_schemas', '_meshsync_log', '_meshsync_rows', "
 	    "'_meshsync_parked', '_meshsync_parked_tbl', "
 	    "'_meshsync_conflicts')) + ((SELECT value FROM _meshsync_meta "
-	    "WHERE key = 'capture_triggers') IS " DBSYNC_STR(DBSYNC_TRIGGERS)
+	    "WHERE key = 'layout') IS " DBSYNC_STR(DBSYNC_LAYOUT)
 	    ")") == DBSYNC_SCHEMA_OBJECTS + 1 && migrate_pending(db) == 0)
 		return 0;
 	if (own && store_exec(db, "BEGIN IMMEDIATE", err, errsz) == -1)
 		return -1;
 	if (capture_init(db, err, errsz) == -1 ||
 	    store_exec(db, dbsync_ddl, err, errsz) == -1 ||
-	    triggers_current(db, err, errsz) == -1) {
+	    layout_current(db, err, errsz) == -1) {
 		if (own)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
@@ -4316,7 +4335,7 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 		dv_int(&mark, !c->del);
 		if (!dv_eq(&mark, &alive->v) && conflict_put(e, t->name, pk,
 		    "", &mark, ch, client, &alive->v, alive->hlc,
-		    alive->node) == -1)
+		    alive->node, NULL) == -1)
 			goto fail;
 		e->st->skipped++;
 		ret = 0;
@@ -4349,7 +4368,7 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 			e->st->skipped++;
 			if (!dv_eq(&c->val[k], &s->v) && conflict_put(e,
 			    t->name, pk, s->col, &c->val[k], ch, client, &s->v,
-			    s->hlc, s->node) == -1)
+			    s->hlc, s->node, NULL) == -1)
 				goto fail;
 		} else
 			np++;
@@ -4581,7 +4600,7 @@ dbsync_conflicts(sqlite3 *db, int limit, int offset, json_object **out,
 	    json_object_new_int64(sqlite3_column_int64(st, 0)));
 	sqlite3_finalize(st);
 	if (sqlite3_prepare_v2(db, "SELECT id, at, tbl, pk, col, lose_val, "
-	    "lose_hlc, lose_node, win_val, win_hlc, win_node FROM "
+	    "lose_hlc, lose_node, win_val, win_hlc, win_node, why FROM "
 	    "_meshsync_conflicts ORDER BY id DESC LIMIT ?1 OFFSET ?2", -1,
 	    &st, NULL) != SQLITE_OK)
 		goto dberr;
@@ -4607,6 +4626,9 @@ dbsync_conflicts(sqlite3 *db, int limit, int offset, json_object **out,
 		if ((s = conflict_side(st, 8, 9, 10)) == NULL)
 			goto oom;
 		json_object_object_add(o, "winner", s);
+		if (sqlite3_column_type(st, 11) == SQLITE_TEXT)
+			json_object_object_add(o, "why", json_object_new_string(
+			    (const char *)sqlite3_column_text(st, 11)));
 	}
 	if (rc != SQLITE_DONE)
 		goto dberr;

@@ -366,6 +366,9 @@ conflicts_of_db(const char *name, void *arg)
 		json_object_object_add(o, "loser", conflict_side_ctx(w->r, v));
 		json_object_object_get_ex(c, "winner", &v);
 		json_object_object_add(o, "winner", conflict_side_ctx(w->r, v));
+		/* A row deleted for a UNIQUE clash lost to no value. */
+		if (json_object_object_get_ex(c, "why", &v))
+			add_str(o, "why", json_object_get_string(v));
 		json_object_object_add(o, "restorable", json_object_new_boolean(
 		    dbsync_restore_target(tabs, ntab, tbl, col, &ci) != NULL));
 	}

@@ -102,8 +102,9 @@ test_insert_clash(void)
 	    "WHERE pk = '[2]' ORDER BY col)"), "email=x@example.org,name=Bob",
 	    "the deleted row's values are in b's conflicts log");
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts "
-	    "WHERE win_node = 'in-b' AND win_val IS NULL"), 2,
-	    "... lost to b's delete");
+	    "WHERE win_node = 'in-b' AND win_val IS NULL AND why = 'row "
+	    "deleted: row [1] held the same email first (UNIQUE)'"), 2,
+	    "... lost to b's delete, saying why");
 	tap_is_int(sync1(&b, &a), DBSYNC_OK, "b's row and its delete reach a");
 	tap_ok(same(&a, &b), "a and b are identical");
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM users WHERE id = 2"), 0,
@@ -291,10 +292,14 @@ test_refresh(void)
 	    "triggers on the four tables with UNIQUE constraints");
 	dbt_exec(a.app, "DROP TRIGGER _meshsync_bi_users;"
 	    "DROP TRIGGER _meshsync_bu_users;"
-	    "DELETE FROM _meshsync_meta WHERE key = 'capture_triggers'");
+	    "DELETE FROM _meshsync_meta WHERE key = 'layout';"
+	    "ALTER TABLE _meshsync_conflicts DROP COLUMN why");
 	tap_is_int(dbsync_open(a.path, &db, err, sizeof(err)), 0,
 	    "the engine opens the database of an older release");
 	tap_is_int(dbt_int(a.app, "%s", q), 8, "... and re-installs them");
+	tap_is_int(dbt_int(a.app, "SELECT count(*) FROM pragma_table_info("
+	    "'_meshsync_conflicts') WHERE name = 'why'"), 1,
+	    "... and gives conflicts their why column back");
 	sqlite3_close(db);
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@', 'Ann');"
 	    "INSERT OR REPLACE INTO users VALUES(2, 'x@', 'Ann')");
