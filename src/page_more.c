@@ -342,7 +342,7 @@ conflicts_of_db(const char *name, void *arg)
 		json_object *c = json_object_array_get_idx(arr, i), *o, *pk;
 		const struct capture_table *t;
 		const char *tbl, *col;
-		int ci;
+		int ci, why;
 
 		o = json_object_new_object();
 		json_object_array_add(rows, o);
@@ -366,11 +366,14 @@ conflicts_of_db(const char *name, void *arg)
 		json_object_object_add(o, "loser", conflict_side_ctx(w->r, v));
 		json_object_object_get_ex(c, "winner", &v);
 		json_object_object_add(o, "winner", conflict_side_ctx(w->r, v));
-		/* A row deleted for a UNIQUE clash lost to no value. */
-		if (json_object_object_get_ex(c, "why", &v))
+		/* A row deleted for a UNIQUE clash lost to no value, and
+		 * has no row left to restore a value into. */
+		why = json_object_object_get_ex(c, "why", &v);
+		if (why)
 			add_str(o, "why", json_object_get_string(v));
 		json_object_object_add(o, "restorable", json_object_new_boolean(
-		    dbsync_restore_target(tabs, ntab, tbl, col, &ci) != NULL));
+		    !why && dbsync_restore_target(tabs, ntab, tbl, col, &ci) !=
+		    NULL));
 	}
 done:
 	json_object_put(res);
