@@ -374,7 +374,7 @@ sb_capture_holders(struct sbuf *b, const char *table, int64_t tid,
 		for (k = 0; k < npk; k++)
 			sbuf_addf(b, ", k%d", k + 1);
 		sbuf_addf(b, ") SELECT %lld, %d", (long long)tid,
-		    CAPTURE_OP_DELETE);
+		    CAPTURE_OP_HOLDER);
 		for (k = 0; k < npk; k++) {
 			sbuf_add(b, ", ");
 			sbuf_ident(b, pk[k]->name);

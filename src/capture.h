@@ -38,6 +38,9 @@ enum capture_op {
 	CAPTURE_OP_INSERT = 1,
 	CAPTURE_OP_UPDATE = 2,
 	CAPTURE_OP_DELETE = 3,	/* also the old key of a key-changing update */
+	CAPTURE_OP_HOLDER = 4,	/* held a UNIQUE value a write was about to
+				   take (a BEFORE trigger): REPLACE may
+				   delete it without a delete trigger */
 };
 
 /* What the engine needs to know about one tracked table. */

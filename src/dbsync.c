@@ -1576,11 +1576,18 @@ capmax_get(struct eng *e)
 	return ret;
 }
 
+static int	displaced_fix(struct eng *);
+
+/* Our own writes are done: settle the rows they displaced, then drop
+ * their captures. */
 static int
 capture_discard(struct eng *e)
 {
 	sqlite3_stmt *q = NULL;
 	int ret = -1;
+
+	if (displaced_fix(e) == -1)
+		return -1;
 
 	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_capture WHERE "
 	    "id > ?1", -1, &q, NULL) == SQLITE_OK) {
@@ -1799,6 +1806,67 @@ unique_drop(struct eng *e, int ti, const char *pk, const struct dv *kv,
 }
 
 /*
+ * The rows other than (ti, key values pkv) holding shadow row's values in
+ * any UNIQUE constraint of table ti, into c[] (*n; up to
+ * UNIQUE_MAX_CLASH).  *u gets the constraints, which c[] points into (the
+ * caller frees both, with clash_free).  Returns 0 or -1.
+ */
+static int
+clash_find(struct eng *e, int ti, const struct dv *pkv, struct shrow *row,
+    struct clash *c, int *n, struct capture_unique **u)
+{
+	int i, nu = 0;
+
+	*n = 0;
+	if (capture_uniques(e->db, e->t[ti].name, u, &nu, e->err, e->errsz) ==
+	    -1)
+		return -1;
+	for (i = 0; i < nu; i++)
+		if (clash_index(e, ti, &(*u)[i], pkv, row, c, n) == -1)
+			return -1;
+	return 0;
+}
+
+static void
+clash_free(struct eng *e, int ti, struct clash *c, int n,
+    struct capture_unique *u)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		free(c[i].pk);
+		pk_free(c[i].kv, e->t[ti].npk);
+	}
+	free(u);
+}
+
+/*
+ * The first of c[0..n) that held its values before row (ti, pk, shadow
+ * row) did, by the rule above; -1 when row held them first everywhere,
+ * -2 on error.  Uses e->sh.
+ */
+static int
+clash_winner(struct eng *e, int ti, const char *pk, struct shrow *row,
+    const struct clash *c, int n)
+{
+	const struct capture_table *t = &e->t[ti];
+	const char *rn, *on;
+	uint64_t rh, oh;
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		claim_of(row, t, c[i].cols, c[i].ncol, &rh, &rn);
+		if (sh_load(e, &e->sh, t->name, c[i].pk) == -1)
+			return -2;
+		claim_of(&e->sh, t, c[i].cols, c[i].ncol, &oh, &on);
+		rc = hlc_cmp(rh, rn, oh, on);
+		if (rc > 0 || (rc == 0 && strcmp(pk, c[i].pk) > 0))
+			return i;
+	}
+	return -1;
+}
+
+/*
  * Writing row (ti, pk, key values pkv, shadow row) broke a UNIQUE
  * constraint: find the rows it clashes with and apply the rule above.
  * Returns 1 when the row itself lost and was deleted, 0 when every row
@@ -1809,35 +1877,20 @@ static int
 unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
     struct shrow *row)
 {
-	const struct capture_table *t = &e->t[ti];
 	struct clash c[UNIQUE_MAX_CLASH];
 	struct capture_unique *u = NULL;
-	const char *rn, *on;
-	uint64_t rh, oh;
-	int i, n = 0, nu = 0, lost = -1, ret = -1, rc;
+	int i, n = 0, w, ret = -1;
 
-	if (capture_uniques(e->db, t->name, &u, &nu, e->err, e->errsz) == -1)
-		return -1;
-	for (i = 0; i < nu; i++)
-		if (clash_index(e, ti, &u[i], pkv, row, c, &n) == -1)
-			goto out;
+	if (clash_find(e, ti, pkv, row, c, &n, &u) == -1)
+		goto out;
 	if (n == 0) {
 		ret = 2;
 		goto out;
 	}
-	/* The row being written keeps its value only if it held it before
-	 * every row it clashes with. */
-	for (i = 0; i < n && lost < 0; i++) {
-		claim_of(row, t, c[i].cols, c[i].ncol, &rh, &rn);
-		if (sh_load(e, &e->sh, t->name, c[i].pk) == -1)
-			goto out;
-		claim_of(&e->sh, t, c[i].cols, c[i].ncol, &oh, &on);
-		rc = hlc_cmp(rh, rn, oh, on);
-		if (rc > 0 || (rc == 0 && strcmp(pk, c[i].pk) > 0))
-			lost = i;
-	}
-	if (lost >= 0) {
-		if (unique_drop(e, ti, pk, pkv, c[lost].pk, c[lost].u) == -1)
+	if ((w = clash_winner(e, ti, pk, row, c, n)) == -2)
+		goto out;
+	if (w >= 0) {
+		if (unique_drop(e, ti, pk, pkv, c[w].pk, c[w].u) == -1)
 			goto out;
 		ret = 1;
 		goto out;
@@ -1847,11 +1900,7 @@ unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
 			goto out;
 	ret = 0;
 out:
-	for (i = 0; i < n; i++) {
-		free(c[i].pk);
-		pk_free(c[i].kv, t->npk);
-	}
-	free(u);
+	clash_free(e, ti, c, n, u);
 	return ret;
 }
 
@@ -1938,6 +1987,122 @@ fail:
 	pk_free(own, nown);
 	json_object_put(keyj);
 	free(use);
+	return ret;
+}
+
+/*
+ * A UNIQUE constraint declared ON CONFLICT REPLACE makes SQLite settle a
+ * clash in our own writes by deleting the rows that held the value:
+ * silently, so unique_resolve never hears of it, and without a delete
+ * trigger, so the delete would never be logged.  Left alone, each node
+ * would keep whichever row it wrote last.  The BEFORE triggers captured
+ * those rows (CAPTURE_OP_HOLDER); before the captures go, every one that
+ * is gone from the app table but alive in its shadow gets the rule after
+ * the fact.  If it held its values first it is written back, and the
+ * rows holding them now are deleted; else its delete is logged as ours.
+ * Uses e->mr, free once merge_flush has run.  Returns 0 or -1.
+ */
+static int
+displaced_fix(struct eng *e)
+{
+	struct gone {
+		int		 ti;
+		char		*pk;
+		struct dv	 kv[CAPTURE_MAX_PK];
+	} *g = NULL, *ng;
+	struct clash c[UNIQUE_MAX_CLASH];
+	struct capture_unique *u = NULL;
+	sqlite3_stmt *q = NULL, *sel;
+	struct dv v;
+	int i, k, ti = -1, rc, ng_ = 0, n = 0, w, ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "SELECT DISTINCT tid, k1, k2, k3, k4 "
+	    "FROM _meshsync_capture WHERE id > ?1 AND op = ?2", -1, &q,
+	    NULL) != SQLITE_OK)
+		return eng_dberr(e, "displaced rows");
+	sqlite3_bind_int64(q, 1, e->capmax);
+	sqlite3_bind_int(q, 2, CAPTURE_OP_HOLDER);
+	/* Collected first: settling them writes more captures. */
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if ((ti = table_by_tid(e, sqlite3_column_int64(q, 0))) < 0)
+			continue;
+		if ((ng = realloc(g, (size_t)(ng_ + 1) * sizeof(*g))) == NULL)
+			goto oom;
+		g = ng;
+		memset(&g[ng_], 0, sizeof(g[ng_]));
+		g[ng_].ti = ti;
+		for (k = 0; k < e->t[ti].npk; k++) {
+			dv_col(&v, q, 1 + k);
+			if (dv_dup(&g[ng_].kv[k], &v) == -1) {
+				pk_free(g[ng_].kv, k);
+				goto oom;
+			}
+		}
+		if ((g[ng_].pk = pk_encode(g[ng_].kv, e->t[ti].npk)) == NULL) {
+			pk_free(g[ng_].kv, e->t[ti].npk);
+			goto oom;
+		}
+		ng_++;
+	}
+	if (rc != SQLITE_DONE) {
+		eng_dberr(e, "displaced rows");
+		goto out;
+	}
+	for (i = 0; i < ng_; i++) {
+		const struct capture_table *t = &e->t[g[i].ti];
+
+		ti = g[i].ti;
+		sh_clear(&e->mr);
+		if (sh_load(e, &e->mr, t->name, g[i].pk) == -1)
+			goto out;
+		if (!sh_alive(sh_find(&e->mr, "")))
+			continue;	/* deleted on purpose, or never synced */
+		if ((sel = t_sel(e, ti)) == NULL)
+			goto out;
+		for (k = 0; k < t->npk; k++)
+			dv_bind(sel, k + 1, &g[i].kv[k]);
+		rc = sqlite3_step(sel);
+		sqlite3_reset(sel);
+		if (rc == SQLITE_ROW)
+			continue;	/* still there: nothing was replaced */
+		if (rc != SQLITE_DONE) {
+			eng_dberr(e, "displaced row");
+			goto out;
+		}
+		if (clash_find(e, ti, g[i].kv, &e->mr, c, &n, &u) == -1 ||
+		    (w = clash_winner(e, ti, g[i].pk, &e->mr, c, n)) == -2)
+			goto out;
+		if (w >= 0) {
+			if (unique_drop(e, ti, g[i].pk, g[i].kv, c[w].pk,
+			    c[w].u) == -1)
+				goto out;
+		} else {
+			for (k = 0; k < n; k++)
+				if (unique_drop(e, ti, c[k].pk, c[k].kv,
+				    g[i].pk, c[k].u) == -1)
+					goto out;
+			if (materialize_row(e, ti, g[i].pk, g[i].kv, &e->mr) ==
+			    -1)
+				goto out;
+		}
+		clash_free(e, ti, c, n, u);
+		n = 0;
+		u = NULL;
+	}
+	ret = 0;
+	goto out;
+oom:
+	snprintf(e->err, e->errsz, "out of memory");
+out:
+	if (u != NULL || n > 0)
+		clash_free(e, ti, c, n, u);
+	sh_clear(&e->mr);
+	for (i = 0; i < ng_; i++) {
+		free(g[i].pk);
+		pk_free(g[i].kv, e->t[g[i].ti].npk);
+	}
+	free(g);
+	sqlite3_finalize(q);
 	return ret;
 }
 

@@ -21,8 +21,11 @@ static const char *schema =
     " WITHOUT ROWID;"
     "CREATE TABLE t3(x INTEGER, y TEXT, z, PRIMARY KEY(x, y));"
     /* Nodes give different rows the same u: see "UNIQUE columns". */
-    "CREATE TABLE t4(id INTEGER PRIMARY KEY, u TEXT UNIQUE, w);";
-static const char *tables[] = { "t1", "t2", "t3", "t4" };
+    "CREATE TABLE t4(id INTEGER PRIMARY KEY, u TEXT UNIQUE, w);"
+    /* ... where SQLite itself settles clashes by deleting rows. */
+    "CREATE TABLE t5(id INTEGER PRIMARY KEY,"
+    " u TEXT UNIQUE ON CONFLICT REPLACE, w);";
+static const char *tables[] = { "t1", "t2", "t3", "t4", "t5" };
 #define NTABLE	(sizeof(tables) / sizeof(tables[0]))
 
 static struct tnode node[NNODE];
@@ -119,6 +122,9 @@ app_write(struct tnode *n)
 	    "?3)",
 	    "UPDATE OR REPLACE t4 SET u = 'u' || (length(?2) % 4) WHERE "
 	    "id = ?1",
+	    "INSERT INTO t5 VALUES(?1, 'u' || (length(?2) % 3), ?3)",
+	    "UPDATE t5 SET u = 'u' || (length(?2) % 3) WHERE id = ?1",
+	    "DELETE FROM t5 WHERE id = ?1",
 	};
 	sqlite3_stmt *st = NULL;
 	unsigned q = rnd(sizeof(sql) / sizeof(sql[0]));

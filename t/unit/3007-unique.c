@@ -19,9 +19,12 @@ static const char *schema =
     "CREATE TABLE tags(id INTEGER PRIMARY KEY, label TEXT);"
     "CREATE UNIQUE INDEX tags_lower ON tags(lower(label));"
     "CREATE TABLE marks(team TEXT, round INTEGER, judge TEXT, score,"
-    " PRIMARY KEY(team, round), UNIQUE(team, judge));";
+    " PRIMARY KEY(team, round), UNIQUE(team, judge));"
+    "CREATE TABLE badges(id INTEGER PRIMARY KEY,"
+    " code TEXT UNIQUE ON CONFLICT REPLACE, who TEXT);";
 
-static const char *tables[] = { "users", "teams", "seats", "tags", "marks" };
+static const char *tables[] = { "users", "teams", "seats", "tags", "marks",
+    "badges" };
 
 static void
 mknode(struct tnode *n, const char *id)
@@ -288,15 +291,15 @@ test_refresh(void)
 	    "'trigger' AND name GLOB '_meshsync_b*'";
 
 	mknode(&a, "rf-a");
-	tap_is_int(dbt_int(a.app, "%s", q), 8, "BEFORE insert and update "
-	    "triggers on the four tables with UNIQUE constraints");
+	tap_is_int(dbt_int(a.app, "%s", q), 10, "BEFORE insert and update "
+	    "triggers on the five tables with UNIQUE constraints");
 	dbt_exec(a.app, "DROP TRIGGER _meshsync_bi_users;"
 	    "DROP TRIGGER _meshsync_bu_users;"
 	    "DELETE FROM _meshsync_meta WHERE key = 'layout';"
 	    "ALTER TABLE _meshsync_conflicts DROP COLUMN why");
 	tap_is_int(dbsync_open(a.path, &db, err, sizeof(err)), 0,
 	    "the engine opens the database of an older release");
-	tap_is_int(dbt_int(a.app, "%s", q), 8, "... and re-installs them");
+	tap_is_int(dbt_int(a.app, "%s", q), 10, "... and re-installs them");
 	tap_is_int(dbt_int(a.app, "SELECT count(*) FROM pragma_table_info("
 	    "'_meshsync_conflicts') WHERE name = 'why'"), 1,
 	    "... and gives conflicts their why column back");
@@ -304,8 +307,50 @@ test_refresh(void)
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@', 'Ann');"
 	    "INSERT OR REPLACE INTO users VALUES(2, 'x@', 'Ann')");
 	tap_is_int(dbt_int(a.app, "SELECT count(*) FROM _meshsync_capture "
-	    "WHERE op = 3 AND k1 = 1"), 1, "which capture the replaced row");
+	    "WHERE op = 4 AND k1 = 1"), 1, "which capture the replaced row");
 	dbt_node_close(&a);
+}
+
+/* A constraint declared ON CONFLICT REPLACE: SQLite itself would settle
+ * the clash in the engine's write, each node keeping the row it wrote
+ * last; the rule still decides, the same way everywhere. */
+static void
+test_declared_replace(void)
+{
+	struct tnode n[3];
+	char buf[256];
+	int64_t t = dbt_now();
+	int i, ok = 1;
+
+	mknode(&n[0], "dr-a");
+	mknode(&n[1], "dr-b");
+	mknode(&n[2], "dr-c");
+	dbt_exec(n[0].app, "INSERT INTO badges VALUES(1, 'gold', 'ann')");
+	harvest_at(&n[0], t);
+	dbt_exec(n[1].app, "INSERT INTO badges VALUES(2, 'gold', 'bob')");
+	harvest_at(&n[1], t + 1000);
+	ok &= sync1(&n[0], &n[1]) == DBSYNC_OK;
+	tap_is_str(dbt_str(n[1].db, buf, sizeof(buf), "SELECT group_concat("
+	    "id || who) FROM badges"), "1ann", "b: a's earlier row replaced "
+	    "b's and stays");
+	ok &= sync1(&n[1], &n[2]) == DBSYNC_OK;
+	ok &= sync1(&n[1], &n[0]) == DBSYNC_OK;
+	tap_is_str(dbt_str(n[0].db, buf, sizeof(buf), "SELECT group_concat("
+	    "id || who) FROM badges"), "1ann", "a: b's later row does not "
+	    "replace a's");
+	for (i = 0; i < 2; i++) {
+		ok &= sync1(&n[0], &n[2]) == DBSYNC_OK;
+		ok &= sync1(&n[2], &n[1]) == DBSYNC_OK;
+		ok &= sync1(&n[1], &n[0]) == DBSYNC_OK;
+	}
+	tap_ok(ok, "every sync succeeded");
+	tap_ok(same(&n[0], &n[1]) && same(&n[1], &n[2]),
+	    "the three nodes are identical");
+	tap_is_int(dbt_int(n[1].db, "SELECT count(*) FROM _meshsync_conflicts "
+	    "WHERE pk = '[2]' AND why LIKE 'row deleted: row [1] held%%'"), 2,
+	    "b logged its row's values, saying why");
+	for (i = 0; i < 3; i++)
+		dbt_node_close(&n[i]);
 }
 
 /* A UNIQUE constraint sharing a column with a composite key. */
@@ -378,6 +423,7 @@ main(void)
 	test_three_nodes();
 	test_key_column();
 	test_replace();
+	test_declared_replace();
 	test_refresh();
 	test_expression_index();
 	dbt_cleanup();
