@@ -503,6 +503,7 @@ struct eng {
 	int64_t			 selfseq;
 	int64_t			 selfseq0;
 	int64_t			 capmax;
+	int			 apptrig;	/* app triggers: -1 not read */
 	struct capture_table	*t;
 	int			 nt;
 	struct tstmt		*ts;
@@ -629,6 +630,7 @@ eng_begin(struct eng *e, sqlite3 *db, const char *self, int64_t now_ms,
     struct dbsync_stats *st, char *err, size_t errsz)
 {
 	memset(e, 0, sizeof(*e));
+	e->apptrig = -1;
 	e->db = db;
 	e->self = self;
 	e->now_ms = now_ms;
@@ -1577,6 +1579,7 @@ capmax_get(struct eng *e)
 }
 
 static int	displaced_fix(struct eng *);
+static int	trigger_fix(struct eng *);
 
 /* Our own writes are done: settle the rows they displaced, then drop
  * their captures. */
@@ -1586,7 +1589,7 @@ capture_discard(struct eng *e)
 	sqlite3_stmt *q = NULL;
 	int ret = -1;
 
-	if (displaced_fix(e) == -1)
+	if (displaced_fix(e) == -1 || trigger_fix(e) == -1)
 		return -1;
 
 	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_capture WHERE "
@@ -2098,6 +2101,127 @@ out:
 		clash_free(e, ti, c, n, u);
 	sh_clear(&e->mr);
 	for (i = 0; i < ng_; i++) {
+		free(g[i].pk);
+		pk_free(g[i].kv, e->t[g[i].ti].npk);
+	}
+	free(g);
+	sqlite3_finalize(q);
+	return ret;
+}
+
+/*
+ * The application's own triggers fire on the engine's writes as on any
+ * other, which keeps what they maintain outside the tracked tables (a
+ * full-text index, an untracked log) current on every node.  What they
+ * change in tracked rows, though, the origin's triggers did already, and
+ * it arrives as rows of its own: done again here, an updated_at stamp or
+ * a counter would differ on every node, and our captures of it are
+ * discarded.  So every tracked row the engine's writes touched is made to
+ * match its shadow again, with triggers off: that is what the origin's
+ * triggers made of it.  A row they created that no shadow knows goes too:
+ * it is this node's copy of a row the origin's trigger made and sends
+ * (row-based replication, as MySQL's, which runs no trigger on replicas);
+ * kept and logged, every node would add one more copy of it.  Databases
+ * without triggers of their own skip all of it.
+ * Uses e->mr, free once merge_flush has run.  Returns 0 or -1.
+ */
+static int
+trigger_fix(struct eng *e)
+{
+	struct touched {
+		int		 ti;
+		char		*pk;
+		struct dv	 kv[CAPTURE_MAX_PK];
+	} *g = NULL, *ng;
+	const struct capture_table *t;
+	sqlite3_stmt *q = NULL, *sel;
+	struct shent *s, *alive;
+	struct dv v;
+	int i, j, k, ti, rc, n = 0, off = 0, differs, ret = -1;
+
+	if (e->apptrig < 0)
+		e->apptrig = store_scalar(e->db, "SELECT count(*) FROM "
+		    "sqlite_schema WHERE type = 'trigger' AND name NOT LIKE "
+		    "'\\_meshsync\\_%' ESCAPE '\\'") > 0;
+	if (e->apptrig == 0)
+		return 0;
+	if (sqlite3_prepare_v2(e->db, "SELECT DISTINCT tid, k1, k2, k3, k4 "
+	    "FROM _meshsync_capture WHERE id > ?1 AND op <> ?2", -1, &q,
+	    NULL) != SQLITE_OK)
+		return eng_dberr(e, "touched rows");
+	sqlite3_bind_int64(q, 1, e->capmax);
+	sqlite3_bind_int(q, 2, CAPTURE_OP_KEY);
+	/* Collected first: setting rows right writes more captures. */
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if ((ti = table_by_tid(e, sqlite3_column_int64(q, 0))) < 0)
+			continue;
+		if ((ng = realloc(g, (size_t)(n + 1) * sizeof(*g))) == NULL)
+			goto oom;
+		g = ng;
+		memset(&g[n], 0, sizeof(g[n]));
+		g[n].ti = ti;
+		for (k = 0; k < e->t[ti].npk; k++) {
+			dv_col(&v, q, 1 + k);
+			if (dv_dup(&g[n].kv[k], &v) == -1) {
+				pk_free(g[n].kv, k);
+				goto oom;
+			}
+		}
+		if ((g[n].pk = pk_encode(g[n].kv, e->t[ti].npk)) == NULL) {
+			pk_free(g[n].kv, e->t[ti].npk);
+			goto oom;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		eng_dberr(e, "touched rows");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		ti = g[i].ti;
+		t = &e->t[ti];
+		sh_clear(&e->mr);
+		if (sh_load(e, &e->mr, t->name, g[i].pk) == -1 ||
+		    (sel = t_sel(e, ti)) == NULL)
+			goto out;
+		alive = sh_find(&e->mr, "");
+		for (k = 0; k < t->npk; k++)
+			dv_bind(sel, k + 1, &g[i].kv[k]);
+		if ((rc = sqlite3_step(sel)) != SQLITE_ROW && rc != SQLITE_DONE) {
+			eng_dberr(e, "touched row");
+			goto out;
+		}
+		differs = (rc == SQLITE_ROW) != sh_alive(alive);
+		for (j = 0; rc == SQLITE_ROW && !differs && j < t->ncol; j++) {
+			if (col_is_pk(t, j) ||
+			    (s = sh_find(&e->mr, t->cols[j])) == NULL)
+				continue;
+			dv_col(&v, sel, j);
+			differs = !dv_eq(&v, &s->v);
+		}
+		sqlite3_reset(sel);
+		if (!differs)
+			continue;
+		if (!off && sqlite3_db_config(e->db,
+		    SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) == SQLITE_OK)
+			off = 1;
+		if (!off) {
+			snprintf(e->err, e->errsz, "cannot turn triggers off");
+			goto out;
+		}
+		if (materialize_row(e, ti, g[i].pk, g[i].kv, &e->mr) == -1)
+			goto out;
+	}
+	ret = 0;
+	goto out;
+oom:
+	snprintf(e->err, e->errsz, "out of memory");
+out:
+	if (off)
+		sqlite3_db_config(e->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1,
+		    NULL);
+	sh_clear(&e->mr);
+	for (i = 0; i < n; i++) {
 		free(g[i].pk);
 		pk_free(g[i].kv, e->t[g[i].ti].npk);
 	}

@@ -24,7 +24,14 @@ static const char *schema =
     "CREATE TABLE t4(id INTEGER PRIMARY KEY, u TEXT UNIQUE, w);"
     /* ... where SQLite itself settles clashes by deleting rows. */
     "CREATE TABLE t5(id INTEGER PRIMARY KEY,"
-    " u TEXT UNIQUE ON CONFLICT REPLACE, w);";
+    " u TEXT UNIQUE ON CONFLICT REPLACE, w);"
+    /* The app's own triggers: one changes the row it fires on, one
+     * writes another tracked table. */
+    "CREATE TRIGGER t1_count AFTER UPDATE OF a ON t1 BEGIN"
+    " UPDATE t1 SET b = coalesce(b, 0) + 1 WHERE id = NEW.id; END;"
+    "CREATE TRIGGER t2_note AFTER INSERT ON t2 BEGIN"
+    " INSERT OR REPLACE INTO t3 VALUES(100 + length(NEW.k), 'trig',"
+    " NEW.v); END;";
 static const char *tables[] = { "t1", "t2", "t3", "t4", "t5" };
 #define NTABLE	(sizeof(tables) / sizeof(tables[0]))
 

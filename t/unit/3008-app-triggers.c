@@ -1,0 +1,160 @@
+/* 3008-app-triggers.c - the application's own triggers on tracked tables: what they keep outside the tracked tables (a full-text index) stays current on every node, what they change in tracked rows is the origin's, and every node ends identical. */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "dbsync.h"
+#include "tap.h"
+#include "dbtest.h"
+
+static const char *schema =
+    /* A stamp and a counter the app's triggers keep on the row itself. */
+    "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT, edits INTEGER"
+    " NOT NULL DEFAULT 0, stamp TEXT);"
+    "CREATE TRIGGER notes_edit AFTER UPDATE OF body ON notes BEGIN"
+    " UPDATE notes SET edits = edits + 1, stamp = strftime('%Y-%m-%d "
+    "%H:%M:%f', 'now') WHERE id = NEW.id; END;"
+    /* A full-text index (not trackable) the app's triggers maintain. */
+    "CREATE VIRTUAL TABLE notes_fts USING fts5(body, content='notes',"
+    " content_rowid='id');"
+    "CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN"
+    " INSERT INTO notes_fts(rowid, body) VALUES(NEW.id, NEW.body); END;"
+    "CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN"
+    " INSERT INTO notes_fts(notes_fts, rowid, body)"
+    " VALUES('delete', OLD.id, OLD.body); END;"
+    "CREATE TRIGGER notes_au AFTER UPDATE OF body ON notes BEGIN"
+    " INSERT INTO notes_fts(notes_fts, rowid, body)"
+    " VALUES('delete', OLD.id, OLD.body);"
+    " INSERT INTO notes_fts(rowid, body) VALUES(NEW.id, NEW.body); END;"
+    /* An order takes stock (another tracked table) and writes a history
+     * row (a third) under a random key, as apps do to avoid clashes. */
+    "CREATE TABLE stock(item TEXT PRIMARY KEY, qty INTEGER NOT NULL);"
+    "CREATE TABLE orders(id TEXT PRIMARY KEY, item TEXT, qty INTEGER);"
+    "CREATE TABLE history(id TEXT PRIMARY KEY DEFAULT"
+    " (lower(hex(randomblob(8)))), what TEXT);"
+    "CREATE TRIGGER orders_ai AFTER INSERT ON orders BEGIN"
+    " UPDATE stock SET qty = qty - NEW.qty WHERE item = NEW.item;"
+    " INSERT INTO history(what) VALUES('order ' || NEW.id); END;";
+
+static const char *tables[] = { "notes", "stock", "orders", "history" };
+
+static void
+mknode(struct tnode *n, const char *id)
+{
+	size_t i;
+
+	dbt_node(n, id, schema);
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (dbt_track(n, tables[i]) == -1)
+			abort();
+}
+
+static int
+same(struct tnode *a, struct tnode *b)
+{
+	char d1[65], d2[65];
+	size_t i;
+
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		dbt_digest(a->db, tables[i], d1);
+		dbt_digest(b->db, tables[i], d2);
+		if (strcmp(d1, d2) != 0) {
+			tap_diag("%s differs between %s and %s", tables[i],
+			    a->id, b->id);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* a -> b, then b -> a; 1 when both succeed. */
+static int
+sync2(struct tnode *a, struct tnode *b, struct dbsync_stats *st)
+{
+	return dbt_sync(a, b, 1000, NULL, NULL, 0, NULL) == DBSYNC_OK &&
+	    dbt_sync(b, a, 1000, st, NULL, 0, NULL) == DBSYNC_OK;
+}
+
+static void
+test_row_triggers(void)
+{
+	struct tnode a, b;
+	struct dbsync_stats st;
+	char buf[256], stamp[64];
+
+	mknode(&a, "rt-a");
+	mknode(&b, "rt-b");
+	dbt_exec(a.app, "INSERT INTO notes(id, body) VALUES(1, 'first "
+	    "draft')");
+	tap_ok(sync2(&a, &b, NULL), "a note syncs");
+	dbt_exec(a.app, "UPDATE notes SET body = 'hello meshsync' WHERE "
+	    "id = 1");
+	dbt_str(a.app, stamp, sizeof(stamp), "SELECT stamp FROM notes");
+	tap_ok(sync2(&a, &b, NULL), "an edit syncs");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT edits || ' ' || "
+	    "stamp FROM notes"), (snprintf(buf + 128, 128, "1 %s", stamp),
+	    buf + 128), "b has a's counter and stamp, not its own trigger's");
+	tap_ok(same(&a, &b), "a and b are identical");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM notes_fts WHERE "
+	    "notes_fts MATCH 'meshsync'"), 1,
+	    "b's full-text index, kept by the app's triggers, finds the edit");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM notes_fts WHERE "
+	    "notes_fts MATCH 'draft'"), 0, "... and no longer the old text");
+	tap_ok(sync2(&a, &b, &st) && st.applied == 0,
+	    "nothing goes back and forth afterwards");
+
+	/* b edits too: b's triggers count on b, and a gets b's count. */
+	dbt_exec(b.app, "UPDATE notes SET body = 'edited on b' WHERE id = 1");
+	tap_ok(sync2(&b, &a, NULL), "b's edit syncs");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT edits || body FROM "
+	    "notes"), "2edited on b", "a has b's count");
+	tap_ok(same(&a, &b), "a and b are identical");
+
+	dbt_exec(a.app, "DELETE FROM notes WHERE id = 1");
+	tap_ok(sync2(&a, &b, NULL) && same(&a, &b), "a delete syncs");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM notes_fts WHERE "
+	    "notes_fts MATCH 'edited'"), 0, "b's index forgot the note");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+static void
+test_other_tables(void)
+{
+	struct tnode a, b;
+	char buf[256];
+
+	mknode(&a, "ot-a");
+	mknode(&b, "ot-b");
+	dbt_exec(a.app, "INSERT INTO stock VALUES('bolt', 100)");
+	tap_ok(sync2(&a, &b, NULL), "stock syncs");
+	dbt_exec(a.app, "INSERT INTO orders VALUES('o1', 'bolt', 30)");
+	tap_ok(sync2(&a, &b, NULL), "an order syncs");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT qty FROM stock"),
+	    "70", "b takes the order's stock once, not twice");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(what) "
+	    "FROM history"), "order o1", "one history row, a's: b's "
+	    "trigger made its own copy, which goes");
+	dbt_exec(b.app, "INSERT INTO orders VALUES('o2', 'bolt', 5)");
+	tap_ok(sync2(&b, &a, NULL), "an order on b syncs");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT qty FROM stock"),
+	    "65", "a: 100 - 30 - 5");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(what, "
+	    "', ') FROM (SELECT what FROM history ORDER BY what)"),
+	    "order o1, order o2", "a: one history row per order");
+	tap_ok(same(&a, &b), "a and b are identical");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	test_row_triggers();
+	test_other_tables();
+	dbt_cleanup();
+	return tap_done();
+}
