@@ -59,7 +59,11 @@ static const char *const dbsync_ddl =
     " id INTEGER PRIMARY KEY, at TEXT NOT NULL, tbl TEXT NOT NULL,"
     " pk TEXT NOT NULL, col TEXT NOT NULL, lose_val, win_val,"
     " lose_hlc INTEGER NOT NULL, lose_node TEXT NOT NULL,"
-    " win_hlc INTEGER NOT NULL, win_node TEXT NOT NULL, why TEXT);";
+    " win_hlc INTEGER NOT NULL, win_node TEXT NOT NULL, why TEXT);"
+    /* Rows alive but out of the app table: see "UNIQUE clashes". */
+    "CREATE TABLE IF NOT EXISTS _meshsync_hidden("
+    " tbl TEXT NOT NULL, pk TEXT NOT NULL, PRIMARY KEY(tbl, pk))"
+    " WITHOUT ROWID;";
 
 static const char *const dbsync_errs[] = {
 	[DBSYNC_OK] = "ok",
@@ -493,6 +497,16 @@ struct shrow {			/* the shadow of one row */
 struct tstmt {			/* per-table statements */
 	sqlite3_stmt	*sel, *ups, *del;
 	char		 aff[CAPTURE_MAX_PK];	/* key_affinity, 0: not read */
+	struct capture_unique *u;		/* UNIQUE constraints (nu) */
+	int		 nu, uread;
+};
+
+/* A row hidden in this engine run, told of once the run has settled. */
+struct newhid {
+	int		 ti;
+	char		*pk;
+	char		*why;		/* for the conflicts log */
+	char		*line;		/* for the log */
 };
 
 struct eng {
@@ -504,12 +518,17 @@ struct eng {
 	int64_t			 selfseq0;
 	int64_t			 capmax;
 	int			 apptrig;	/* app triggers: -1 not read */
+	int64_t			 nhid;		/* hidden rows: -1 not read */
+	int64_t			 hidmoves;	/* rows hidden or shown */
+	struct newhid		*newhid;	/* hidden in this run (nnewhid) */
+	int			 nnewhid;
 	struct capture_table	*t;
 	int			 nt;
 	struct tstmt		*ts;
 	sqlite3_stmt		*s_shrow, *s_shput, *s_logput;
 	sqlite3_stmt		*s_vvget, *s_vvput, *s_cfput, *s_scput;
 	sqlite3_stmt		*s_pkput;
+	sqlite3_stmt		*s_hidhas, *s_unhide, *s_hide;
 	struct shrow		 sh;	/* harvest, client writes */
 	/* When > 0, the harvest logs the pending row change at this time
 	 * (an offline client's edit) instead of at now. */
@@ -631,6 +650,7 @@ eng_begin(struct eng *e, sqlite3 *db, const char *self, int64_t now_ms,
 {
 	memset(e, 0, sizeof(*e));
 	e->apptrig = -1;
+	e->nhid = -1;
 	e->db = db;
 	e->self = self;
 	e->now_ms = now_ms;
@@ -704,10 +724,20 @@ eng_release(struct eng *e)
 	sqlite3_finalize(e->s_cfput);
 	sqlite3_finalize(e->s_scput);
 	sqlite3_finalize(e->s_pkput);
+	sqlite3_finalize(e->s_hidhas);
+	sqlite3_finalize(e->s_unhide);
+	sqlite3_finalize(e->s_hide);
+	for (k = 0; k < e->nnewhid; k++) {
+		free(e->newhid[k].pk);
+		free(e->newhid[k].why);
+		free(e->newhid[k].line);
+	}
+	free(e->newhid);
 	for (k = 0; e->ts != NULL && k < e->nt; k++) {
 		sqlite3_finalize(e->ts[k].sel);
 		sqlite3_finalize(e->ts[k].ups);
 		sqlite3_finalize(e->ts[k].del);
+		free(e->ts[k].u);
 	}
 	free(e->ts);
 	capture_free(e->t, e->nt);
@@ -1359,6 +1389,8 @@ client_clock(struct eng *e, const struct capture_table *t, const int *chg,
 	return h;
 }
 
+static int	unhide(struct eng *, const char *, const char *);
+
 /*
  * Diff one row against its shadow and log what changed.  row is the
  * table's SELECT positioned on the row, or NULL when the row is gone.
@@ -1395,6 +1427,12 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 		}
 	} else if (!sh_alive(alive))
 		return 0;	/* never seen alive, or already a tombstone */
+	/* The app has the row (it wrote a row under a hidden row's key):
+	 * the row is the app's now, not hidden. */
+	if (row != NULL && unhide(e, t->name, pk) == -1) {
+		free(chg);
+		return -1;
+	}
 	if (row != NULL && !need_alive && nchg == 0) {
 		free(chg);
 		return 0;
@@ -1578,7 +1616,8 @@ capmax_get(struct eng *e)
 	return ret;
 }
 
-static int	displaced_fix(struct eng *);
+static int	hidden_retry(struct eng *);
+static int	hidden_tell(struct eng *);
 static int	trigger_fix(struct eng *);
 
 /* Our own writes are done: settle the rows they displaced, then drop
@@ -1589,7 +1628,8 @@ capture_discard(struct eng *e)
 	sqlite3_stmt *q = NULL;
 	int ret = -1;
 
-	if (displaced_fix(e) == -1 || trigger_fix(e) == -1)
+	if (hidden_retry(e) == -1 || trigger_fix(e) == -1 ||
+	    hidden_tell(e) == -1)
 		return -1;
 
 	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_capture WHERE "
@@ -1610,18 +1650,22 @@ capture_discard(struct eng *e)
 /*
  * Two nodes may each write a row holding the same value in a UNIQUE
  * column other than the key: both writes were valid where they were made,
- * and the second row to arrive anywhere cannot be written there.  A retry
- * cannot help, so one row is kept and the other deleted, by a rule every
- * node applies alike: the row that came to hold the value first keeps it
- * (smaller clock of its values in the index's columns, then node, then
- * key).  First come rather than last writer: a row that has held a name
- * for a year must not vanish because another node has just created one
- * with the same name.  The loser is deleted as a write of this node, with
- * a clock past both rows', so the delete reaches every node, and its
- * values go to the conflicts log: nothing is lost.
+ * and the second row to arrive anywhere cannot be written there.  Every
+ * node settles it by one rule on the shadow, which all nodes end up
+ * sharing: of the rows holding a value, the one that held it first stays
+ * in the app table (smaller clock of its existence and its values in the
+ * constraint's columns, then node, then key); the others are hidden.  A
+ * hidden row stays alive in the shadow and the change log, so nothing is
+ * deleted or lost: its values go to the conflicts log, and it comes back
+ * on every node once the value is free again (the first row deleted or
+ * changed).  Hiding rather than deleting also keeps a clash that only
+ * seems to exist, because the change that frees the value has not
+ * arrived yet, from doing lasting harm.  First come rather than last
+ * writer: a row that has held a name for a year must not vanish because
+ * another node has just created one with the same name.
  */
 #define UNIQUE_MAX_CLASH	16	/* rows one write can clash with */
-#define UNIQUE_MAX_TRIES	8	/* resolutions of one row write */
+#define UNIQUE_MAX_PASSES	8	/* rounds of trying hidden rows again */
 
 struct clash {
 	char				*pk;	/* key text, as the log has it */
@@ -1632,7 +1676,8 @@ struct clash {
 };
 
 /* The clock at which row r came to hold its values in cols: the latest
- * of theirs.  No shadow column: (0, ""), the oldest claim there is. */
+ * of theirs and of its existence (a row deleted and written again holds
+ * them from then).  No shadow: (0, ""), the oldest claim there is. */
 static void
 claim_of(struct shrow *r, const struct capture_table *t, const int *cols,
     int n, uint64_t *h, const char **node)
@@ -1642,8 +1687,8 @@ claim_of(struct shrow *r, const struct capture_table *t, const int *cols,
 
 	*h = 0;
 	*node = "";
-	for (i = 0; i < n; i++)
-		if ((s = sh_find(r, t->cols[cols[i]])) != NULL &&
+	for (i = -1; i < n; i++)
+		if ((s = sh_find(r, i < 0 ? "" : t->cols[cols[i]])) != NULL &&
 		    hlc_cmp(s->hlc, s->node, *h, *node) > 0) {
 			*h = s->hlc;
 			*node = s->node;
@@ -1663,6 +1708,23 @@ col_value(const struct capture_table *t, int j, const struct dv *pkv,
 		if (t->pkidx[k] == j)
 			return &pkv[k];
 	return (s = sh_find(row, t->cols[j])) != NULL ? &s->v : NULL;
+}
+
+/* Table ti's UNIQUE constraints, read once per engine run. */
+static int
+uniques(struct eng *e, int ti, struct capture_unique **u, int *n)
+{
+	struct tstmt *s = &e->ts[ti];
+
+	if (!s->uread) {
+		if (capture_uniques(e->db, e->t[ti].name, &s->u, &s->nu,
+		    e->err, e->errsz) == -1)
+			return -1;
+		s->uread = 1;
+	}
+	*u = s->u;
+	*n = s->nu;
+	return 0;
 }
 
 /*
@@ -1753,94 +1815,176 @@ out:
 	return ret;
 }
 
+/* Hidden rows, counted once per engine run: -1 on error. */
+static int64_t
+hidden_count(struct eng *e)
+{
+	if (e->nhid < 0)
+		e->nhid = store_scalar(e->db, "SELECT count(*) FROM "
+		    "_meshsync_hidden");
+	if (e->nhid < 0)
+		eng_dberr(e, "hidden rows");
+	return e->nhid;
+}
+
+/* 1 when row (tbl, pk) is hidden, 0 when not, -1 on error. */
+static int
+hidden_has(struct eng *e, const char *tbl, const char *pk)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (hidden_count(e) <= 0)
+		return e->nhid < 0 ? -1 : 0;
+	if ((st = eng_prep(e, &e->s_hidhas, "SELECT 1 FROM _meshsync_hidden "
+	    "WHERE tbl = ?1 AND pk = ?2")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return eng_dberr(e, "hidden row");
+	return rc == SQLITE_ROW;
+}
+
+/* Row (tbl, pk) is in the app table, or deleted: no longer hidden. */
+static int
+unhide(struct eng *e, const char *tbl, const char *pk)
+{
+	sqlite3_stmt *st;
+
+	if (hidden_count(e) <= 0)
+		return e->nhid < 0 ? -1 : 0;
+	if ((st = eng_prep(e, &e->s_unhide, "DELETE FROM _meshsync_hidden "
+	    "WHERE tbl = ?1 AND pk = ?2")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "hidden row");
+	sqlite3_reset(st);
+	if (sqlite3_changes(e->db) > 0) {
+		e->nhid--;
+		e->hidmoves++;
+	}
+	return 0;
+}
+
 /*
- * Delete row (ti, pk) that lost the values of UNIQUE constraint u to row
- * winner: from the app table, then as a local delete in the log and the
- * shadow, and its values into the conflicts log.  Returns 0 or -1.
+ * Hide row (ti, pk, key values kv): out of the app table, into
+ * _meshsync_hidden.  The first time, hidden_tell is left to say which
+ * row holds the value of constraint u (NULL: one that cannot be asked).
+ * Returns 0 or -1.
  */
 static int
-unique_drop(struct eng *e, int ti, const char *pk, const struct dv *kv,
-    const char *winner, const struct capture_unique *u)
+hide(struct eng *e, int ti, const char *pk, const struct dv *kv,
+    const char *holder, const struct capture_unique *u)
 {
 	const struct capture_table *t = &e->t[ti];
-	const struct dv none = { .t = SQLITE_NULL };
+	struct newhid *nh;
 	sqlite3_stmt *st;
-	struct shent *s;
-	char cols[256] = "", why[512];
+	char cols[512] = "", why[1024], line[1024];
 	size_t len;
 	int i, k;
 
-	for (i = 0; i < u->ncol; i++) {
-		len = strlen(cols);
-		snprintf(cols + len, sizeof(cols) - len, "%s%s", i > 0 ?
-		    ", " : "", u->col[i]);
-	}
-	snprintf(why, sizeof(why), "row deleted: row %s held the same %s%s%s "
-	    "first (UNIQUE)", winner, u->ncol > 1 ? "(" : "", cols,
-	    u->ncol > 1 ? ")" : "");
 	if ((st = t_del(e, ti)) == NULL)
 		return -1;
 	for (k = 0; k < t->npk; k++)
 		dv_bind(st, k + 1, &kv[k]);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return eng_dberr(e, "unique clash delete");
+		return eng_dberr(e, "hiding a row");
 	sqlite3_reset(st);
-	/* The row is gone: harvest_row logs its tombstone, clocked past
-	 * every clock this engine has seen, and leaves its shadow in e->sh. */
-	if (harvest_row(e, ti, pk, NULL) == -1)
+	if (hidden_count(e) < 0 || (st = eng_prep(e, &e->s_hide, "INSERT OR "
+	    "IGNORE INTO _meshsync_hidden(tbl, pk) VALUES(?1, ?2)")) == NULL)
 		return -1;
-	for (i = 0; i < e->sh.n; i++) {
-		s = &e->sh.e[i];
-		if (s->col[0] != '\0' && conflict_put(e, t->name, pk, s->col,
-		    &s->v, s->hlc, s->node, &none, e->hlc, e->self, why) == -1)
-			return -1;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return eng_dberr(e, "hiding a row");
+	sqlite3_reset(st);
+	if (sqlite3_changes(e->db) == 0)
+		return 0;	/* hidden already, and said so then */
+	e->nhid++;
+	e->hidmoves++;
+	for (i = 0; u != NULL && i < u->ncol; i++) {
+		len = strlen(cols);
+		snprintf(cols + len, sizeof(cols) - len, "%s%s", i > 0 ?
+		    ", " : "", u->col[i]);
 	}
-	/* Publish our seq, as the harvest does: an apply later in this
-	 * transaction reads vv[self] from the table. */
-	if (e->selfseq != e->selfseq0) {
-		if (vv_put(e, e->self, e->selfseq) == -1)
-			return -1;
-		e->selfseq0 = e->selfseq;
+	if (u != NULL) {
+		snprintf(why, sizeof(why), "hidden: row %s had the same "
+		    "%s%s%s first (UNIQUE); shown again when the value is "
+		    "free", holder, u->ncol > 1 ? "(" : "", cols,
+		    u->ncol > 1 ? ")" : "");
+		snprintf(line, sizeof(line), "%s: row %s hidden: row %s had "
+		    "the same value in UNIQUE index %s first; its values are "
+		    "in the conflicts log", t->name, pk, holder, u->index);
+	} else {
+		snprintf(why, sizeof(why), "hidden: another row has the same "
+		    "value in a UNIQUE index on an expression or a partial "
+		    "one, which no rule settles; shown again when it is free");
+		snprintf(line, sizeof(line), "%s: row %s hidden: it breaks a "
+		    "UNIQUE index on an expression or a partial one, and nodes "
+		    "may keep different rows (%s)", t->name, pk,
+		    sqlite3_errmsg(e->db));
 	}
-	log_warnx("%s: rows %s and %s hold the same value in UNIQUE index %s: "
-	    "kept %s, which held it first, and deleted %s; its values are in "
-	    "the conflicts log", t->name, winner, pk, u->index, winner, pk);
+	/* Told of when the run has settled: a clash may pass within it. */
+	if ((nh = realloc(e->newhid, (size_t)(e->nnewhid + 1) *
+	    sizeof(*nh))) == NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
+	e->newhid = nh;
+	nh = &e->newhid[e->nnewhid];
+	nh->ti = ti;
+	nh->pk = strdup(pk);
+	nh->why = strdup(why);
+	nh->line = strdup(line);
+	e->nnewhid++;
+	if (nh->pk == NULL || nh->why == NULL || nh->line == NULL) {
+		snprintf(e->err, e->errsz, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
 /*
- * The rows other than (ti, key values pkv) holding shadow row's values in
- * any UNIQUE constraint of table ti, into c[] (*n; up to
- * UNIQUE_MAX_CLASH).  *u gets the constraints, which c[] points into (the
- * caller frees both, with clash_free).  Returns 0 or -1.
+ * Rows hidden in this run and hidden still: their values go to the
+ * conflicts log, saying why, and the log says so.  Uses e->sh.
  */
 static int
-clash_find(struct eng *e, int ti, const struct dv *pkv, struct shrow *row,
-    struct clash *c, int *n, struct capture_unique **u)
+hidden_tell(struct eng *e)
 {
-	int i, nu = 0;
+	const struct dv none = { .t = SQLITE_NULL };
+	struct newhid *h;
+	struct shent *s;
+	int i, j, k, r;
 
-	*n = 0;
-	if (capture_uniques(e->db, e->t[ti].name, u, &nu, e->err, e->errsz) ==
-	    -1)
-		return -1;
-	for (i = 0; i < nu; i++)
-		if (clash_index(e, ti, &(*u)[i], pkv, row, c, n) == -1)
+	for (i = 0; i < e->nnewhid; i++) {
+		h = &e->newhid[i];
+		for (k = 0; k < i; k++)	/* hidden, shown, hidden again */
+			if (e->newhid[k].ti == h->ti &&
+			    strcmp(e->newhid[k].pk, h->pk) == 0)
+				break;
+		if (k < i)
+			continue;
+		if ((r = hidden_has(e, e->t[h->ti].name, h->pk)) == -1)
 			return -1;
-	return 0;
-}
-
-static void
-clash_free(struct eng *e, int ti, struct clash *c, int n,
-    struct capture_unique *u)
-{
-	int i;
-
-	for (i = 0; i < n; i++) {
-		free(c[i].pk);
-		pk_free(c[i].kv, e->t[ti].npk);
+		if (r == 0)
+			continue;
+		if (sh_load(e, &e->sh, e->t[h->ti].name, h->pk) == -1)
+			return -1;
+		for (j = 0; j < e->sh.n; j++) {
+			s = &e->sh.e[j];
+			if (s->col[0] != '\0' && conflict_put(e,
+			    e->t[h->ti].name, h->pk, s->col, &s->v, s->hlc,
+			    s->node, &none, e->hlc, e->self, h->why) == -1)
+				return -1;
+		}
+		log_warnx("%s", h->line);
 	}
-	free(u);
+	return 0;
 }
 
 /*
@@ -1870,48 +2014,53 @@ clash_winner(struct eng *e, int ti, const char *pk, struct shrow *row,
 }
 
 /*
- * Writing row (ti, pk, key values pkv, shadow row) broke a UNIQUE
- * constraint: find the rows it clashes with and apply the rule above.
- * Returns 1 when the row itself lost and was deleted, 0 when every row
- * it clashed with was (write it again), 2 when no clashing row could be
- * found (an index on expressions, or a partial one), -1 on error.
+ * Before alive row (ti, pk, key values pkv, shadow row) is written: the
+ * rows holding its values in a UNIQUE constraint, by the rule above.
+ * Returns 1 when the row is hidden instead, 0 when it may be written
+ * (the rows it takes the values from hidden), -1 on error.
  */
 static int
-unique_resolve(struct eng *e, int ti, const char *pk, const struct dv *pkv,
+unique_check(struct eng *e, int ti, const char *pk, const struct dv *pkv,
     struct shrow *row)
 {
 	struct clash c[UNIQUE_MAX_CLASH];
-	struct capture_unique *u = NULL;
-	int i, n = 0, w, ret = -1;
+	struct capture_unique *u;
+	int i, n = 0, nu, w, ret = -1;
 
-	if (clash_find(e, ti, pkv, row, c, &n, &u) == -1)
+	if (uniques(e, ti, &u, &nu) == -1)
+		return -1;
+	for (i = 0; i < nu; i++)
+		if (clash_index(e, ti, &u[i], pkv, row, c, &n) == -1)
+			goto out;
+	ret = 0;
+	if (n == 0)
 		goto out;
-	if (n == 0) {
-		ret = 2;
-		goto out;
-	}
+	ret = -1;
 	if ((w = clash_winner(e, ti, pk, row, c, n)) == -2)
 		goto out;
 	if (w >= 0) {
-		if (unique_drop(e, ti, pk, pkv, c[w].pk, c[w].u) == -1)
-			goto out;
-		ret = 1;
+		if (hide(e, ti, pk, pkv, c[w].pk, c[w].u) == 0)
+			ret = 1;
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (unique_drop(e, ti, c[i].pk, c[i].kv, pk, c[i].u) == -1)
+		if (hide(e, ti, c[i].pk, c[i].kv, pk, c[i].u) == -1)
 			goto out;
 	ret = 0;
 out:
-	clash_free(e, ti, c, n, u);
+	for (i = 0; i < n; i++) {
+		free(c[i].pk);
+		pk_free(c[i].kv, e->t[ti].npk);
+	}
 	return ret;
 }
 
 /* ------------------------------------------------------------------ */
 /* Merge and materialise                                                */
 
-/* Make the app table's row (ti, pk) match its shadow, row.  kv: the
- * key's values when the caller has them decoded, else NULL. */
+/* Make the app table's row (ti, pk) match its shadow, row, and the rule
+ * on UNIQUE clashes.  kv: the key's values when the caller has them
+ * decoded, else NULL. */
 static int
 materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
     struct shrow *row)
@@ -1924,7 +2073,7 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 	struct shent *s;
 	const char *why = NULL;
 	int *use = NULL, j, k, npk = t->npk, nown = 0, all = 1, ret = -1;
-	int tries, r;
+	int alive = sh_alive(sh_find(row, "")), r;
 
 	if (kv == NULL) {
 		keyj = json_tokener_parse(pk);
@@ -1938,12 +2087,16 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 		}
 		pkv = own;
 	}
-	if (!sh_alive(sh_find(row, ""))) {
+	if (!alive) {
 		if ((st = t_del(e, ti)) == NULL)
 			goto fail;
 		for (k = 0; k < npk; k++)
 			dv_bind(st, k + 1, &pkv[k]);
 	} else {
+		if ((r = unique_check(e, ti, pk, pkv, row)) != 0) {
+			ret = r == 1 ? 0 : -1;
+			goto fail;
+		}
 		if ((use = calloc((size_t)t->ncol, sizeof(*use))) == NULL) {
 			snprintf(e->err, e->errsz, "out of memory");
 			goto fail;
@@ -1970,18 +2123,18 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 			    (s = sh_find(row, t->cols[j])) != NULL)
 				dv_bind(st, j + 1, &s->v);
 	}
-	for (tries = 0; sqlite3_step(st) != SQLITE_DONE; tries++) {
+	if (sqlite3_step(st) != SQLITE_DONE) {
 		snprintf(e->err, e->errsz, "writing %s %s: %s", t->name, pk,
 		    sqlite3_errmsg(e->db));
-		if (sqlite3_extended_errcode(e->db) != SQLITE_CONSTRAINT_UNIQUE ||
-		    tries == UNIQUE_MAX_TRIES)
+		/* A UNIQUE index unique_check cannot ask about. */
+		if (!alive || sqlite3_extended_errcode(e->db) !=
+		    SQLITE_CONSTRAINT_UNIQUE)
 			goto fail;
-		sqlite3_reset(st);	/* keeps the bindings */
-		if ((r = unique_resolve(e, ti, pk, pkv, row)) == 1)
-			break;		/* this row lost: deleted */
-		if (r != 0)
-			goto fail;	/* -1: e->err; 2: the write's error */
-	}
+		sqlite3_reset(st);
+		if (hide(e, ti, pk, pkv, NULL, NULL) == -1)
+			goto fail;
+	} else if (unhide(e, t->name, pk) == -1)
+		goto fail;
 	ret = 0;
 fail:
 	if (st != NULL && st != adhoc)
@@ -1994,120 +2147,74 @@ fail:
 }
 
 /*
- * A UNIQUE constraint declared ON CONFLICT REPLACE makes SQLite settle a
- * clash in our own writes by deleting the rows that held the value:
- * silently, so unique_resolve never hears of it, and without a delete
- * trigger, so the delete would never be logged.  Left alone, each node
- * would keep whichever row it wrote last.  The BEFORE triggers captured
- * those rows (CAPTURE_OP_HOLDER); before the captures go, every one that
- * is gone from the app table but alive in its shadow gets the rule after
- * the fact.  If it held its values first it is written back, and the
- * rows holding them now are deleted; else its delete is logged as ours.
- * Uses e->mr, free once merge_flush has run.  Returns 0 or -1.
+ * Rows hidden for a UNIQUE clash come back once the value is free (the
+ * row holding it deleted or changed, here or anywhere), and a hidden row
+ * whose claim has become the older one takes the value: after every
+ * engine run that wrote, each is placed again by the rule, until a round
+ * moves nothing.  Uses e->mr, free once merge_flush has run.
  */
 static int
-displaced_fix(struct eng *e)
+hidden_retry(struct eng *e)
 {
-	struct gone {
-		int		 ti;
-		char		*pk;
-		struct dv	 kv[CAPTURE_MAX_PK];
-	} *g = NULL, *ng;
-	struct clash c[UNIQUE_MAX_CLASH];
-	struct capture_unique *u = NULL;
-	sqlite3_stmt *q = NULL, *sel;
-	struct dv v;
-	int i, k, ti = -1, rc, ng_ = 0, n = 0, w, ret = -1;
+	sqlite3_stmt *q = NULL;
+	char (*rows)[2][512] = NULL, (*nr)[2][512];
+	int64_t moves;
+	int i, n, ti, pass, rc, ret = -1;
 
-	if (sqlite3_prepare_v2(e->db, "SELECT DISTINCT tid, k1, k2, k3, k4 "
-	    "FROM _meshsync_capture WHERE id > ?1 AND op = ?2", -1, &q,
-	    NULL) != SQLITE_OK)
-		return eng_dberr(e, "displaced rows");
-	sqlite3_bind_int64(q, 1, e->capmax);
-	sqlite3_bind_int(q, 2, CAPTURE_OP_HOLDER);
-	/* Collected first: settling them writes more captures. */
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if ((ti = table_by_tid(e, sqlite3_column_int64(q, 0))) < 0)
-			continue;
-		if ((ng = realloc(g, (size_t)(ng_ + 1) * sizeof(*g))) == NULL)
-			goto oom;
-		g = ng;
-		memset(&g[ng_], 0, sizeof(g[ng_]));
-		g[ng_].ti = ti;
-		for (k = 0; k < e->t[ti].npk; k++) {
-			dv_col(&v, q, 1 + k);
-			if (dv_dup(&g[ng_].kv[k], &v) == -1) {
-				pk_free(g[ng_].kv, k);
-				goto oom;
-			}
-		}
-		if ((g[ng_].pk = pk_encode(g[ng_].kv, e->t[ti].npk)) == NULL) {
-			pk_free(g[ng_].kv, e->t[ti].npk);
-			goto oom;
-		}
-		ng_++;
-	}
-	if (rc != SQLITE_DONE) {
-		eng_dberr(e, "displaced rows");
-		goto out;
-	}
-	for (i = 0; i < ng_; i++) {
-		const struct capture_table *t = &e->t[g[i].ti];
-
-		ti = g[i].ti;
-		sh_clear(&e->mr);
-		if (sh_load(e, &e->mr, t->name, g[i].pk) == -1)
-			goto out;
-		if (!sh_alive(sh_find(&e->mr, "")))
-			continue;	/* deleted on purpose, or never synced */
-		if ((sel = t_sel(e, ti)) == NULL)
-			goto out;
-		for (k = 0; k < t->npk; k++)
-			dv_bind(sel, k + 1, &g[i].kv[k]);
-		rc = sqlite3_step(sel);
-		sqlite3_reset(sel);
-		if (rc == SQLITE_ROW)
-			continue;	/* still there: nothing was replaced */
-		if (rc != SQLITE_DONE) {
-			eng_dberr(e, "displaced row");
+	for (pass = 0; pass < UNIQUE_MAX_PASSES; pass++) {
+		if (hidden_count(e) <= 0)
+			return e->nhid < 0 ? -1 : 0;
+		if (sqlite3_prepare_v2(e->db, "SELECT tbl, pk FROM "
+		    "_meshsync_hidden ORDER BY tbl, pk", -1, &q, NULL) !=
+		    SQLITE_OK) {
+			eng_dberr(e, "hidden rows");
 			goto out;
 		}
-		if (clash_find(e, ti, g[i].kv, &e->mr, c, &n, &u) == -1 ||
-		    (w = clash_winner(e, ti, g[i].pk, &e->mr, c, n)) == -2)
-			goto out;
-		if (w >= 0) {
-			if (unique_drop(e, ti, g[i].pk, g[i].kv, c[w].pk,
-			    c[w].u) == -1)
+		for (n = 0; (rc = sqlite3_step(q)) == SQLITE_ROW; n++) {
+			if ((nr = realloc(rows, (size_t)(n + 1) *
+			    sizeof(*rows))) == NULL) {
+				snprintf(e->err, e->errsz, "out of memory");
 				goto out;
-		} else {
-			for (k = 0; k < n; k++)
-				if (unique_drop(e, ti, c[k].pk, c[k].kv,
-				    g[i].pk, c[k].u) == -1)
+			}
+			rows = nr;
+			util_strlcpy(rows[n][0], (const char *)
+			    sqlite3_column_text(q, 0), sizeof(rows[n][0]));
+			util_strlcpy(rows[n][1], (const char *)
+			    sqlite3_column_text(q, 1), sizeof(rows[n][1]));
+		}
+		sqlite3_finalize(q);
+		q = NULL;
+		if (rc != SQLITE_DONE) {
+			eng_dberr(e, "hidden rows");
+			goto out;
+		}
+		moves = e->hidmoves;
+		for (i = 0; i < n; i++) {
+			if ((ti = table_find(e, rows[i][0])) < 0)
+				continue;	/* untracked since */
+			sh_clear(&e->mr);
+			if (sh_load(e, &e->mr, rows[i][0], rows[i][1]) == -1)
+				goto out;
+			if (!sh_alive(sh_find(&e->mr, ""))) {
+				if (unhide(e, rows[i][0], rows[i][1]) == -1)
 					goto out;
-			if (materialize_row(e, ti, g[i].pk, g[i].kv, &e->mr) ==
+				continue;
+			}
+			if (materialize_row(e, ti, rows[i][1], NULL, &e->mr) ==
 			    -1)
 				goto out;
 		}
-		clash_free(e, ti, c, n, u);
-		n = 0;
-		u = NULL;
+		if (e->hidmoves == moves)
+			break;
 	}
 	ret = 0;
-	goto out;
-oom:
-	snprintf(e->err, e->errsz, "out of memory");
 out:
-	if (u != NULL || n > 0)
-		clash_free(e, ti, c, n, u);
-	sh_clear(&e->mr);
-	for (i = 0; i < ng_; i++) {
-		free(g[i].pk);
-		pk_free(g[i].kv, e->t[g[i].ti].npk);
-	}
-	free(g);
 	sqlite3_finalize(q);
+	sh_clear(&e->mr);
+	free(rows);
 	return ret;
 }
+
 
 /*
  * The application's own triggers fire on the engine's writes as on any
@@ -2137,7 +2244,7 @@ trigger_fix(struct eng *e)
 	sqlite3_stmt *q = NULL, *sel;
 	struct shent *s, *alive;
 	struct dv v;
-	int i, j, k, ti, rc, n = 0, off = 0, differs, ret = -1;
+	int i, j, k, ti, rc, n = 0, off = 0, differs, hid, ret = -1;
 
 	if (e->apptrig < 0)
 		e->apptrig = store_scalar(e->db, "SELECT count(*) FROM "
@@ -2191,7 +2298,13 @@ trigger_fix(struct eng *e)
 			eng_dberr(e, "touched row");
 			goto out;
 		}
-		differs = (rc == SQLITE_ROW) != sh_alive(alive);
+		/* A hidden row (UNIQUE clashes) belongs out of the table. */
+		if ((hid = sh_alive(alive) ? hidden_has(e, t->name, g[i].pk) :
+		    0) == -1) {
+			sqlite3_reset(sel);
+			goto out;
+		}
+		differs = (rc == SQLITE_ROW) != (sh_alive(alive) && !hid);
 		for (j = 0; rc == SQLITE_ROW && !differs && j < t->ncol; j++) {
 			if (col_is_pk(t, j) ||
 			    (s = sh_find(&e->mr, t->cols[j])) == NULL)
@@ -2464,7 +2577,7 @@ eng_prologue(struct eng *e)
 /* Public: open, harvest, vv                                            */
 
 /* Every table and index dbsync_ddl and capture_ddl create. */
-#define DBSYNC_SCHEMA_OBJECTS	10
+#define DBSYNC_SCHEMA_OBJECTS	11
 
 /*
  * Until this release the change log and the shadow held one row per
@@ -2714,7 +2827,8 @@ dbsync_init(sqlite3 *db, char *err, size_t errsz)
 	    "'_meshsync_capture', '_meshsync_meta', '_meshsync_vv', "
 	    "'_meshsync_schemas', '_meshsync_log', '_meshsync_rows', "
 	    "'_meshsync_parked', '_meshsync_parked_tbl', "
-	    "'_meshsync_conflicts')) + ((SELECT value FROM _meshsync_meta "
+	    "'_meshsync_conflicts', '_meshsync_hidden')) + ((SELECT value "
+	    "FROM _meshsync_meta "
 	    "WHERE key = 'layout') IS " DBSYNC_STR(DBSYNC_LAYOUT)
 	    ")") == DBSYNC_SCHEMA_OBJECTS + 1 && migrate_pending(db) == 0)
 		return 0;

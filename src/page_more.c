@@ -366,8 +366,8 @@ conflicts_of_db(const char *name, void *arg)
 		json_object_object_add(o, "loser", conflict_side_ctx(w->r, v));
 		json_object_object_get_ex(c, "winner", &v);
 		json_object_object_add(o, "winner", conflict_side_ctx(w->r, v));
-		/* A row deleted for a UNIQUE clash lost to no value, and
-		 * has no row left to restore a value into. */
+		/* A row hidden for a UNIQUE clash lost to no value, and is
+		 * not in the table to restore a value into. */
 		why = json_object_object_get_ex(c, "why", &v);
 		if (why)
 			add_str(o, "why", json_object_get_string(v));

@@ -109,7 +109,7 @@ test_expect_success 'client data needs a login, and names only configured databa
 	test "$(curl -s -o "$SCRATCH/r" -w "%{http_code}" -H "Authorization: Bearer $(token a)" -d "{\"changes\":[]}" "$a_URL/api/sync/data?db=../meshsync.db")" = 404
 '
 
-test_expect_success 'the same UNIQUE name on two nodes: the first row keeps it everywhere, the other is a conflict' '
+test_expect_success 'the same UNIQUE name on two nodes: the first row keeps it everywhere, the other is hidden' '
 	for n in a b c; do
 		sql $n "CREATE TABLE players (id INTEGER PRIMARY KEY, nick TEXT NOT NULL UNIQUE)" &&
 		eval "dir=\$${n}_DIR" && "$MESHSYNC" track --dir "$dir" app.db players >/dev/null || exit 1
@@ -128,9 +128,9 @@ test_expect_success 'the same UNIQUE name on two nodes: the first row keeps it e
 			{ echo "$n: $(sql $n "SELECT * FROM players")"; exit 1; }
 	done &&
 	test "$(sql a "SELECT group_concat(col || '"'"'='"'"'|| lose_val) FROM _meshsync_conflicts WHERE pk = '"'"'[2]'"'"' AND win_val IS NULL")" = nick=ace &&
-	grep -q "players: rows \[1\] and \[2\] hold the same value in UNIQUE index .*: kept \[1\], which held it first, and deleted \[2\]" "$a_DIR/meshsync.log" &&
+	grep -q "players: row \[2\] hidden: row \[1\] had the same value in UNIQUE index .* first" "$a_DIR/meshsync.log" &&
 	login a && curl -s -b "$SCRATCH/a.jar" "$a_URL/sync/conflicts" >"$SCRATCH/page" &&
-	grep -q "row deleted: row \[1\] held the same nick first (UNIQUE)" "$SCRATCH/page" &&
+	grep -q "hidden: row \[1\] had the same nick first (UNIQUE); shown again when the value is free" "$SCRATCH/page" &&
 	# Nothing is left to restore a value into: no Restore button.
 	! grep -q "Restore the losing value of players" "$SCRATCH/page"
 '
