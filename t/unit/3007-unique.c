@@ -360,6 +360,81 @@ test_declared_replace(void)
 		dbt_node_close(&n[i]);
 }
 
+/* No node wrote concurrently, yet clashes seem to exist for a moment:
+ * they must do no lasting harm. */
+static void
+test_passing_clashes(void)
+{
+	struct tnode o, p, q, a, b;
+	char buf[256];
+	int64_t t = dbt_now();
+	int r;
+
+	/* p deletes row 1 (x); o, having seen that, gives x to row 2.  q
+	 * gets o's row before p's delete (one batch, origin by origin). */
+	mknode(&o, "pc-o");
+	mknode(&p, "pc-p");
+	mknode(&q, "pc-q");
+	dbt_exec(p.app, "INSERT INTO users VALUES(1, 'x', 'Ann')");
+	harvest_at(&p, t);
+	sync1(&p, &o);
+	sync1(&p, &q);
+	dbt_exec(p.app, "DELETE FROM users WHERE id = 1");
+	harvest_at(&p, t + 1000);
+	sync1(&p, &o);
+	dbt_exec(o.app, "INSERT INTO users VALUES(2, 'x', 'Bob')");
+	harvest_at(&o, t + 2000);
+	tap_is_int(sync1(&o, &q), DBSYNC_OK, "q pulls o's row and p's delete");
+	for (r = 0; r < 2; r++) {
+		sync2(&q, &o);
+		sync2(&q, &p);
+		sync2(&o, &p);
+	}
+	tap_is_str(dbt_str(q.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email) FROM users"), "2x", "a relayed delete: q keeps row 2");
+	tap_ok(same(&o, &p) && same(&p, &q), "... and so does everyone");
+	tap_is_int(dbt_int(q.db, "SELECT count(*) FROM _meshsync_conflicts"),
+	    0, "... with no conflict reported for the passing clash");
+	dbt_node_close(&o);
+	dbt_node_close(&p);
+	dbt_node_close(&q);
+
+	/* One node swaps two emails through a temporary value. */
+	mknode(&a, "pc-a");
+	mknode(&b, "pc-b");
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x', 'Ann');"
+	    "INSERT INTO users VALUES(2, 'y', 'Bob')");
+	sync2(&a, &b);
+	dbt_exec(a.app, "UPDATE users SET email = 'tmp' WHERE id = 1;"
+	    "UPDATE users SET email = 'x' WHERE id = 2;"
+	    "UPDATE users SET email = 'y' WHERE id = 1");
+	tap_ok(sync2(&a, &b), "a swap syncs");
+	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email, ',') FROM (SELECT * FROM users ORDER BY id)"), "1y,2x",
+	    "b has both rows, swapped");
+	tap_ok(same(&a, &b), "a and b are identical");
+
+	/* A row deleted and written again holds its value from then: a row
+	 * that took the value meanwhile keeps it. */
+	dbt_exec(a.app, "DELETE FROM users;"
+	    "INSERT INTO users VALUES(7, 'z', 'Ann')");
+	harvest_at(&a, t + 10000);
+	dbt_exec(a.app, "DELETE FROM users WHERE id = 7");
+	harvest_at(&a, t + 11000);
+	sync2(&a, &b);
+	dbt_exec(b.app, "INSERT INTO users VALUES(8, 'z', 'Bob')");
+	harvest_at(&b, t + 12000);
+	dbt_exec(a.app, "INSERT INTO users VALUES(7, 'z', 'Ann again')");
+	harvest_at(&a, t + 13000);
+	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a re-inserts its row");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email) FROM users"), "8z", "the row that took z while the "
+	    "other did not exist keeps it");
+	tap_ok(same(&a, &b), "a and b are identical");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 /* A UNIQUE constraint sharing a column with a composite key. */
 static void
 test_key_column(void)
@@ -427,6 +502,7 @@ main(void)
 	test_key_column();
 	test_replace();
 	test_declared_replace();
+	test_passing_clashes();
 	test_refresh();
 	test_expression_index();
 	dbt_cleanup();
