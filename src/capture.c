@@ -259,9 +259,9 @@ capture_uniques(sqlite3 *db, const char *table, struct capture_unique **out,
 
 	*out = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_index_list(?1) "
-	    "WHERE \"unique\" AND origin <> 'pk' AND NOT partial ORDER BY "
-	    "name", -1, &q, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(db, "SELECT name, origin = 'u' FROM "
+	    "pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk' AND "
+	    "NOT partial ORDER BY name", -1, &q, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT cid, name, coll FROM "
 	    "pragma_index_xinfo(?1) WHERE key ORDER BY seqno", -1, &x, NULL) !=
 	    SQLITE_OK)
@@ -277,6 +277,7 @@ capture_uniques(sqlite3 *db, const char *table, struct capture_unique **out,
 		c = &u[cnt];
 		memset(c, 0, sizeof(*c));
 		name = (const char *)sqlite3_column_text(q, 0);
+		c->declared = sqlite3_column_int(q, 1);
 		ok = name != NULL && (size_t)snprintf(c->index,
 		    sizeof(c->index), "%s", name) < sizeof(c->index);
 		sqlite3_reset(x);
@@ -414,6 +415,12 @@ sb_capture_holders(struct sbuf *b, const char *table, int64_t tid,
  * logs its delete, or finds it unchanged (the write failed, was ignored
  * or replaced nothing) and logs nothing.  The cost, an index lookup per
  * constraint and one more trigger per write, falls only on such tables.
+ *
+ * Only constraints declared in CREATE TABLE get them.  A trigger naming
+ * a column stops the app's ALTER TABLE DROP COLUMN of it, and SQLite
+ * refuses that for such a column anyway, but not for one whose UNIQUE
+ * INDEX the app has just dropped: capturing there would break the app's
+ * migrations.  The app is told at track time.
  */
 static int
 create_holder_triggers(sqlite3 *db, const char *table, int64_t tid,
@@ -426,8 +433,21 @@ create_holder_triggers(sqlite3 *db, const char *table, int64_t tid,
 
 	if (capture_uniques(db, table, &u, &nu, err, errsz) == -1)
 		return -1;
-	if (nu == 0)
+	for (i = k = 0; i < nu; i++) {
+		if (u[i].declared)
+			u[k++] = u[i];
+		else
+			log_warnx("%s: UNIQUE index %s is not declared in "
+			    "CREATE TABLE: a row that INSERT OR REPLACE or "
+			    "UPDATE OR REPLACE replaces through it is deleted "
+			    "here only (use INSERT ... ON CONFLICT DO UPDATE)",
+			    table, u[i].index);
+	}
+	nu = k;
+	if (nu == 0) {
+		free(u);
 		return 0;
+	}
 	sbuf_addf(&b, "CREATE TRIGGER \"_meshsync_bi_%s\" BEFORE INSERT ON "
 	    "\"%s\" BEGIN ", table, table);
 	sb_capture_holders(&b, table, tid, pk, npk, u, nu, NULL);

@@ -55,6 +55,7 @@ struct capture_table {
 };
 
 #define CAPTURE_UNIQUE_COLS	16	/* columns of a UNIQUE constraint */
+#define CAPTURE_IDENT_MAX	255	/* a column, index or collation name */
 
 /*
  * A UNIQUE constraint of a tracked table other than its primary key, on
@@ -62,17 +63,18 @@ struct capture_table {
  * value in it, column by column, with the index's collations.
  */
 struct capture_unique {
-	char	 index[2 * CAPTURE_NAME_MAX + 1];
+	char	 index[CAPTURE_IDENT_MAX + 1];
+	int	 declared;	/* in CREATE TABLE, not CREATE UNIQUE INDEX */
 	int	 ncol;
-	char	 col[CAPTURE_UNIQUE_COLS][CAPTURE_NAME_MAX + 1];
-	char	 coll[CAPTURE_UNIQUE_COLS][CAPTURE_NAME_MAX + 1];
+	char	 col[CAPTURE_UNIQUE_COLS][CAPTURE_IDENT_MAX + 1];
+	char	 coll[CAPTURE_UNIQUE_COLS][CAPTURE_IDENT_MAX + 1];
 };
 
 /*
  * The UNIQUE constraints of `table` as above, as a new array *out of *n
  * (NULL and 0 when there are none).  Constraints on expressions, partial
- * ones and ones with names too long for the struct are left out: the
- * callers cannot ask about them.  Returns 0, or -1 with err filled.
+ * ones and ones with names longer than CAPTURE_IDENT_MAX are left out:
+ * the callers cannot ask about them.  Returns 0, or -1 with err filled.
  */
 int	 capture_uniques(sqlite3 *db, const char *table,
 	    struct capture_unique **out, int *n, char *err, size_t errsz);

@@ -435,6 +435,26 @@ test_passing_clashes(void)
 	dbt_node_close(&b);
 }
 
+/* An app migration that drops a UNIQUE index, then its column, still
+ * works on a tracked table. */
+static void
+test_migration(void)
+{
+	struct tnode a;
+
+	dbt_node(&a, "mg-a", "CREATE TABLE people(id INTEGER PRIMARY KEY,"
+	    " email TEXT, name TEXT);"
+	    "CREATE UNIQUE INDEX people_email ON people(email);");
+	tap_is_int(dbt_track(&a, "people"), 0, "a table with a UNIQUE index "
+	    "made by CREATE UNIQUE INDEX is tracked");
+	tap_is_int(dbt_exec(a.app, "DROP INDEX people_email;"
+	    "ALTER TABLE people DROP COLUMN email"), 0,
+	    "the app drops the index, then the column");
+	tap_is_int(dbt_exec(a.app, "INSERT INTO people VALUES(1, 'Ann')"), 0,
+	    "... and writes the table as before");
+	dbt_node_close(&a);
+}
+
 /* A UNIQUE constraint sharing a column with a composite key. */
 static void
 test_key_column(void)
@@ -504,6 +524,7 @@ main(void)
 	test_declared_replace();
 	test_passing_clashes();
 	test_refresh();
+	test_migration();
 	test_expression_index();
 	dbt_cleanup();
 	return tap_done();
