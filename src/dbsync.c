@@ -1390,6 +1390,7 @@ client_clock(struct eng *e, const struct capture_table *t, const int *chg,
 }
 
 static int	unhide(struct eng *, const char *, const char *);
+static int	hidden_has(struct eng *, const char *, const char *);
 
 /*
  * Diff one row against its shadow and log what changed.  row is the
@@ -1402,6 +1403,7 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 	struct shent *alive, *s;
 	struct dv v;
 	int j, need_alive = 0, nchg = 0, *chg = NULL, ret = -1, known, pass;
+	int hid;
 	uint64_t h;
 	int64_t sid;
 
@@ -1427,6 +1429,8 @@ harvest_row(struct eng *e, int ti, const char *pk, sqlite3_stmt *row)
 		}
 	} else if (!sh_alive(alive))
 		return 0;	/* never seen alive, or already a tombstone */
+	else if ((hid = hidden_has(e, t->name, pk)) != 0)
+		return hid == 1 ? 0 : -1;	/* hidden, not deleted */
 	/* The app has the row (it wrote a row under a hidden row's key):
 	 * the row is the app's now, not hidden. */
 	if (row != NULL && unhide(e, t->name, pk) == -1) {

@@ -435,6 +435,37 @@ test_passing_clashes(void)
 	dbt_node_close(&b);
 }
 
+/* Re-tracking after a schema change re-reads every row the shadow holds
+ * alive: a hidden row is not taken for a deleted one. */
+static void
+test_retrack_hidden(void)
+{
+	struct tnode a, b;
+	char buf[256];
+	int64_t t = dbt_now();
+
+	mknode(&a, "rh-a");
+	mknode(&b, "rh-b");
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@', 'Ann')");
+	harvest_at(&a, t);
+	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'x@', 'Bob')");
+	harvest_at(&b, t + 1000);
+	sync2(&a, &b);
+	dbt_exec(a.app, "ALTER TABLE users ADD COLUMN note TEXT");
+	dbt_exec(b.app, "ALTER TABLE users ADD COLUMN note TEXT");
+	tap_ok(dbt_track(&a, "users") == 0 && dbt_track(&b, "users") == 0,
+	    "both re-track after adding a column");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_hidden"), 1,
+	    "b's row is still hidden, not deleted");
+	dbt_exec(a.app, "DELETE FROM users WHERE id = 1");
+	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a deletes its row");
+	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
+	    "email || name) FROM users"), "2x@Bob", "b's row is back on a");
+	tap_ok(same(&a, &b), "a and b are identical");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 /* An app migration that drops a UNIQUE index, then its column, still
  * works on a tracked table. */
 static void
@@ -525,6 +556,7 @@ main(void)
 	test_passing_clashes();
 	test_refresh();
 	test_migration();
+	test_retrack_hidden();
 	test_expression_index();
 	dbt_cleanup();
 	return tap_done();
