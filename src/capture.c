@@ -749,6 +749,9 @@ capture_refresh(sqlite3 *app, char *err, size_t errsz)
 				pk[c[j].pk - 1] = &c[j];
 				npk++;
 			}
+		for (j = 0; j < npk && npk == t[i].npk; j++)
+			if (strcmp(pk[j]->name, t[i].cols[t[i].pkidx[j]]) != 0)
+				npk = -1;
 		if (npk != t[i].npk) {
 			log_warnx("capture triggers of %s not refreshed: its "
 			    "key changed; run meshsync track", t[i].name);

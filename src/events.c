@@ -1,7 +1,11 @@
 /* events.c - one HTTP POST per event to nchan over a unix socket (libcurl). */
 #include "events.h"
 
+#include <sys/file.h>
+
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -47,10 +51,23 @@ events_publish(const struct conf *c, sqlite3 *state, const char *kind,
 	json_object *ev;
 	CURLcode cc;
 	CURL *h;
+	int lock = -1;
 
 	ev = data != NULL ? data : json_object_new_object();
 	if (ev == NULL)
 		return;
+	/*
+	 * Publishers are several processes (pool workers, the worker, the
+	 * CLI): one that took a number could post after one that took the
+	 * next, and subscribers, who resume by number, would see them out
+	 * of order.  Taking the number and posting hold one lock.
+	 */
+	if (node_run_path(c, sock, sizeof(sock), "events.lock") == 0 &&
+	    (lock = open(sock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) != -1 &&
+	    flock(lock, LOCK_EX) == -1) {
+		close(lock);
+		lock = -1;
+	}
 	json_object_object_add(ev, "seq", json_object_new_int64(next_seq(state)));
 	json_object_object_add(ev, "kind", json_object_new_string(kind));
 	json_object_object_add(ev, "time", json_object_new_string(
@@ -59,6 +76,8 @@ events_publish(const struct conf *c, sqlite3 *state, const char *kind,
 	if (node_run_path(c, sock, sizeof(sock), "events.sock") == -1 ||
 	    (h = curl_easy_init()) == NULL) {
 		json_object_put(ev);
+		if (lock != -1)
+			close(lock);
 		return;
 	}
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -73,6 +92,8 @@ events_publish(const struct conf *c, sqlite3 *state, const char *kind,
 	if (cc != CURLE_OK)
 		log_debug("event %s not published: %s", kind,
 		    curl_easy_strerror(cc));
+	if (lock != -1)
+		close(lock);	/* releases the flock */
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
 	json_object_put(ev);
