@@ -1988,6 +1988,14 @@ hidden_tell(struct eng *e)
 		}
 		log_warnx("%s", h->line);
 	}
+	/* Told: a later run of this engine (after a re-track, with other
+	 * table numbers) starts afresh. */
+	for (i = 0; i < e->nnewhid; i++) {
+		free(e->newhid[i].pk);
+		free(e->newhid[i].why);
+		free(e->newhid[i].line);
+	}
+	e->nnewhid = 0;
 	return 0;
 }
 
@@ -3032,6 +3040,7 @@ eng_reload(struct eng *e)
 		sqlite3_finalize(e->ts[k].sel);
 		sqlite3_finalize(e->ts[k].ups);
 		sqlite3_finalize(e->ts[k].del);
+		free(e->ts[k].u);
 	}
 	free(e->ts);
 	e->ts = NULL;
