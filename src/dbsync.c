@@ -2174,8 +2174,10 @@ hidden_retry(struct eng *e)
 	int i, n, ti, pass, rc, ret = -1;
 
 	for (pass = 0; pass < UNIQUE_MAX_PASSES; pass++) {
-		if (hidden_count(e) <= 0)
-			return e->nhid < 0 ? -1 : 0;
+		if (hidden_count(e) < 0)
+			goto out;
+		if (e->nhid == 0)
+			break;
 		if (sqlite3_prepare_v2(e->db, "SELECT tbl, pk FROM "
 		    "_meshsync_hidden ORDER BY tbl, pk", -1, &q, NULL) !=
 		    SQLITE_OK) {
