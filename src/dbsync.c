@@ -518,6 +518,7 @@ struct eng {
 	int64_t			 selfseq0;
 	int64_t			 capmax;
 	int			 apptrig;	/* app triggers: -1 not read */
+	int			 trigrefused;	/* rows they refused (logged once) */
 	int64_t			 nhid;		/* hidden rows: -1 not read */
 	int64_t			 hidmoves;	/* rows hidden or shown */
 	struct newhid		*newhid;	/* hidden in this run (nnewhid) */
@@ -1390,6 +1391,8 @@ client_clock(struct eng *e, const struct capture_table *t, const int *chg,
 }
 
 static int	unhide(struct eng *, const char *, const char *);
+static int	app_triggers(struct eng *);
+static int	triggers_on(struct eng *);
 static int	hidden_has(struct eng *, const char *, const char *);
 
 /*
@@ -1630,10 +1633,19 @@ static int
 capture_discard(struct eng *e)
 {
 	sqlite3_stmt *q = NULL;
-	int ret = -1;
+	int64_t moves;
+	int ret = -1, round, fixed;
 
-	if (hidden_retry(e) == -1 || trigger_fix(e) == -1 ||
-	    hidden_tell(e) == -1)
+	/* Setting rows back may free values hidden rows wait for, and
+	 * placing those fires the app's triggers again. */
+	for (round = 0; round < 4; round++) {
+		moves = e->hidmoves;
+		if (hidden_retry(e) == -1 || (fixed = trigger_fix(e)) == -1)
+			return -1;
+		if (!fixed && e->hidmoves == moves)
+			break;
+	}
+	if (hidden_tell(e) == -1)
 		return -1;
 
 	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_capture WHERE "
@@ -1679,24 +1691,39 @@ struct clash {
 	int				 ncol;
 };
 
-/* The clock at which row r came to hold its values in cols: the latest
- * of theirs and of its existence (a row deleted and written again holds
- * them from then).  No shadow: (0, ""), the oldest claim there is. */
+/*
+ * A row's claim: the clock at which it came to hold its values in every
+ * UNIQUE constraint of its table (u[0..nu)), the latest of theirs and of
+ * its existence (a row deleted and written again holds them from then).
+ * One claim per row, not per constraint: with two constraints, per
+ * constraint claims could each favour another row, and every node would
+ * keep the row it had.  A row without a shadow is one the app's own
+ * trigger just made here (every other row was harvested first): it
+ * yields to every row, and trigger_fix removes it.
+ */
 static void
-claim_of(struct shrow *r, const struct capture_table *t, const int *cols,
-    int n, uint64_t *h, const char **node)
+claim_of(struct shrow *r, const struct capture_table *t,
+    const struct capture_unique *u, int nu, uint64_t *h, const char **node)
 {
 	struct shent *s;
-	int i;
+	int i, c;
 
 	*h = 0;
 	*node = "";
-	for (i = -1; i < n; i++)
-		if ((s = sh_find(r, i < 0 ? "" : t->cols[cols[i]])) != NULL &&
-		    hlc_cmp(s->hlc, s->node, *h, *node) > 0) {
-			*h = s->hlc;
-			*node = s->node;
-		}
+	if ((s = sh_find(r, "")) == NULL) {
+		*h = UINT64_MAX;
+		return;
+	}
+	*h = s->hlc;
+	*node = s->node;
+	for (i = 0; i < nu; i++)
+		for (c = 0; c < u[i].ncol; c++)
+			if (col_find(t, u[i].col[c]) >= 0 &&
+			    (s = sh_find(r, u[i].col[c])) != NULL &&
+			    hlc_cmp(s->hlc, s->node, *h, *node) > 0) {
+				*h = s->hlc;
+				*node = s->node;
+			}
 }
 
 /* The value row (key values pkv, shadow row) has in column j, or NULL
@@ -1930,8 +1957,7 @@ hide(struct eng *e, int ti, const char *pk, const struct dv *kv,
 		    "one, which no rule settles; shown again when it is free");
 		snprintf(line, sizeof(line), "%s: row %s hidden: it breaks a "
 		    "UNIQUE index on an expression or a partial one, and nodes "
-		    "may keep different rows (%s)", t->name, pk,
-		    sqlite3_errmsg(e->db));
+		    "may keep different rows (%s)", t->name, pk, e->err);
 	}
 	/* Told of when the run has settled: a clash may pass within it. */
 	if ((nh = realloc(e->newhid, (size_t)(e->nnewhid + 1) *
@@ -2009,15 +2035,18 @@ clash_winner(struct eng *e, int ti, const char *pk, struct shrow *row,
     const struct clash *c, int n)
 {
 	const struct capture_table *t = &e->t[ti];
+	struct capture_unique *u;
 	const char *rn, *on;
 	uint64_t rh, oh;
-	int i, rc;
+	int i, rc, nu;
 
+	if (uniques(e, ti, &u, &nu) == -1)
+		return -2;
+	claim_of(row, t, u, nu, &rh, &rn);
 	for (i = 0; i < n; i++) {
-		claim_of(row, t, c[i].cols, c[i].ncol, &rh, &rn);
 		if (sh_load(e, &e->sh, t->name, c[i].pk) == -1)
 			return -2;
-		claim_of(&e->sh, t, c[i].cols, c[i].ncol, &oh, &on);
+		claim_of(&e->sh, t, u, nu, &oh, &on);
 		rc = hlc_cmp(rh, rn, oh, on);
 		if (rc > 0 || (rc == 0 && strcmp(pk, c[i].pk) > 0))
 			return i;
@@ -2085,7 +2114,7 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 	struct shent *s;
 	const char *why = NULL;
 	int *use = NULL, j, k, npk = t->npk, nown = 0, all = 1, ret = -1;
-	int alive = sh_alive(sh_find(row, "")), r;
+	int alive = sh_alive(sh_find(row, "")), r, rc, code = 0;
 
 	if (kv == NULL) {
 		keyj = json_tokener_parse(pk);
@@ -2135,14 +2164,41 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 			    (s = sh_find(row, t->cols[j])) != NULL)
 				dv_bind(st, j + 1, &s->v);
 	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
 		snprintf(e->err, e->errsz, "writing %s %s: %s", t->name, pk,
 		    sqlite3_errmsg(e->db));
-		/* A UNIQUE index unique_check cannot ask about. */
-		if (!alive || sqlite3_extended_errcode(e->db) !=
-		    SQLITE_CONSTRAINT_UNIQUE)
+		code = sqlite3_extended_errcode(e->db);
+	}
+	/*
+	 * The app's own triggers judge the rows the engine writes too, and
+	 * a validation trigger (RAISE) may refuse or skip a peer's row that
+	 * only the merge made, or a trigger's write may break a constraint:
+	 * the origin's triggers judged its writes already.  Written again
+	 * with them off, once.
+	 */
+	if ((rc != SQLITE_DONE || (alive && sqlite3_changes(e->db) == 0)) &&
+	    (sqlite3_reset(st), r = app_triggers(e)) != 0 && triggers_on(e)) {
+		if (r == -1 || sqlite3_db_config(e->db,
+		    SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) != SQLITE_OK)
 			goto fail;
+		if ((rc = sqlite3_step(st)) == SQLITE_DONE &&
+		    e->trigrefused++ == 0)
+			log_warnx("%s %s: the app's triggers refused or skipped "
+			    "a row from a peer (%s): written without them",
+			    t->name, pk, code != 0 ? e->err : "no error");
+		if (rc != SQLITE_DONE) {
+			snprintf(e->err, e->errsz, "writing %s %s: %s",
+			    t->name, pk, sqlite3_errmsg(e->db));
+			code = sqlite3_extended_errcode(e->db);
+		}
 		sqlite3_reset(st);
+		sqlite3_db_config(e->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1,
+		    NULL);
+	}
+	if (rc != SQLITE_DONE) {
+		/* A UNIQUE index unique_check cannot ask about. */
+		if (!alive || code != SQLITE_CONSTRAINT_UNIQUE)
+			goto fail;
 		if (hide(e, ti, pk, pkv, NULL, NULL) == -1)
 			goto fail;
 	} else if (unhide(e, t->name, pk) == -1)
@@ -2169,9 +2225,9 @@ static int
 hidden_retry(struct eng *e)
 {
 	sqlite3_stmt *q = NULL;
-	char (*rows)[2][512] = NULL, (*nr)[2][512];
+	char *(*rows)[2] = NULL, *(*nr)[2];
 	int64_t moves;
-	int i, n, ti, pass, rc, ret = -1;
+	int i, n = 0, ti, pass, rc, ret = -1;
 
 	for (pass = 0; pass < UNIQUE_MAX_PASSES; pass++) {
 		if (hidden_count(e) < 0)
@@ -2184,6 +2240,10 @@ hidden_retry(struct eng *e)
 			eng_dberr(e, "hidden rows");
 			goto out;
 		}
+		for (i = 0; i < n; i++) {
+			free(rows[i][0]);
+			free(rows[i][1]);
+		}
 		for (n = 0; (rc = sqlite3_step(q)) == SQLITE_ROW; n++) {
 			if ((nr = realloc(rows, (size_t)(n + 1) *
 			    sizeof(*rows))) == NULL) {
@@ -2191,10 +2251,15 @@ hidden_retry(struct eng *e)
 				goto out;
 			}
 			rows = nr;
-			util_strlcpy(rows[n][0], (const char *)
-			    sqlite3_column_text(q, 0), sizeof(rows[n][0]));
-			util_strlcpy(rows[n][1], (const char *)
-			    sqlite3_column_text(q, 1), sizeof(rows[n][1]));
+			rows[n][0] = strdup((const char *)
+			    sqlite3_column_text(q, 0));
+			rows[n][1] = strdup((const char *)
+			    sqlite3_column_text(q, 1));
+			if (rows[n][0] == NULL || rows[n][1] == NULL) {
+				n++;
+				snprintf(e->err, e->errsz, "out of memory");
+				goto out;
+			}
 		}
 		sqlite3_finalize(q);
 		q = NULL;
@@ -2225,10 +2290,36 @@ hidden_retry(struct eng *e)
 out:
 	sqlite3_finalize(q);
 	sh_clear(&e->mr);
+	for (i = 0; i < n; i++) {
+		free(rows[i][0]);
+		free(rows[i][1]);
+	}
 	free(rows);
 	return ret;
 }
 
+
+/* 1 when this connection runs triggers (trigger_fix turns them off). */
+static int
+triggers_on(struct eng *e)
+{
+	int on = 1;
+
+	sqlite3_db_config(e->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, -1, &on);
+	return on;
+}
+
+/* 1 when a tracked table has triggers of the app's own (once per run). */
+static int
+app_triggers(struct eng *e)
+{
+	if (e->apptrig < 0)
+		e->apptrig = store_scalar(e->db, "SELECT count(*) FROM "
+		    "sqlite_schema WHERE type = 'trigger' AND name NOT LIKE "
+		    "'\\_meshsync\\_%' ESCAPE '\\' AND tbl_name IN (SELECT "
+		    "tbl FROM _meshsync_tracked)") > 0;
+	return e->apptrig;
+}
 
 /*
  * The application's own triggers fire on the engine's writes as on any
@@ -2260,11 +2351,7 @@ trigger_fix(struct eng *e)
 	struct dv v;
 	int i, j, k, ti, rc, n = 0, off = 0, differs, hid, ret = -1;
 
-	if (e->apptrig < 0)
-		e->apptrig = store_scalar(e->db, "SELECT count(*) FROM "
-		    "sqlite_schema WHERE type = 'trigger' AND name NOT LIKE "
-		    "'\\_meshsync\\_%' ESCAPE '\\'") > 0;
-	if (e->apptrig == 0)
+	if (app_triggers(e) == 0)
 		return 0;
 	if (sqlite3_prepare_v2(e->db, "SELECT DISTINCT tid, k1, k2, k3, k4 "
 	    "FROM _meshsync_capture WHERE id > ?1 AND op <> ?2", -1, &q,
@@ -2339,7 +2426,7 @@ trigger_fix(struct eng *e)
 		if (materialize_row(e, ti, g[i].pk, g[i].kv, &e->mr) == -1)
 			goto out;
 	}
-	ret = 0;
+	ret = off;	/* 1: rows were set back */
 	goto out;
 oom:
 	snprintf(e->err, e->errsz, "out of memory");
@@ -4746,6 +4833,31 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 	exists = rc == SQLITE_ROW;
 	sqlite3_reset(sel);
 	alive = sh_find(&e->sh, "");
+	/* A row hidden for a UNIQUE clash (not in the table, alive in the
+	 * shadow): its delete is logged as the client's; a write would
+	 * start a row from the client's columns alone, so it is refused. */
+	if (!exists && sh_alive(alive) && (rc = hidden_has(e, t->name, pk))
+	    != 0) {
+		if (rc == -1)
+			goto fail;
+		if (!c->del) {
+			snprintf(e->err, e->errsz, "%s %s is hidden: another row "
+			    "had its UNIQUE value first (see the conflicts); "
+			    "free the value, or delete this row", t->name, pk);
+			ret = -2;
+			goto fail;
+		}
+		if (unhide(e, t->name, pk) == -1)
+			goto fail;
+		e->client_ms = c->ts_ms;
+		rc = harvest_row(e, c->ti, pk, NULL);
+		e->client_ms = 0;
+		if (rc == -1)
+			goto fail;
+		e->st->applied++;
+		ret = 0;
+		goto fail;
+	}
 
 	/* The row's existence changed after the client's edit: keep it. */
 	if (alive != NULL && hlc_wall(alive->hlc) > c->ts_ms &&

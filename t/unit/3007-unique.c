@@ -1,6 +1,7 @@
 /* 3007-unique.c - two nodes write rows holding the same value in a UNIQUE column: every node keeps the row that held it first, deletes the other, logs its values as conflicts, and sync never sticks. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -486,6 +487,120 @@ test_migration(void)
 	dbt_node_close(&a);
 }
 
+/* Two UNIQUE constraints where each row took one value first: one claim
+ * per row settles it the same way on every node. */
+static void
+test_two_constraints(void)
+{
+	struct tnode a, b;
+	char d1[65], d2[65];
+	int64_t t = dbt_now();
+	const char *s = "CREATE TABLE handles(id INTEGER PRIMARY KEY,"
+	    " email TEXT UNIQUE, name TEXT UNIQUE);";
+
+	dbt_node(&a, "tc-a", s);
+	dbt_node(&b, "tc-b", s);
+	dbt_track(&a, "handles");
+	dbt_track(&b, "handles");
+	dbt_exec(a.app, "INSERT INTO handles VALUES(1, 'e', 'x')");
+	harvest_at(&a, t);
+	dbt_exec(b.app, "INSERT INTO handles VALUES(2, 'e', 'n')");
+	harvest_at(&b, t + 1000);
+	dbt_exec(a.app, "UPDATE handles SET name = 'n' WHERE id = 1");
+	harvest_at(&a, t + 2000);
+	tap_ok(sync2(&a, &b) && sync2(&a, &b), "rows clashing on two "
+	    "constraints sync");
+	dbt_digest(a.db, "handles", d1);
+	dbt_digest(b.db, "handles", d2);
+	tap_is_str(d1, d2, "a and b keep the same row");
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM handles"), 1,
+	    "... one of the two");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+/* An offline client and a hidden row: its delete is taken; a write,
+ * which would start the row from the client's columns alone, is
+ * refused with the reason. */
+static void
+test_client_hidden(void)
+{
+	struct tnode a, b;
+	struct dbsync_stats st;
+	char js[512], ts[64], err[512];
+	json_object *req;
+	time_t now = time(NULL);
+	int64_t t = dbt_now();
+	enum dbsync_rc rc;
+
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S+00:00", gmtime(&now));
+	mknode(&a, "ch-a");
+	mknode(&b, "ch-b");
+	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'e', 'Ann')");
+	harvest_at(&a, t - 20000);
+	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'e', 'Bob')");
+	harvest_at(&b, t - 10000);
+	sync2(&a, &b);
+	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
+	    "\"upsert\",\"pk\":{\"id\":2},\"values\":{\"name\":\"Bobby\"},"
+	    "\"ts\":\"%s\"}]}", ts);
+	req = json_tokener_parse(js);
+	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
+	    sizeof(err));
+	json_object_put(req);
+	tap_ok(rc == DBSYNC_EINPUT && strstr(err, "is hidden") != NULL,
+	    "a client's write to a hidden row is refused, saying why");
+	tap_diag("%s", err);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_hidden WHERE "
+	    "pk = '[2]'"), 1, "... and the row stays hidden, values kept");
+	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
+	    "\"delete\",\"pk\":{\"id\":2},\"ts\":\"%s\"}]}", ts);
+	req = json_tokener_parse(js);
+	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
+	    sizeof(err));
+	json_object_put(req);
+	tap_is_int(rc, DBSYNC_OK, "a client deletes the hidden row");
+	dbt_exec(a.app, "DELETE FROM users WHERE id = 1");
+	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a frees the value");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM users"), 0,
+	    "the deleted row does not come back");
+	tap_ok(same(&a, &b), "a and b are identical");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
+/* A hidden row with a long key comes back like any other. */
+static void
+test_long_key(void)
+{
+	struct tnode a, b;
+	int64_t t = dbt_now();
+	const char *s = "CREATE TABLE docs(path TEXT PRIMARY KEY,"
+	    " slug TEXT UNIQUE, body TEXT);";
+
+	dbt_node(&a, "lk-a", s);
+	dbt_node(&b, "lk-b", s);
+	dbt_track(&a, "docs");
+	dbt_track(&b, "docs");
+	dbt_exec(a.app, "INSERT INTO docs VALUES('short', 's', 'A')");
+	harvest_at(&a, t);
+	dbt_exec(b.app, "INSERT INTO docs VALUES('/p/' || "
+	    "printf('%%.600c', 'x'), 's', 'B')");
+	harvest_at(&b, t + 1000);
+	sync1(&a, &b);
+	sync1(&b, &a);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_hidden"), 1,
+	    "a row with a 603-byte key is hidden");
+	dbt_exec(a.app, "DELETE FROM docs WHERE path = 'short'");
+	sync1(&a, &b);
+	sync1(&b, &a);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM docs") +
+	    dbt_int(b.db, "SELECT count(*) FROM docs"), 2,
+	    "... and back on both once the value is free");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 /* A UNIQUE constraint sharing a column with a composite key. */
 static void
 test_key_column(void)
@@ -557,6 +672,9 @@ main(void)
 	test_refresh();
 	test_migration();
 	test_retrack_hidden();
+	test_two_constraints();
+	test_client_hidden();
+	test_long_key();
 	test_expression_index();
 	dbt_cleanup();
 	return tap_done();

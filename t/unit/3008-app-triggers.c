@@ -148,6 +148,98 @@ test_other_tables(void)
 	dbt_node_close(&b);
 }
 
+/* Nodes of one schema s, each tracking the named tables. */
+static void
+pair(struct tnode *a, struct tnode *b, const char *id, const char *s,
+    const char *t1, const char *t2)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s-a", id);
+	dbt_node(a, name, s);
+	snprintf(name, sizeof(name), "%s-b", id);
+	dbt_node(b, name, s);
+	dbt_track(a, t1);
+	dbt_track(b, t1);
+	if (t2 != NULL) {
+		dbt_track(a, t2);
+		dbt_track(b, t2);
+	}
+}
+
+static int
+same_table(struct tnode *a, struct tnode *b, const char *t)
+{
+	char d1[65], d2[65];
+
+	dbt_digest(a->db, t, d1);
+	dbt_digest(b->db, t, d2);
+	return strcmp(d1, d2) == 0;
+}
+
+/* Validation triggers judge the merged row, which no node wrote: a
+ * RAISE(ABORT) would stop sync for good, a RAISE(IGNORE) make nodes
+ * differ.  The origins' triggers judged their writes already. */
+static void
+test_validation(void)
+{
+	static const char *mode[] = { "ABORT, 'order closed'", "IGNORE" };
+	struct tnode a, b;
+	char s[512];
+	int64_t t = dbt_now();
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(s, sizeof(s), "CREATE TABLE orders(id INTEGER PRIMARY "
+		    "KEY, status TEXT, total INTEGER);"
+		    "CREATE TRIGGER closed BEFORE UPDATE OF total ON orders"
+		    " WHEN OLD.status = 'closed' BEGIN SELECT RAISE(%s); END;",
+		    mode[i]);
+		pair(&a, &b, i == 0 ? "va" : "vi", s, "orders", NULL);
+		dbt_exec(a.app, "INSERT INTO orders VALUES(1, 'open', 0)");
+		sync2(&a, &b, NULL);
+		dbt_exec(a.app, "UPDATE orders SET total = 5 WHERE id = 1");
+		dbsync_harvest(a.db, a.id, t + 1000, NULL, s, sizeof(s));
+		dbt_exec(b.app, "UPDATE orders SET status = 'closed' WHERE "
+		    "id = 1");
+		dbsync_harvest(b.db, b.id, t + 2000, NULL, s, sizeof(s));
+		tap_ok(sync2(&a, &b, NULL), "RAISE(%s) in the app's trigger: "
+		    "syncs succeed", i == 0 ? "ABORT" : "IGNORE");
+		tap_ok(same_table(&a, &b, "orders"), "... and a and b are "
+		    "identical");
+		dbt_node_close(&a);
+		dbt_node_close(&b);
+	}
+}
+
+/* A row the app's trigger makes here must not block the origin's rows:
+ * neither by its UNIQUE value, nor by the write it fails. */
+static void
+test_trigger_rows(void)
+{
+	static const char *s =
+	    "CREATE TABLE p(id INTEGER PRIMARY KEY, v);"
+	    "CREATE TABLE audit(id INTEGER PRIMARY KEY, ref INTEGER UNIQUE,"
+	    " note);"
+	    "CREATE TRIGGER p_audit AFTER INSERT ON p BEGIN"
+	    " INSERT INTO audit(ref, note) VALUES(NEW.id, 'made'); END;";
+	struct tnode a, b;
+
+	pair(&a, &b, "tr", s, "p", "audit");
+	/* b's own audit ids run ahead of a's. */
+	dbt_exec(b.app, "INSERT INTO audit VALUES(7, NULL, 'local')");
+	dbt_exec(a.app, "INSERT INTO p VALUES(5, 'x')");
+	tap_ok(sync2(&b, &a, NULL) && sync2(&a, &b, NULL), "an insert and "
+	    "its trigger's audit row sync");
+	tap_ok(same_table(&a, &b, "p") && same_table(&a, &b, "audit"),
+	    "a and b are identical");
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_hidden") +
+	    dbt_int(b.db, "SELECT count(*) FROM _meshsync_conflicts"), 0,
+	    "nothing hidden, no conflict: b's trigger row yielded");
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+}
+
 int
 main(void)
 {
@@ -155,6 +247,8 @@ main(void)
 		return 1;
 	test_row_triggers();
 	test_other_tables();
+	test_validation();
+	test_trigger_rows();
 	dbt_cleanup();
 	return tap_done();
 }
