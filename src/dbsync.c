@@ -1902,6 +1902,26 @@ unhide(struct eng *e, const char *tbl, const char *pk)
 	return 0;
 }
 
+/* Forget every hidden row of table tbl (it is untracked). */
+static int
+unhide_table(struct eng *e, const char *tbl)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_hidden WHERE "
+	    "tbl = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			ret = 0;
+	}
+	if (ret == -1)
+		eng_dberr(e, "hidden rows");
+	sqlite3_finalize(st);
+	e->nhid = -1;
+	return ret;
+}
+
 /*
  * Hide row (ti, pk, key values kv): out of the app table, into
  * _meshsync_hidden.  The first time, hidden_tell is left to say which
@@ -3160,7 +3180,10 @@ track_op(sqlite3 *db, const char *self, const char *table, int64_t now_ms,
 	    capture_discard(&e) == -1)
 		goto fail;
 	if (untrack) {
-		if (capture_untrack(db, table, err, errsz) == -1)
+		/* Its hidden rows stay in the shadow, out of the table: no
+		 * longer synced, nothing will place them again. */
+		if (capture_untrack(db, table, err, errsz) == -1 ||
+		    unhide_table(&e, table) == -1)
 			goto fail;
 		return eng_end(&e, 1);
 	}

@@ -463,6 +463,23 @@ test_retrack_hidden(void)
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
 	    "email || name) FROM users"), "2x@Bob", "b's row is back on a");
 	tap_ok(same(&a, &b), "a and b are identical");
+	/* Untracking forgets the table's hidden rows. */
+	dbt_exec(b.app, "INSERT INTO users VALUES(3, 'y@', 'Cy', NULL)");
+	harvest_at(&b, dbt_now());
+	dbt_exec(a.app, "INSERT INTO users VALUES(4, 'y@', 'Di', NULL)");
+	harvest_at(&a, dbt_now() + 1000);
+	sync2(&a, &b);
+	{
+		char err[256];
+
+		tap_is_int(dbt_int(a.db, "SELECT count(*) FROM "
+		    "_meshsync_hidden"), 1, "a row is hidden");
+		tap_is_int(dbsync_untrack(a.db, a.id, "users", dbt_now(), err,
+		    sizeof(err)), DBSYNC_OK, "users is untracked");
+		tap_is_int(dbt_int(a.db, "SELECT count(*) FROM "
+		    "_meshsync_hidden"), 0,
+		    "untracking a table forgets its hidden rows");
+	}
 	dbt_node_close(&a);
 	dbt_node_close(&b);
 }
