@@ -498,6 +498,7 @@ struct tstmt {			/* per-table statements */
 	sqlite3_stmt	*sel, *ups, *del;
 	char		 aff[CAPTURE_MAX_PK];	/* key_affinity, 0: not read */
 	struct capture_unique *u;		/* UNIQUE constraints (nu) */
+	sqlite3_stmt	**uq;			/* clash_index's, per u */
 	int		 nu, uread;
 };
 
@@ -715,7 +716,7 @@ static void	log_clear(struct eng *);
 static void
 eng_release(struct eng *e)
 {
-	int k;
+	int k, j;
 
 	sqlite3_finalize(e->s_shrow);
 	sqlite3_finalize(e->s_shput);
@@ -738,6 +739,9 @@ eng_release(struct eng *e)
 		sqlite3_finalize(e->ts[k].sel);
 		sqlite3_finalize(e->ts[k].ups);
 		sqlite3_finalize(e->ts[k].del);
+		for (j = 0; j < e->ts[k].nu && e->ts[k].uq != NULL; j++)
+			sqlite3_finalize(e->ts[k].uq[j]);
+		free(e->ts[k].uq);
 		free(e->ts[k].u);
 	}
 	free(e->ts);
@@ -1751,6 +1755,11 @@ uniques(struct eng *e, int ti, struct capture_unique **u, int *n)
 		if (capture_uniques(e->db, e->t[ti].name, &s->u, &s->nu,
 		    e->err, e->errsz) == -1)
 			return -1;
+		if (s->nu > 0 && (s->uq = calloc((size_t)s->nu,
+		    sizeof(*s->uq))) == NULL) {
+			snprintf(e->err, e->errsz, "out of memory");
+			return -1;
+		}
 		s->uread = 1;
 	}
 	*u = s->u;
@@ -1765,11 +1774,12 @@ uniques(struct eng *e, int ti, struct capture_unique **u, int *n)
  * clash.  Returns 0 or -1 (e->err).
  */
 static int
-clash_index(struct eng *e, int ti, const struct capture_unique *u,
-    const struct dv *pkv, struct shrow *row, struct clash *c, int *n)
+clash_index(struct eng *e, int ti, int ui, const struct dv *pkv,
+    struct shrow *row, struct clash *c, int *n)
 {
 	const struct capture_table *t = &e->t[ti];
-	sqlite3_stmt *sel = NULL;
+	const struct capture_unique *u = &e->ts[ti].u[ui];
+	sqlite3_stmt *sel = e->ts[ti].uq[ui];
 	struct sbuf b = { 0 };
 	const struct dv *v[CAPTURE_UNIQUE_COLS];
 	int cols[CAPTURE_UNIQUE_COLS], ncol, k, j, rc, ret = -1;
@@ -1781,6 +1791,8 @@ clash_index(struct eng *e, int ti, const struct capture_unique *u,
 			return 0;	/* no value here: no clash */
 		else
 			cols[ncol] = j;
+	if (sel != NULL)
+		goto bind;
 	sbuf_add(&b, "SELECT ");
 	for (k = 0; k < t->npk; k++) {
 		sbuf_add(&b, k > 0 ? ", " : "");
@@ -1806,8 +1818,10 @@ clash_index(struct eng *e, int ti, const struct capture_unique *u,
 		snprintf(e->err, e->errsz, "out of memory");
 		goto out;
 	}
-	if ((sel = prep_sql(e, &b)) == NULL)
+	/* Kept for the run: asked before every write of the table. */
+	if ((sel = e->ts[ti].uq[ui] = prep_sql(e, &b)) == NULL)
 		goto out;
+bind:
 	for (k = 0; k < ncol; k++)
 		dv_bind(sel, k + 1, v[k]);
 	for (k = 0; k < t->npk; k++)
@@ -1841,7 +1855,8 @@ clash_index(struct eng *e, int ti, const struct capture_unique *u,
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(sel);
+	if (sel != NULL)
+		sqlite3_reset(sel);
 	free(b.p);
 	return ret;
 }
@@ -2091,7 +2106,7 @@ unique_check(struct eng *e, int ti, const char *pk, const struct dv *pkv,
 	if (uniques(e, ti, &u, &nu) == -1)
 		return -1;
 	for (i = 0; i < nu; i++)
-		if (clash_index(e, ti, &u[i], pkv, row, c, &n) == -1)
+		if (clash_index(e, ti, i, pkv, row, c, &n) == -1)
 			goto out;
 	ret = 0;
 	if (n == 0)
@@ -3143,12 +3158,15 @@ vv_of(json_object *vv, const char *origin)
 static int
 eng_reload(struct eng *e)
 {
-	int k;
+	int k, j;
 
 	for (k = 0; e->ts != NULL && k < e->nt; k++) {
 		sqlite3_finalize(e->ts[k].sel);
 		sqlite3_finalize(e->ts[k].ups);
 		sqlite3_finalize(e->ts[k].del);
+		for (j = 0; j < e->ts[k].nu && e->ts[k].uq != NULL; j++)
+			sqlite3_finalize(e->ts[k].uq[j]);
+		free(e->ts[k].uq);
 		free(e->ts[k].u);
 	}
 	free(e->ts);
