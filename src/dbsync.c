@@ -1314,8 +1314,15 @@ build_upsert(struct eng *e, int ti, const int *use)
 		sbuf_add(&b, " = excluded.");
 		sbuf_ident(&b, t->cols[j]);
 	}
-	if (nset == 0)
-		sbuf_add(&b, "NOTHING");
+	/* Key columns only: an update that changes nothing, rather than
+	 * DO NOTHING, so that a write always counts one row (engine_step
+	 * takes none for the app's trigger skipping it). */
+	if (nset == 0) {
+		sbuf_add(&b, "UPDATE SET ");
+		sbuf_ident(&b, t->cols[t->pkidx[0]]);
+		sbuf_add(&b, " = excluded.");
+		sbuf_ident(&b, t->cols[t->pkidx[0]]);
+	}
 	st = prep_sql(e, &b);
 	free(b.p);
 	return st;
@@ -1867,7 +1874,8 @@ hidden_count(struct eng *e)
 {
 	if (e->nhid < 0)
 		e->nhid = store_scalar(e->db, "SELECT count(*) FROM "
-		    "_meshsync_hidden");
+		    "_meshsync_hidden WHERE tbl IN (SELECT tbl FROM "
+		    "_meshsync_tracked)");
 	if (e->nhid < 0)
 		eng_dberr(e, "hidden rows");
 	return e->nhid;
@@ -1917,24 +1925,74 @@ unhide(struct eng *e, const char *tbl, const char *pk)
 	return 0;
 }
 
-/* Forget every hidden row of table tbl (it is untracked). */
+/* 1 when table ti has a row keyed kv, 0 when not, -1 on error. */
 static int
-unhide_table(struct eng *e, const char *tbl)
+row_exists(struct eng *e, int ti, const struct dv *kv)
 {
-	sqlite3_stmt *st = NULL;
-	int ret = -1;
+	sqlite3_stmt *sel;
+	int k, rc;
 
-	if (sqlite3_prepare_v2(e->db, "DELETE FROM _meshsync_hidden WHERE "
-	    "tbl = ?1", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			ret = 0;
+	if ((sel = t_sel(e, ti)) == NULL)
+		return -1;
+	for (k = 0; k < e->t[ti].npk; k++)
+		dv_bind(sel, k + 1, &kv[k]);
+	rc = sqlite3_step(sel);
+	sqlite3_reset(sel);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return eng_dberr(e, "read");
+	return rc == SQLITE_ROW;
+}
+
+/*
+ * Step st, a write of the engine's to row (ti, pk, key values kv) of
+ * the app table; del: st deletes it.  The app's own triggers judge the
+ * engine's writes too, and a validation trigger (RAISE) may refuse or
+ * skip what only the merge made, or a trigger's own write may break a
+ * constraint: each origin's triggers judged its own writes already.  So
+ * a write refused (an error) or skipped (an upsert that changed no row,
+ * a delete that left the row) is stepped again with them off, once, and
+ * said once per run.  Returns SQLITE_DONE, or the error with e->err
+ * and *code (its extended code); st is reset.
+ */
+static int
+engine_step(struct eng *e, int ti, const char *pk, const struct dv *kv,
+    sqlite3_stmt *st, int del, int *code)
+{
+	const char *tbl = e->t[ti].name;
+	int rc, again = 0, r;
+
+	*code = 0;
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		snprintf(e->err, e->errsz, "writing %s %s: %s", tbl, pk,
+		    sqlite3_errmsg(e->db));
+		*code = sqlite3_extended_errcode(e->db);
+		again = 1;
+	} else if (sqlite3_changes(e->db) == 0)
+		again = -1;
+	sqlite3_reset(st);
+	if (again == 0 || (r = app_triggers(e)) == 0 || !triggers_on(e))
+		return rc;
+	if (r == -1 || (again == -1 && del && (r = row_exists(e, ti, kv)) !=
+	    1))
+		return r == -1 ? SQLITE_ERROR : rc;
+	if (sqlite3_db_config(e->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0,
+	    NULL) != SQLITE_OK) {
+		snprintf(e->err, e->errsz, "cannot turn triggers off");
+		return SQLITE_ERROR;
 	}
-	if (ret == -1)
-		eng_dberr(e, "hidden rows");
-	sqlite3_finalize(st);
-	e->nhid = -1;
-	return ret;
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		if (e->trigrefused++ == 0)
+			log_warnx("%s %s: the app's triggers refused or skipped "
+			    "a row from a peer (%s): written without them", tbl,
+			    pk, *code != 0 ? e->err : "no error");
+	} else {
+		snprintf(e->err, e->errsz, "writing %s %s: %s", tbl, pk,
+		    sqlite3_errmsg(e->db));
+		*code = sqlite3_extended_errcode(e->db);
+	}
+	sqlite3_reset(st);
+	sqlite3_db_config(e->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, NULL);
+	return rc;
 }
 
 /*
@@ -1958,9 +2016,8 @@ hide(struct eng *e, int ti, const char *pk, const struct dv *kv,
 		return -1;
 	for (k = 0; k < t->npk; k++)
 		dv_bind(st, k + 1, &kv[k]);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return eng_dberr(e, "hiding a row");
-	sqlite3_reset(st);
+	if (engine_step(e, ti, pk, kv, st, 1, &k) != SQLITE_DONE)
+		return -1;
 	if (hidden_count(e) < 0 || (st = eng_prep(e, &e->s_hide, "INSERT OR "
 	    "IGNORE INTO _meshsync_hidden(tbl, pk) VALUES(?1, ?2)")) == NULL)
 		return -1;
@@ -2199,37 +2256,7 @@ materialize_row(struct eng *e, int ti, const char *pk, const struct dv *kv,
 			    (s = sh_find(row, t->cols[j])) != NULL)
 				dv_bind(st, j + 1, &s->v);
 	}
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-		snprintf(e->err, e->errsz, "writing %s %s: %s", t->name, pk,
-		    sqlite3_errmsg(e->db));
-		code = sqlite3_extended_errcode(e->db);
-	}
-	/*
-	 * The app's own triggers judge the rows the engine writes too, and
-	 * a validation trigger (RAISE) may refuse or skip a peer's row that
-	 * only the merge made, or a trigger's write may break a constraint:
-	 * the origin's triggers judged its writes already.  Written again
-	 * with them off, once.
-	 */
-	if ((rc != SQLITE_DONE || (alive && sqlite3_changes(e->db) == 0)) &&
-	    (sqlite3_reset(st), r = app_triggers(e)) != 0 && triggers_on(e)) {
-		if (r == -1 || sqlite3_db_config(e->db,
-		    SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) != SQLITE_OK)
-			goto fail;
-		if ((rc = sqlite3_step(st)) == SQLITE_DONE &&
-		    e->trigrefused++ == 0)
-			log_warnx("%s %s: the app's triggers refused or skipped "
-			    "a row from a peer (%s): written without them",
-			    t->name, pk, code != 0 ? e->err : "no error");
-		if (rc != SQLITE_DONE) {
-			snprintf(e->err, e->errsz, "writing %s %s: %s",
-			    t->name, pk, sqlite3_errmsg(e->db));
-			code = sqlite3_extended_errcode(e->db);
-		}
-		sqlite3_reset(st);
-		sqlite3_db_config(e->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1,
-		    NULL);
-	}
+	rc = engine_step(e, ti, pk, pkv, st, !alive, &code);
 	if (rc != SQLITE_DONE) {
 		/* A UNIQUE index unique_check cannot ask about. */
 		if (!alive || code != SQLITE_CONSTRAINT_UNIQUE)
@@ -2270,7 +2297,8 @@ hidden_retry(struct eng *e)
 		if (e->nhid == 0)
 			break;
 		if (sqlite3_prepare_v2(e->db, "SELECT tbl, pk FROM "
-		    "_meshsync_hidden ORDER BY tbl, pk", -1, &q, NULL) !=
+		    "_meshsync_hidden WHERE tbl IN (SELECT tbl FROM "
+		    "_meshsync_tracked) ORDER BY tbl, pk", -1, &q, NULL) !=
 		    SQLITE_OK) {
 			eng_dberr(e, "hidden rows");
 			goto out;
@@ -3174,6 +3202,8 @@ eng_reload(struct eng *e)
 	capture_free(e->t, e->nt);
 	e->t = NULL;
 	e->nt = 0;
+	e->nhid = -1;		/* counted over the tracked tables */
+	e->apptrig = -1;
 	if (capture_load(e->db, &e->t, &e->nt, e->err, e->errsz) == -1)
 		return -1;
 	if (e->nt > 0 && (e->ts = calloc((size_t)e->nt, sizeof(*e->ts))) ==
@@ -3198,10 +3228,10 @@ track_op(sqlite3 *db, const char *self, const char *table, int64_t now_ms,
 	    capture_discard(&e) == -1)
 		goto fail;
 	if (untrack) {
-		/* Its hidden rows stay in the shadow, out of the table: no
-		 * longer synced, nothing will place them again. */
-		if (capture_untrack(db, table, err, errsz) == -1 ||
-		    unhide_table(&e, table) == -1)
+		/* Its hidden rows stay listed, for a re-track (which would
+		 * otherwise take them for deleted); untracked, they cost
+		 * nothing (hidden_count). */
+		if (capture_untrack(db, table, err, errsz) == -1)
 			goto fail;
 		return eng_end(&e, 1);
 	}
@@ -5060,6 +5090,10 @@ dbsync_apply_client(sqlite3 *db, const char *self_node_id, json_object *req,
 		if (r == -1)
 			goto fail;
 	}
+	/* The client's changes are harvested: settle what they moved (a
+	 * value they freed brings a hidden row back). */
+	if (capture_discard(&e) == -1)
+		goto fail;
 	cchg_free(x, n);
 	return eng_end(&e, 1) == 0 ? DBSYNC_OK : DBSYNC_EINTERNAL;
 fail:

@@ -463,7 +463,7 @@ test_retrack_hidden(void)
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
 	    "email || name) FROM users"), "2x@Bob", "b's row is back on a");
 	tap_ok(same(&a, &b), "a and b are identical");
-	/* Untracking forgets the table's hidden rows. */
+	/* Untracking keeps the table's hidden rows for a re-track. */
 	dbt_exec(b.app, "INSERT INTO users VALUES(3, 'y@', 'Cy', NULL)");
 	harvest_at(&b, dbt_now());
 	dbt_exec(a.app, "INSERT INTO users VALUES(4, 'y@', 'Di', NULL)");
@@ -476,9 +476,12 @@ test_retrack_hidden(void)
 		    "_meshsync_hidden"), 1, "a row is hidden");
 		tap_is_int(dbsync_untrack(a.db, a.id, "users", dbt_now(), err,
 		    sizeof(err)), DBSYNC_OK, "users is untracked");
+		tap_is_int(dbt_track(&a, "users"), 0, "tracked again");
 		tap_is_int(dbt_int(a.db, "SELECT count(*) FROM "
-		    "_meshsync_hidden"), 0,
-		    "untracking a table forgets its hidden rows");
+		    "_meshsync_hidden"), 1, "the row is still hidden");
+		tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_rows "
+		    "WHERE tbl = 'users' AND alive = 1") - dbt_int(a.db,
+		    "SELECT count(*) FROM users"), 1, "... alive, not deleted");
 	}
 	dbt_node_close(&a);
 	dbt_node_close(&b);
@@ -577,9 +580,29 @@ test_client_hidden(void)
 	    sizeof(err));
 	json_object_put(req);
 	tap_is_int(rc, DBSYNC_OK, "a client deletes the hidden row");
+	/* A client frees a value: the row waiting for it is back at once. */
+	dbt_exec(a.app, "INSERT INTO users VALUES(5, 'f', 'Eve')");
+	harvest_at(&a, dbt_now());
+	dbt_exec(b.app, "INSERT INTO users VALUES(6, 'f', 'Fay')");
+	harvest_at(&b, dbt_now() + 30000);
+	sync2(&a, &b);
+	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_hidden WHERE "
+	    "pk = '[6]'"), 1, "b's later row 6 is hidden on a");
+	/* Made after row 5 was: a second on. */
+	now = time(NULL) + 1;
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S+00:00", gmtime(&now));
+	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
+	    "\"delete\",\"pk\":{\"id\":5},\"ts\":\"%s\"}]}", ts);
+	req = json_tokener_parse(js);
+	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
+	    sizeof(err));
+	json_object_put(req);
+	tap_ok(rc == DBSYNC_OK && dbt_int(a.db, "SELECT count(*) FROM users "
+	    "WHERE id = 6") == 1, "a client frees a value: the hidden row is "
+	    "back in the same request");
 	dbt_exec(a.app, "DELETE FROM users WHERE id = 1");
 	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a frees the value");
-	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM users"), 0,
+	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM users WHERE id = 2"), 0,
 	    "the deleted row does not come back");
 	tap_ok(same(&a, &b), "a and b are identical");
 	dbt_node_close(&a);

@@ -240,6 +240,43 @@ test_trigger_rows(void)
 	dbt_node_close(&b);
 }
 
+/* A validation trigger on delete: the engine's deletes (a peer's delete,
+ * hiding a row for a UNIQUE clash) are judged by it too. */
+static void
+test_delete_validation(void)
+{
+	static const char *mode[] = { "ABORT, 'locked'", "IGNORE" };
+	struct tnode a, b;
+	char s[512];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(s, sizeof(s), "CREATE TABLE users(id INTEGER PRIMARY "
+		    "KEY, email TEXT UNIQUE, locked INT);"
+		    "CREATE TRIGGER nodel BEFORE DELETE ON users WHEN "
+		    "OLD.locked BEGIN SELECT RAISE(%s); END;", mode[i]);
+		pair(&a, &b, i == 0 ? "da" : "di", s, "users", NULL);
+		dbt_exec(a.app, "INSERT INTO users VALUES(1, 'e@', 1)");
+		dbsync_harvest(a.db, a.id, dbt_now(), NULL, s, sizeof(s));
+		dbt_exec(b.app, "INSERT INTO users VALUES(2, 'e@', 1)");
+		dbsync_harvest(b.db, b.id, dbt_now() + 5000, NULL, s,
+		    sizeof(s));
+		tap_ok(sync2(&a, &b, NULL) && sync2(&a, &b, NULL), "RAISE(%s) "
+		    "on delete, a UNIQUE clash: syncs succeed", i == 0 ?
+		    "ABORT" : "IGNORE");
+		tap_ok(same_table(&a, &b, "users") && dbt_int(b.db, "SELECT "
+		    "count(*) FROM users") == 1, "... and both keep the first "
+		    "row");
+		/* A peer's delete of a row the trigger guards here. */
+		dbt_exec(a.app, "UPDATE users SET locked = 0 WHERE id = 1;"
+		    "DELETE FROM users WHERE id = 1");
+		tap_ok(sync2(&a, &b, NULL) && same_table(&a, &b, "users"),
+		    "... a peer's delete of a locked row applies");
+		dbt_node_close(&a);
+		dbt_node_close(&b);
+	}
+}
+
 int
 main(void)
 {
@@ -249,6 +286,7 @@ main(void)
 	test_other_tables();
 	test_validation();
 	test_trigger_rows();
+	test_delete_validation();
 	dbt_cleanup();
 	return tap_done();
 }
