@@ -1320,7 +1320,7 @@ build_upsert(struct eng *e, int ti, const int *use)
 	if (nset == 0) {
 		sbuf_add(&b, "UPDATE SET ");
 		sbuf_ident(&b, t->cols[t->pkidx[0]]);
-		sbuf_add(&b, " = excluded.");
+		sbuf_add(&b, " = ");
 		sbuf_ident(&b, t->cols[t->pkidx[0]]);
 	}
 	st = prep_sql(e, &b);
@@ -1970,6 +1970,11 @@ engine_step(struct eng *e, int ti, const char *pk, const struct dv *kv,
 	} else if (sqlite3_changes(e->db) == 0)
 		again = -1;
 	sqlite3_reset(st);
+	/* Only a refusal, in the transaction still open: anything else
+	 * (RAISE(ROLLBACK), a full disk) ends the run. */
+	if (again == 1 && (sqlite3_get_autocommit(e->db) ||
+	    (*code & 0xff) != SQLITE_CONSTRAINT))
+		return rc;
 	if (again == 0 || (r = app_triggers(e)) == 0 || !triggers_on(e))
 		return rc;
 	if (r == -1 || (again == -1 && del && (r = row_exists(e, ti, kv)) !=
@@ -4888,6 +4893,11 @@ client_one(struct eng *e, const struct cchg *c, const char *client)
 	char *pk;
 	int k, j, exists, rc, np = 0, *stale = NULL, ret = -1, first;
 
+	/* An earlier change of this request may have freed a value a
+	 * hidden row waits for: settle first (its captures are harvested
+	 * already), so that this change sees the row where it now is. */
+	if (hidden_count(e) > 0 && capture_discard(e) == -1)
+		return -1;
 	if ((pk = pk_encode(c->pk, t->npk)) == NULL) {
 		snprintf(e->err, e->errsz, "out of memory");
 		return -1;
