@@ -605,6 +605,33 @@ test_client_hidden(void)
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM users WHERE id = 2"), 0,
 	    "the deleted row does not come back");
 	tap_ok(same(&a, &b), "a and b are identical");
+	/* One request frees a value, then edits the row waiting for it
+	 * (fresh nodes: the clocks above ran a minute ahead). */
+	dbt_node_close(&a);
+	dbt_node_close(&b);
+	mknode(&a, "cr-a");
+	mknode(&b, "cr-b");
+	dbt_exec(a.app, "INSERT INTO users VALUES(7, 'h', 'Gus')");
+	harvest_at(&a, dbt_now());
+	dbt_exec(b.app, "INSERT INTO users VALUES(8, 'h', 'Hal')");
+	harvest_at(&b, dbt_now() + 1000);
+	sync2(&a, &b);
+	now = time(NULL) + 3;
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S+00:00", gmtime(&now));
+	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
+	    "\"upsert\",\"pk\":{\"id\":7},\"values\":{\"email\":\"h7\"},"
+	    "\"ts\":\"%s\"},{\"table\":\"users\",\"op\":\"upsert\",\"pk\":"
+	    "{\"id\":8},\"values\":{\"name\":\"Hank\"},\"ts\":\"%s\"}]}", ts,
+	    ts);
+	req = json_tokener_parse(js);
+	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
+	    sizeof(err));
+	json_object_put(req);
+	tap_ok(rc == DBSYNC_OK && dbt_int(a.db, "SELECT count(*) FROM users "
+	    "WHERE id = 8 AND name = 'Hank'") == 1, "one request frees a "
+	    "value and edits the row that waited for it");
+	if (rc != DBSYNC_OK)
+		tap_diag("%s", err);
 	dbt_node_close(&a);
 	dbt_node_close(&b);
 }
