@@ -319,6 +319,24 @@ fail:
 	return ret;
 }
 
+/* Point pk[] at the key columns of c[0..ncol), in key order.  Returns
+ * how many, or -1 when the key has more than CAPTURE_MAX_PK. */
+static int
+key_cols(struct col *c, int ncol, struct col *pk[CAPTURE_MAX_PK])
+{
+	int i, n = 0;
+
+	for (i = 0; i < ncol; i++) {
+		if (c[i].pk < 1)
+			continue;
+		if (c[i].pk > CAPTURE_MAX_PK)
+			return -1;
+		pk[c[i].pk - 1] = &c[i];
+		n++;
+	}
+	return n;
+}
+
 /* Drop this table's capture triggers (if any).  Returns 0 or -1. */
 static int
 drop_triggers(sqlite3 *db, const char *table, char *err, size_t errsz)
@@ -625,7 +643,7 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 	struct col *c = NULL, *pk[CAPTURE_MAX_PK];
 	sqlite3_stmt *st = NULL;
 	char *pkj = NULL, *colsj = NULL;
-	int ncol = 0, npk = 0, i, rc, ret = -1, intx = 0, isnew = 1, own;
+	int ncol = 0, npk = 0, rc, ret = -1, intx = 0, isnew = 1, own;
 	int64_t tid = 0;
 
 	/* Inside a caller's transaction (dbsync_track) use a savepoint. */
@@ -639,16 +657,10 @@ capture_track(sqlite3 *app, const char *table, char *err, size_t errsz)
 	    table_cols(app, canon, 0, &c, &ncol, err, errsz) == -1 ||
 	    capture_schema_hash(app, canon, hash, err, errsz) == -1)
 		goto fail;
-	for (i = 0; i < ncol; i++) {
-		if (c[i].pk < 1)
-			continue;
-		if (c[i].pk > CAPTURE_MAX_PK) {
-			snprintf(err, errsz, "table %s: primary key has more "
-			    "than %d columns", canon, CAPTURE_MAX_PK);
-			goto fail;
-		}
-		pk[c[i].pk - 1] = &c[i];
-		npk++;
+	if ((npk = key_cols(c, ncol, pk)) == -1) {
+		snprintf(err, errsz, "table %s: primary key has more than %d "
+		    "columns", canon, CAPTURE_MAX_PK);
+		goto fail;
 	}
 	if (npk == 0) {
 		snprintf(err, errsz, "table %s has no PRIMARY KEY; meshsync "
@@ -744,11 +756,7 @@ capture_refresh(sqlite3 *app, char *err, size_t errsz)
 			    t[i].name, why);
 			continue;
 		}
-		for (j = 0, npk = 0; j < ncol; j++)
-			if (c[j].pk >= 1 && c[j].pk <= CAPTURE_MAX_PK) {
-				pk[c[j].pk - 1] = &c[j];
-				npk++;
-			}
+		npk = key_cols(c, ncol, pk);
 		for (j = 0; j < npk && npk == t[i].npk; j++)
 			if (strcmp(pk[j]->name, t[i].cols[t[i].pkidx[j]]) != 0)
 				npk = -1;

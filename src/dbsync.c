@@ -1698,8 +1698,6 @@ struct clash {
 	char				*pk;	/* key text, as the log has it */
 	struct dv			 kv[CAPTURE_MAX_PK];
 	const struct capture_unique	*u;	/* the constraint */
-	int				 cols[CAPTURE_UNIQUE_COLS];
-	int				 ncol;
 };
 
 /*
@@ -1789,15 +1787,13 @@ clash_index(struct eng *e, int ti, int ui, const struct dv *pkv,
 	sqlite3_stmt *sel = e->ts[ti].uq[ui];
 	struct sbuf b = { 0 };
 	const struct dv *v[CAPTURE_UNIQUE_COLS];
-	int cols[CAPTURE_UNIQUE_COLS], ncol, k, j, rc, ret = -1;
+	int ncol, k, j, rc, ret = -1;
 
 	for (ncol = 0; ncol < u->ncol; ncol++)
 		if ((j = col_find(t, u->col[ncol])) < 0 ||
 		    (v[ncol] = col_value(t, j, pkv, row)) == NULL ||
 		    v[ncol]->t == SQLITE_NULL)
 			return 0;	/* no value here: no clash */
-		else
-			cols[ncol] = j;
 	if (sel != NULL)
 		goto bind;
 	sbuf_add(&b, "SELECT ");
@@ -1852,8 +1848,6 @@ bind:
 			goto out;
 		}
 		x->u = u;
-		memcpy(x->cols, cols, sizeof(cols[0]) * (size_t)ncol);
-		x->ncol = ncol;
 		(*n)++;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
