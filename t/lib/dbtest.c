@@ -11,6 +11,7 @@
 
 #include "capture.h"
 #include "hlc.h"
+#include "tap.h"
 #include "util.h"
 
 static char dbt_dir[512];
@@ -295,4 +296,62 @@ dbt_digest(sqlite3 *db, const char *table, char out[65])
 	crypto_hash_sha256_final(&h, md);
 	for (i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void
+dbt_node_tracking(struct tnode *node, const char *id, const char *schema,
+    const char *const *tables, size_t n)
+{
+	size_t i;
+
+	dbt_node(node, id, schema);
+	for (i = 0; i < n; i++)
+		if (dbt_track(node, tables[i]) == -1)
+			abort();
+}
+
+int
+dbt_same(struct tnode *a, struct tnode *b, const char *const *tables,
+    size_t n)
+{
+	char d1[65], d2[65];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		dbt_digest(a->db, tables[i], d1);
+		dbt_digest(b->db, tables[i], d2);
+		if (strcmp(d1, d2) != 0) {
+			tap_diag("%s differs between %s and %s", tables[i],
+			    a->id, b->id);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+void
+dbt_harvest_at(struct tnode *n, int64_t now)
+{
+	char err[256];
+
+	if (dbsync_harvest(n->db, n->id, now, NULL, err, sizeof(err)) !=
+	    DBSYNC_OK)
+		tap_diag("harvest %s: %s", n->id, err);
+}
+
+enum dbsync_rc
+dbt_client(struct tnode *n, const char *json, struct dbsync_stats *st,
+    char *err, size_t errsz)
+{
+	json_object *req = json_tokener_parse(json);
+	enum dbsync_rc rc;
+
+	if (req == NULL) {
+		snprintf(err, errsz, "test json does not parse");
+		return DBSYNC_EINTERNAL;
+	}
+	rc = dbsync_apply_client(n->db, n->id, req, dbt_now(), st, err,
+	    errsz);
+	json_object_put(req);
+	return rc;
 }

@@ -64,4 +64,21 @@ void	 dbt_digest(sqlite3 *db, const char *table, char out[65]);
 /* Now, for engine calls. */
 int64_t	 dbt_now(void);
 
+/* dbt_node, then track each of tables[0..n); aborts on failure. */
+void	 dbt_node_tracking(struct tnode *node, const char *id,
+	    const char *schema, const char *const *tables, size_t n);
+
+/* 1 when each of tables[0..n) is byte-identical on a and b (a TAP
+ * diagnostic names the first that differs), else 0. */
+int	 dbt_same(struct tnode *a, struct tnode *b,
+	    const char *const *tables, size_t n);
+
+/* Harvest the node's pending writes with the clock at now (diagnostic on
+ * failure): a test's way to order writes made on different nodes. */
+void	 dbt_harvest_at(struct tnode *n, int64_t now);
+
+/* Apply an offline client's request (JSON text) on the node. */
+enum dbsync_rc dbt_client(struct tnode *n, const char *json,
+	    struct dbsync_stats *st, char *err, size_t errsz);
+
 #endif

@@ -25,31 +25,15 @@ static const char *tables[] = { "notes", "tags", "pairs" };
 static void
 mknode(struct tnode *n, const char *id)
 {
-	size_t i;
-
-	dbt_node(n, id, schema);
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		if (dbt_track(n, tables[i]) == -1)
-			abort();
+	dbt_node_tracking(n, id, schema, tables, sizeof(tables) /
+	    sizeof(tables[0]));
 }
 
 /* 1 when every tracked table is byte-identical on a and b. */
 static int
 same(struct tnode *a, struct tnode *b)
 {
-	char d1[65], d2[65];
-	size_t i;
-
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		dbt_digest(a->db, tables[i], d1);
-		dbt_digest(b->db, tables[i], d2);
-		if (strcmp(d1, d2) != 0) {
-			tap_diag("%s differs between %s and %s", tables[i],
-			    a->id, b->id);
-			return 0;
-		}
-	}
-	return 1;
+	return dbt_same(a, b, tables, sizeof(tables) / sizeof(tables[0]));
 }
 
 static enum dbsync_rc
@@ -65,15 +49,6 @@ sync2(struct tnode *a, struct tnode *b)
 	sync1(b, a);
 }
 
-static void
-harvest_at(struct tnode *n, int64_t now)
-{
-	char err[256];
-
-	if (dbsync_harvest(n->db, n->id, now, NULL, err, sizeof(err)) !=
-	    DBSYNC_OK)
-		tap_diag("harvest %s: %s", n->id, err);
-}
 
 static enum dbsync_rc
 apply_str(struct tnode *n, const char *json, int64_t now, char *err,
@@ -92,21 +67,6 @@ apply_str(struct tnode *n, const char *json, int64_t now, char *err,
 	return rc;
 }
 
-static enum dbsync_rc
-client_str(struct tnode *n, const char *json, struct dbsync_stats *st,
-    char *err, size_t errsz)
-{
-	json_object *b = json_tokener_parse(json);
-	enum dbsync_rc rc;
-
-	if (b == NULL) {
-		snprintf(err, errsz, "test json does not parse");
-		return DBSYNC_EINTERNAL;
-	}
-	rc = dbsync_apply_client(n->db, n->id, b, dbt_now(), st, err, errsz);
-	json_object_put(b);
-	return rc;
-}
 
 /* An offline client sets notes.title of row id, edited at ts. */
 static enum dbsync_rc
@@ -118,7 +78,7 @@ client_title(struct tnode *n, int id, const char *title, const char *ts)
 	snprintf(json, sizeof(json), "{\"changes\":[{\"table\":\"notes\","
 	    "\"op\":\"upsert\",\"pk\":{\"id\":%d},\"values\":{\"title\":"
 	    "\"%s\"},\"ts\":\"%s\"}]}", id, title, ts);
-	return client_str(n, json, &st, err, sizeof(err));
+	return dbt_client(n, json, &st, err, sizeof(err));
 }
 
 /* Fingerprint of everything meshsync keeps, to prove "nothing changed". */
@@ -326,8 +286,8 @@ test_conflicts(void)
 	/* Same column: B's later clock wins everywhere. */
 	dbt_exec(a.app, "UPDATE notes SET title = 'A wins?' WHERE id = 1");
 	dbt_exec(b.app, "UPDATE notes SET title = 'B wins' WHERE id = 1");
-	harvest_at(&a, t + 5000);
-	harvest_at(&b, t + 6000);
+	dbt_harvest_at(&a, t + 5000);
+	dbt_harvest_at(&b, t + 6000);
 	sync2(&a, &b);
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes"),
 	    "B wins", "same column: later clock wins on A");
@@ -359,8 +319,8 @@ test_conflicts(void)
 	 * larger value, the last applied) picks the same winner. */
 	dbt_exec(a.app, "UPDATE notes SET score = 20 WHERE id = 1");
 	dbt_exec(b.app, "UPDATE notes SET score = 10 WHERE id = 1");
-	harvest_at(&a, t + 60000);
-	harvest_at(&b, t + 60000);
+	dbt_harvest_at(&a, t + 60000);
+	dbt_harvest_at(&b, t + 60000);
 	sync2(&a, &b);
 	tap_is_int(dbt_int(a.db, "SELECT score FROM notes"), 10,
 	    "tie on clock: larger node id wins");
@@ -426,8 +386,8 @@ test_restore(void)
 	sync2(&a, &b);
 	dbt_exec(a.app, "UPDATE pairs SET v = 'by a' WHERE a = 1");
 	dbt_exec(b.app, "UPDATE pairs SET v = 'by b' WHERE a = 1");
-	harvest_at(&a, t + 5000);
-	harvest_at(&b, t + 6000);
+	dbt_harvest_at(&a, t + 5000);
+	dbt_harvest_at(&b, t + 6000);
 	sync2(&a, &b);
 	if (capture_load(a.db, &tabs, &ntab, err, sizeof(err)) == -1)
 		tap_diag("capture_load: %s", err);
@@ -498,8 +458,8 @@ test_delete_update(void)
 		dbt_exec(b.app, "UPDATE notes SET body = 'edited' WHERE id = "
 		    "%d", id);
 		/* round 0: the update is later; round 1: the delete is. */
-		harvest_at(&a, t + 10000 + (round ? 3000 : 0));
-		harvest_at(&b, t + 11000);
+		dbt_harvest_at(&a, t + 10000 + (round ? 3000 : 0));
+		dbt_harvest_at(&b, t + 11000);
 		sync2(&a, &b);
 		sync2(&a, &b);
 		tap_is_int(dbt_int(a.db, "SELECT count(*) FROM notes WHERE "
@@ -914,7 +874,7 @@ test_schema_park(void)
 	/* B's app is upgraded: the parked entries apply. */
 	dbt_exec(b.app, "ALTER TABLE notes ADD COLUMN color TEXT");
 	dbt_track(&b, "notes");
-	harvest_at(&b, dbt_now());
+	dbt_harvest_at(&b, dbt_now());
 	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT title || color FROM "
 	    "notes"), "v2red", "after re-track the parked entries applied");
 	tap_is_int(dbt_int(b.db, "SELECT count(*) FROM _meshsync_parked"), 0,
@@ -956,7 +916,7 @@ test_compact_snapshot(void)
 	    "all acknowledged entries gone");
 	vv = json_tokener_parse("{\"cs-a\": 1}");
 	dbt_exec(a.app, "UPDATE notes SET title = 'z' WHERE id = 1");
-	harvest_at(&a, dbt_now());
+	dbt_harvest_at(&a, dbt_now());
 	dbsync_compact(a.db, vv, &removed, err, sizeof(err));
 	json_object_put(vv);
 	tap_is_int(removed, 0, "unacknowledged entries are never compacted");
@@ -1058,20 +1018,20 @@ test_client(void)
 	/* Row 1's body was written in 1999 (a harvest with that clock on a
 	 * fresh node), its title now. */
 	dbt_exec(a.app, "INSERT INTO notes(id, title) VALUES(1, 'old')");
-	harvest_at(&a, 928195200000LL);
+	dbt_harvest_at(&a, 928195200000LL);
 	dbt_exec(a.app, "UPDATE notes SET title = 'server' WHERE id = 1");
-	harvest_at(&a, dbt_now());
+	dbt_harvest_at(&a, dbt_now());
 	state(&a, s1, sizeof(s1));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		tap_is_int(client_str(&a, bad[i], &st, err, sizeof(err)),
+		tap_is_int(dbt_client(&a, bad[i], &st, err, sizeof(err)),
 		    DBSYNC_EINPUT, "client: malformed request refused");
 		tap_ok(err[0] != '\0', "  reason: %s", err);
 	}
 	state(&a, s2, sizeof(s2));
 	tap_is_str(s2, s1, "malformed client requests changed nothing");
 
-	tap_is_int(client_str(&a, "{\"changes\":["
+	tap_is_int(dbt_client(&a, "{\"changes\":["
 	    "{\"table\":\"notes\",\"op\":\"upsert\",\"pk\":{\"id\":5},"
 	    "\"values\":{\"title\":\"offline\",\"score\":2.5,"
 	    "\"data\":[\"b\",\"AAEC\"]},\"ts\":\"2021-11-22T09:15:00-05:00\"},"
@@ -1089,7 +1049,7 @@ test_client(void)
 	snprintf(json, sizeof(json), "{\"changes\":[{\"table\":\"notes\","
 	    "\"op\":\"upsert\",\"pk\":{\"id\":1},\"values\":{\"title\":"
 	    "\"stale\",\"body\":\"fresh\"},\"ts\":\"2000-01-01T00:00:00Z\"}]}");
-	tap_is_int(client_str(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
+	tap_is_int(dbt_client(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
 	    "stale client edit accepted");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title || '|' || "
 	    "body FROM notes WHERE id = 1"), "server|fresh",
@@ -1105,18 +1065,18 @@ test_client(void)
 	    "{\"table\":\"notes\",\"op\":\"upsert\",\"pk\":{\"id\":1.0},"
 	    "\"values\":{\"title\":\"stale as real\"},"
 	    "\"ts\":\"2000-01-01T00:00:00Z\"}]}");
-	tap_is_int(client_str(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
+	tap_is_int(dbt_client(&a, json, &st, err, sizeof(err)), DBSYNC_OK,
 	    "stale edits naming the key as \"1\" and 1.0 accepted");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT title FROM notes "
 	    "WHERE id = 1"), "server", "they are row 1's, and stale");
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_conflicts "
 	    "WHERE lose_val LIKE 'stale as %%' AND pk = '[1]'"), 2,
 	    "both kept as conflict losers of row [1]");
-	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	tap_is_int(dbt_client(&a, "{\"changes\":[{\"table\":\"notes\","
 	    "\"op\":\"delete\",\"pk\":{\"id\":5},"
 	    "\"ts\":\"2999-01-01T00:00:00+14:00\"}]}", &st, err, sizeof(err)),
 	    DBSYNC_EINPUT, "delete with ts far ahead refused");
-	tap_is_int(client_str(&a, "{\"changes\":[{\"table\":\"notes\","
+	tap_is_int(dbt_client(&a, "{\"changes\":[{\"table\":\"notes\","
 	    "\"op\":\"delete\",\"pk\":{\"id\":5},"
 	    "\"ts\":\"2021-11-22T09:15:00-05:00\"}]}", &st, err, sizeof(err)),
 	    DBSYNC_OK, "client delete");
@@ -1142,7 +1102,7 @@ test_client(void)
 	    "and is kept as the conflict loser");
 	/* A local write after them still comes after them. */
 	dbt_exec(a.app, "UPDATE notes SET title = 'local' WHERE id = 9");
-	harvest_at(&a, dbt_now());
+	dbt_harvest_at(&a, dbt_now());
 	tap_ok(dbt_int(a.db, "SELECT max(hlc >> 16) FROM _meshsync_log "
 	    "WHERE pk = '[9]'") > 1637577000000LL,
 	    "a local write later is logged after the client's edits");

@@ -30,42 +30,17 @@ static const char *tables[] = { "users", "teams", "seats", "tags", "marks",
 static void
 mknode(struct tnode *n, const char *id)
 {
-	size_t i;
-
-	dbt_node(n, id, schema);
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		if (dbt_track(n, tables[i]) == -1)
-			abort();
+	dbt_node_tracking(n, id, schema, tables, sizeof(tables) /
+	    sizeof(tables[0]));
 }
 
 /* 1 when every tracked table is byte-identical on a and b. */
 static int
 same(struct tnode *a, struct tnode *b)
 {
-	char d1[65], d2[65];
-	size_t i;
-
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		dbt_digest(a->db, tables[i], d1);
-		dbt_digest(b->db, tables[i], d2);
-		if (strcmp(d1, d2) != 0) {
-			tap_diag("%s differs between %s and %s", tables[i],
-			    a->id, b->id);
-			return 0;
-		}
-	}
-	return 1;
+	return dbt_same(a, b, tables, sizeof(tables) / sizeof(tables[0]));
 }
 
-static void
-harvest_at(struct tnode *n, int64_t now)
-{
-	char err[256];
-
-	if (dbsync_harvest(n->db, n->id, now, NULL, err, sizeof(err)) !=
-	    DBSYNC_OK)
-		tap_diag("harvest %s: %s", n->id, err);
-}
 
 static enum dbsync_rc
 sync1(struct tnode *a, struct tnode *b)
@@ -92,10 +67,10 @@ test_insert_clash(void)
 	/* a registers x@ first, b a second later, neither knowing. */
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@example.org', "
 	    "'Ann')");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'x@example.org', "
 	    "'Bob')");
-	harvest_at(&b, t + 1000);
+	dbt_harvest_at(&b, t + 1000);
 	tap_is_int(sync1(&a, &b), DBSYNC_OK,
 	    "a's row reaches b, where b's row holds its email: applied");
 	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id "
@@ -148,10 +123,10 @@ test_incoming_wins(void)
 	mknode(&b, "iw-b");
 	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'x@example.org', "
 	    "'Bob')");
-	harvest_at(&b, t);
+	dbt_harvest_at(&b, t);
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@example.org', "
 	    "'Ann')");
-	harvest_at(&a, t + 1000);
+	dbt_harvest_at(&a, t + 1000);
 	tap_is_int(sync1(&b, &a), DBSYNC_OK, "b's earlier row reaches a");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id "
 	    "|| name) FROM users"), "2Bob",
@@ -179,12 +154,12 @@ test_update_clash(void)
 	mknode(&b, "up-b");
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'one@', 'Ann');"
 	    "INSERT INTO users VALUES(2, 'two@', 'Bob')");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	sync2(&a, &b);
 	dbt_exec(b.app, "UPDATE users SET email = 'new@' WHERE id = 2");
-	harvest_at(&b, t + 5000);
+	dbt_harvest_at(&b, t + 5000);
 	dbt_exec(a.app, "UPDATE users SET email = 'new@' WHERE id = 1");
-	harvest_at(&a, t + 6000);
+	dbt_harvest_at(&a, t + 6000);
 	tap_ok(sync2(&a, &b), "clashing updates: syncs succeed both ways");
 	tap_ok(same(&a, &b), "a and b are identical");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
@@ -209,13 +184,13 @@ test_three_nodes(void)
 	mknode(&n[2], "tn-c");
 	dbt_exec(n[0].app, "INSERT INTO teams VALUES('r1', 'Red');"
 	    "INSERT INTO seats VALUES(1, 'hall', 7, 'ann')");
-	harvest_at(&n[0], t);
+	dbt_harvest_at(&n[0], t);
 	dbt_exec(n[1].app, "INSERT INTO teams VALUES('r2', 'RED');"
 	    "INSERT INTO seats VALUES(2, 'hall', 7, 'bob');"
 	    "INSERT INTO seats VALUES(3, 'hall', 8, 'bob')");
-	harvest_at(&n[1], t + 1000);
+	dbt_harvest_at(&n[1], t + 1000);
 	dbt_exec(n[2].app, "INSERT INTO teams VALUES('r3', 'red')");
-	harvest_at(&n[2], t + 2000);
+	dbt_harvest_at(&n[2], t + 2000);
 	/* c hears from b before a: it first keeps its own later row?  No:
 	 * b's is earlier, so c's goes; then a's, earlier still, wins. */
 	ok &= sync1(&n[1], &n[2]) == DBSYNC_OK;
@@ -334,9 +309,9 @@ test_declared_replace(void)
 	mknode(&n[1], "dr-b");
 	mknode(&n[2], "dr-c");
 	dbt_exec(n[0].app, "INSERT INTO badges VALUES(1, 'gold', 'ann')");
-	harvest_at(&n[0], t);
+	dbt_harvest_at(&n[0], t);
 	dbt_exec(n[1].app, "INSERT INTO badges VALUES(2, 'gold', 'bob')");
-	harvest_at(&n[1], t + 1000);
+	dbt_harvest_at(&n[1], t + 1000);
 	ok &= sync1(&n[0], &n[1]) == DBSYNC_OK;
 	tap_is_str(dbt_str(n[1].db, buf, sizeof(buf), "SELECT group_concat("
 	    "id || who) FROM badges"), "1ann", "b: a's earlier row replaced "
@@ -377,14 +352,14 @@ test_passing_clashes(void)
 	mknode(&p, "pc-p");
 	mknode(&q, "pc-q");
 	dbt_exec(p.app, "INSERT INTO users VALUES(1, 'x', 'Ann')");
-	harvest_at(&p, t);
+	dbt_harvest_at(&p, t);
 	sync1(&p, &o);
 	sync1(&p, &q);
 	dbt_exec(p.app, "DELETE FROM users WHERE id = 1");
-	harvest_at(&p, t + 1000);
+	dbt_harvest_at(&p, t + 1000);
 	sync1(&p, &o);
 	dbt_exec(o.app, "INSERT INTO users VALUES(2, 'x', 'Bob')");
-	harvest_at(&o, t + 2000);
+	dbt_harvest_at(&o, t + 2000);
 	tap_is_int(sync1(&o, &q), DBSYNC_OK, "q pulls o's row and p's delete");
 	for (r = 0; r < 2; r++) {
 		sync2(&q, &o);
@@ -419,14 +394,14 @@ test_passing_clashes(void)
 	 * that took the value meanwhile keeps it. */
 	dbt_exec(a.app, "DELETE FROM users;"
 	    "INSERT INTO users VALUES(7, 'z', 'Ann')");
-	harvest_at(&a, t + 10000);
+	dbt_harvest_at(&a, t + 10000);
 	dbt_exec(a.app, "DELETE FROM users WHERE id = 7");
-	harvest_at(&a, t + 11000);
+	dbt_harvest_at(&a, t + 11000);
 	sync2(&a, &b);
 	dbt_exec(b.app, "INSERT INTO users VALUES(8, 'z', 'Bob')");
-	harvest_at(&b, t + 12000);
+	dbt_harvest_at(&b, t + 12000);
 	dbt_exec(a.app, "INSERT INTO users VALUES(7, 'z', 'Ann again')");
-	harvest_at(&a, t + 13000);
+	dbt_harvest_at(&a, t + 13000);
 	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a re-inserts its row");
 	tap_is_str(dbt_str(a.db, buf, sizeof(buf), "SELECT group_concat(id || "
 	    "email) FROM users"), "8z", "the row that took z while the "
@@ -448,9 +423,9 @@ test_retrack_hidden(void)
 	mknode(&a, "rh-a");
 	mknode(&b, "rh-b");
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'x@', 'Ann')");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'x@', 'Bob')");
-	harvest_at(&b, t + 1000);
+	dbt_harvest_at(&b, t + 1000);
 	sync2(&a, &b);
 	dbt_exec(a.app, "ALTER TABLE users ADD COLUMN note TEXT");
 	dbt_exec(b.app, "ALTER TABLE users ADD COLUMN note TEXT");
@@ -465,9 +440,9 @@ test_retrack_hidden(void)
 	tap_ok(same(&a, &b), "a and b are identical");
 	/* Untracking keeps the table's hidden rows for a re-track. */
 	dbt_exec(b.app, "INSERT INTO users VALUES(3, 'y@', 'Cy', NULL)");
-	harvest_at(&b, dbt_now());
+	dbt_harvest_at(&b, dbt_now());
 	dbt_exec(a.app, "INSERT INTO users VALUES(4, 'y@', 'Di', NULL)");
-	harvest_at(&a, dbt_now() + 1000);
+	dbt_harvest_at(&a, dbt_now() + 1000);
 	sync2(&a, &b);
 	{
 		char err[256];
@@ -523,11 +498,11 @@ test_two_constraints(void)
 	dbt_track(&a, "handles");
 	dbt_track(&b, "handles");
 	dbt_exec(a.app, "INSERT INTO handles VALUES(1, 'e', 'x')");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	dbt_exec(b.app, "INSERT INTO handles VALUES(2, 'e', 'n')");
-	harvest_at(&b, t + 1000);
+	dbt_harvest_at(&b, t + 1000);
 	dbt_exec(a.app, "UPDATE handles SET name = 'n' WHERE id = 1");
-	harvest_at(&a, t + 2000);
+	dbt_harvest_at(&a, t + 2000);
 	tap_ok(sync2(&a, &b) && sync2(&a, &b), "rows clashing on two "
 	    "constraints sync");
 	dbt_digest(a.db, "handles", d1);
@@ -548,7 +523,6 @@ test_client_hidden(void)
 	struct tnode a, b;
 	struct dbsync_stats st;
 	char js[512], ts[64], err[512];
-	json_object *req;
 	time_t now = time(NULL);
 	int64_t t = dbt_now();
 	enum dbsync_rc rc;
@@ -557,17 +531,14 @@ test_client_hidden(void)
 	mknode(&a, "ch-a");
 	mknode(&b, "ch-b");
 	dbt_exec(a.app, "INSERT INTO users VALUES(1, 'e', 'Ann')");
-	harvest_at(&a, t - 20000);
+	dbt_harvest_at(&a, t - 20000);
 	dbt_exec(b.app, "INSERT INTO users VALUES(2, 'e', 'Bob')");
-	harvest_at(&b, t - 10000);
+	dbt_harvest_at(&b, t - 10000);
 	sync2(&a, &b);
 	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
 	    "\"upsert\",\"pk\":{\"id\":2},\"values\":{\"name\":\"Bobby\"},"
 	    "\"ts\":\"%s\"}]}", ts);
-	req = json_tokener_parse(js);
-	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
-	    sizeof(err));
-	json_object_put(req);
+	rc = dbt_client(&a, js, &st, err, sizeof(err));
 	tap_ok(rc == DBSYNC_EINPUT && strstr(err, "is hidden") != NULL,
 	    "a client's write to a hidden row is refused, saying why");
 	tap_diag("%s", err);
@@ -575,16 +546,13 @@ test_client_hidden(void)
 	    "pk = '[2]'"), 1, "... and the row stays hidden, values kept");
 	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
 	    "\"delete\",\"pk\":{\"id\":2},\"ts\":\"%s\"}]}", ts);
-	req = json_tokener_parse(js);
-	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
-	    sizeof(err));
-	json_object_put(req);
+	rc = dbt_client(&a, js, &st, err, sizeof(err));
 	tap_is_int(rc, DBSYNC_OK, "a client deletes the hidden row");
 	/* A client frees a value: the row waiting for it is back at once. */
 	dbt_exec(a.app, "INSERT INTO users VALUES(5, 'f', 'Eve')");
-	harvest_at(&a, dbt_now());
+	dbt_harvest_at(&a, dbt_now());
 	dbt_exec(b.app, "INSERT INTO users VALUES(6, 'f', 'Fay')");
-	harvest_at(&b, dbt_now() + 30000);
+	dbt_harvest_at(&b, dbt_now() + 30000);
 	sync2(&a, &b);
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_hidden WHERE "
 	    "pk = '[6]'"), 1, "b's later row 6 is hidden on a");
@@ -593,10 +561,7 @@ test_client_hidden(void)
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S+00:00", gmtime(&now));
 	snprintf(js, sizeof(js), "{\"changes\":[{\"table\":\"users\",\"op\":"
 	    "\"delete\",\"pk\":{\"id\":5},\"ts\":\"%s\"}]}", ts);
-	req = json_tokener_parse(js);
-	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
-	    sizeof(err));
-	json_object_put(req);
+	rc = dbt_client(&a, js, &st, err, sizeof(err));
 	tap_ok(rc == DBSYNC_OK && dbt_int(a.db, "SELECT count(*) FROM users "
 	    "WHERE id = 6") == 1, "a client frees a value: the hidden row is "
 	    "back in the same request");
@@ -612,9 +577,9 @@ test_client_hidden(void)
 	mknode(&a, "cr-a");
 	mknode(&b, "cr-b");
 	dbt_exec(a.app, "INSERT INTO users VALUES(7, 'h', 'Gus')");
-	harvest_at(&a, dbt_now());
+	dbt_harvest_at(&a, dbt_now());
 	dbt_exec(b.app, "INSERT INTO users VALUES(8, 'h', 'Hal')");
-	harvest_at(&b, dbt_now() + 1000);
+	dbt_harvest_at(&b, dbt_now() + 1000);
 	sync2(&a, &b);
 	now = time(NULL) + 3;
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S+00:00", gmtime(&now));
@@ -623,10 +588,7 @@ test_client_hidden(void)
 	    "\"ts\":\"%s\"},{\"table\":\"users\",\"op\":\"upsert\",\"pk\":"
 	    "{\"id\":8},\"values\":{\"name\":\"Hank\"},\"ts\":\"%s\"}]}", ts,
 	    ts);
-	req = json_tokener_parse(js);
-	rc = dbsync_apply_client(a.db, a.id, req, dbt_now(), &st, err,
-	    sizeof(err));
-	json_object_put(req);
+	rc = dbt_client(&a, js, &st, err, sizeof(err));
 	tap_ok(rc == DBSYNC_OK && dbt_int(a.db, "SELECT count(*) FROM users "
 	    "WHERE id = 8 AND name = 'Hank'") == 1, "one request frees a "
 	    "value and edits the row that waited for it");
@@ -650,10 +612,10 @@ test_long_key(void)
 	dbt_track(&a, "docs");
 	dbt_track(&b, "docs");
 	dbt_exec(a.app, "INSERT INTO docs VALUES('short', 's', 'A')");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	dbt_exec(b.app, "INSERT INTO docs VALUES('/p/' || "
 	    "printf('%%.600c', 'x'), 's', 'B')");
-	harvest_at(&b, t + 1000);
+	dbt_harvest_at(&b, t + 1000);
 	sync1(&a, &b);
 	sync1(&b, &a);
 	tap_is_int(dbt_int(a.db, "SELECT count(*) FROM _meshsync_hidden"), 1,
@@ -679,9 +641,9 @@ test_key_column(void)
 	mknode(&a, "kc-a");
 	mknode(&b, "kc-b");
 	dbt_exec(a.app, "INSERT INTO marks VALUES('red', 1, 'jo', 7)");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	dbt_exec(b.app, "INSERT INTO marks VALUES('red', 2, 'jo', 9)");
-	harvest_at(&b, t + 1000);
+	dbt_harvest_at(&b, t + 1000);
 	tap_ok(sync2(&a, &b) && sync2(&a, &b), "a judge marking one team in "
 	    "two rounds on two nodes: syncs succeed");
 	tap_ok(same(&a, &b), "a and b are identical");
@@ -705,9 +667,9 @@ test_expression_index(void)
 	mknode(&b, "ex-b");
 	dbt_exec(a.app, "INSERT INTO tags VALUES(1, 'Urgent');"
 	    "INSERT INTO users VALUES(1, 'x@', 'Ann')");
-	harvest_at(&a, t);
+	dbt_harvest_at(&a, t);
 	dbt_exec(b.app, "INSERT INTO tags VALUES(2, 'URGENT')");
-	harvest_at(&b, t + 1000);
+	dbt_harvest_at(&b, t + 1000);
 	tap_is_int(sync1(&a, &b), DBSYNC_OK, "a clash on an expression index "
 	    "does not stop sync");
 	tap_is_str(dbt_str(b.db, buf, sizeof(buf), "SELECT group_concat(id || "

@@ -42,30 +42,14 @@ static const char *tables[] = { "notes", "stock", "orders", "history" };
 static void
 mknode(struct tnode *n, const char *id)
 {
-	size_t i;
-
-	dbt_node(n, id, schema);
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		if (dbt_track(n, tables[i]) == -1)
-			abort();
+	dbt_node_tracking(n, id, schema, tables, sizeof(tables) /
+	    sizeof(tables[0]));
 }
 
 static int
 same(struct tnode *a, struct tnode *b)
 {
-	char d1[65], d2[65];
-	size_t i;
-
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		dbt_digest(a->db, tables[i], d1);
-		dbt_digest(b->db, tables[i], d2);
-		if (strcmp(d1, d2) != 0) {
-			tap_diag("%s differs between %s and %s", tables[i],
-			    a->id, b->id);
-			return 0;
-		}
-	}
-	return 1;
+	return dbt_same(a, b, tables, sizeof(tables) / sizeof(tables[0]));
 }
 
 /* a -> b, then b -> a; 1 when both succeed. */
@@ -170,11 +154,7 @@ pair(struct tnode *a, struct tnode *b, const char *id, const char *s,
 static int
 same_table(struct tnode *a, struct tnode *b, const char *t)
 {
-	char d1[65], d2[65];
-
-	dbt_digest(a->db, t, d1);
-	dbt_digest(b->db, t, d2);
-	return strcmp(d1, d2) == 0;
+	return dbt_same(a, b, &t, 1);
 }
 
 /* Validation triggers judge the merged row, which no node wrote: a
@@ -199,10 +179,10 @@ test_validation(void)
 		dbt_exec(a.app, "INSERT INTO orders VALUES(1, 'open', 0)");
 		sync2(&a, &b, NULL);
 		dbt_exec(a.app, "UPDATE orders SET total = 5 WHERE id = 1");
-		dbsync_harvest(a.db, a.id, t + 1000, NULL, s, sizeof(s));
+		dbt_harvest_at(&a, t + 1000);
 		dbt_exec(b.app, "UPDATE orders SET status = 'closed' WHERE "
 		    "id = 1");
-		dbsync_harvest(b.db, b.id, t + 2000, NULL, s, sizeof(s));
+		dbt_harvest_at(&b, t + 2000);
 		tap_ok(sync2(&a, &b, NULL), "RAISE(%s) in the app's trigger: "
 		    "syncs succeed", i == 0 ? "ABORT" : "IGNORE");
 		tap_ok(same_table(&a, &b, "orders"), "... and a and b are "
@@ -257,10 +237,9 @@ test_delete_validation(void)
 		    "OLD.locked BEGIN SELECT RAISE(%s); END;", mode[i]);
 		pair(&a, &b, i == 0 ? "da" : "di", s, "users", NULL);
 		dbt_exec(a.app, "INSERT INTO users VALUES(1, 'e@', 1)");
-		dbsync_harvest(a.db, a.id, dbt_now(), NULL, s, sizeof(s));
+		dbt_harvest_at(&a, dbt_now());
 		dbt_exec(b.app, "INSERT INTO users VALUES(2, 'e@', 1)");
-		dbsync_harvest(b.db, b.id, dbt_now() + 5000, NULL, s,
-		    sizeof(s));
+		dbt_harvest_at(&b, dbt_now() + 5000);
 		tap_ok(sync2(&a, &b, NULL) && sync2(&a, &b, NULL), "RAISE(%s) "
 		    "on delete, a UNIQUE clash: syncs succeed", i == 0 ?
 		    "ABORT" : "IGNORE");
